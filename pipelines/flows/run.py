@@ -1,0 +1,55 @@
+"""The `redflags run` flow."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, task
+
+from pipelines.contracts import TABLES
+from pipelines.errors import UserError
+from pipelines.sources.canonical import discover, load_raw_file
+from pipelines.warehouse import open_warehouse, table_counts
+
+
+def retry_unless_user_error(task, task_run, state) -> bool:
+    """Retry I/O failures; bad input fails the same way every time, so it is not retried."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
+    """Load every canonical file of the input directory into raw.<table>."""
+    files = discover(input_dir)
+    with open_warehouse(warehouse) as con:
+        con.execute("BEGIN TRANSACTION")
+        for table in TABLES:
+            con.execute(f"DELETE FROM raw.{table}")
+            for path in files[table]:
+                load_raw_file(con, table, path, run_id)
+        con.execute("COMMIT")
+        return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
+
+
+@flow(name="redflags-run", log_prints=True)
+def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
+    """Run the whole pipeline once.
+
+    Steps:
+    1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    """
+    run_id = new_run_id()
+    raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
+    return {"run_id": run_id, "raw": raw}

@@ -1,0 +1,1 @@
+"""Source adapters: each turns input files into the canonical tables."""

@@ -1,0 +1,93 @@
+"""The embedded DuckDB warehouse: one file, schemas that mirror the flow of data.
+
+raw -> quarantine / staging -> features -> marts, plus ops for the bookkeeping.
+The flow is the only writer; analysts open the file read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import TABLES, load_contract
+from pipelines.errors import UserError
+
+SCHEMAS: tuple[str, ...] = ("raw", "quarantine", "staging", "features", "marts", "ops")
+
+# Lineage columns carried by every raw row: which file and line it came from, and which run.
+RAW_LINEAGE = "source_file VARCHAR, source_row BIGINT, run_id VARCHAR"
+
+
+def raw_table_sql(table: str) -> str:
+    """raw.<table> keeps values exactly as read (text); staging casts them per the contract."""
+    columns = ",\n    ".join(f"{name} VARCHAR" for name in load_contract(table).names)
+    return f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_LINEAGE}\n)"
+
+
+def staging_table_sql(table: str) -> str:
+    """staging.<table>: the contract's columns typed, plus the lineage of each row."""
+    return load_contract(table).create_table_sql("staging", extra_columns=RAW_LINEAGE)
+
+
+OPS_DDL = (
+    """CREATE TABLE IF NOT EXISTS ops.run_log (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    status VARCHAR,
+    input_dir VARCHAR,
+    engine VARCHAR,
+    rules_version VARCHAR,
+    data_end DATE,
+    details JSON
+)""",
+)
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file; read-only connections never create it."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise UserError(f"{path}: no warehouse here; run `redflags run` first or pass --warehouse")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise UserError(f"{path}: cannot open the warehouse ({exc}).") from exc
+
+
+def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every schema of the warehouse and the tables whose shape the contracts fix."""
+    for schema in SCHEMAS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for table in TABLES:
+        con.execute(raw_table_sql(table))
+        con.execute(staging_table_sql(table))
+    for ddl in OPS_DDL:
+        con.execute(ddl)
+
+
+@contextmanager
+def open_warehouse(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection with every schema in place, closed on exit."""
+    con = connect(path)
+    try:
+        create_schemas(con)
+        yield con
+    finally:
+        con.close()
+
+
+def table_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY 1",
+        [schema],
+    ).fetchall()
+    return {
+        name: con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
+        for (name,) in rows
+    }
