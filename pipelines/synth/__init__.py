@@ -28,7 +28,7 @@ documented in structured fields, text or codes, so the scorer meets all three):
   (40% of visits follow the previous one within a few days, and cancer patients
   come back more often, so 3+ back-pain visits in 90 days occur); rising pain
   score (a per-patient base with noise of sd 0.9 gives +2 points now and then;
-  active cancer adds 0.8 points per visit); persistent pain at 50+ (20% of
+  active cancer adds 0.8 points per visit); persistent pain at 50+ (15% of
   episodes are chronic, 28+ days, and follow-ups count from the episode start).
 - low: back pain with none of these (the majority), including sparsely
   documented ones (`sparse` mode: only back_pain, completeness under 0.5).

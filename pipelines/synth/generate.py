@@ -51,7 +51,7 @@ class _TableWriter:
         self.schema = schema
         if fmt == "csv":
             self._writer: pacsv.CSVWriter | pq.ParquetWriter = pacsv.CSVWriter(
-                str(self.partial), schema
+                str(self.partial), schema, write_options=pacsv.WriteOptions(batch_size=65_536)
             )
         else:
             self._writer = pq.ParquetWriter(str(self.partial), schema, compression="zstd")

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.synth.population import Population, choose
+from pipelines.synth.population import Population, choose, uniform
 from pipelines.synth.profile import symptom_names
 
 STRUCTURED, TEXT_ONLY, CODES_ONLY, SPARSE = 0, 1, 2, 3
@@ -60,13 +60,22 @@ def labels(values: list[str], index: np.ndarray, present: np.ndarray | None = No
 
 
 def phrases(
-    rng: np.random.Generator, groups: list[list[str]], group: np.ndarray, present: np.ndarray
+    rng: np.random.Generator,
+    groups: list[list[str]],
+    present: np.ndarray,
+    group: np.ndarray | None = None,
 ) -> pa.Array:
-    """A random phrase from `groups[group]` per row; NULL where `present` is False."""
+    """A random phrase from `groups[group]` (or the only group) per row; NULL where not present.
+
+    Only the present rows draw a phrase: most clauses are absent from most rows.
+    """
     flat = [p for g in groups for p in g]
     sizes = np.array([len(g) for g in groups])
     offsets = np.cumsum(sizes) - sizes
-    index = offsets[group] + np.floor(rng.random(len(group)) * sizes[group]).astype(np.int64)
+    rows = np.flatnonzero(present)
+    chosen = np.zeros(len(rows), dtype=np.int64) if group is None else group[rows]
+    index = np.zeros(len(present), dtype=np.int32)
+    index[rows] = offsets[chosen] + rng.integers(0, sizes[chosen])
     return labels(flat, index, present)
 
 
@@ -97,7 +106,7 @@ def document_intake(
     back_pain = pop.back_pain
 
     def recorded(field: str) -> np.ndarray:
-        return structured & (rng.random(rows) >= dp["structured_null"][field])
+        return structured & (uniform(rng, rows) >= dp["structured_null"][field])
 
     def per_mode(rates: dict[str, float]) -> np.ndarray:
         return np.array([rates.get(m, 0.0) for m in MODES])[mode]
@@ -109,7 +118,7 @@ def document_intake(
     columns["age_years"] = pa.array(pop.age, pa.int32())
     pp = profile["patients"]
     columns["sex"] = labels(list(pp["sex"]), pop.sex[pop.patient])
-    smoking_recorded = rng.random(rows) >= pp["smoking_null"]
+    smoking_recorded = uniform(rng, rows) >= pp["smoking_null"]
     columns["smoking_status"] = labels(
         list(pp["smoking"]), pop.smoking[pop.patient], smoking_recorded
     )
@@ -123,8 +132,8 @@ def document_intake(
     )
     score_recorded = (structured | (mode == TEXT_ONLY)) & np.where(
         back_pain,
-        rng.random(rows) >= dp["structured_null"]["pain_score"],
-        rng.random(rows) < dp["other_pain_score"],
+        uniform(rng, rows) >= dp["structured_null"]["pain_score"],
+        uniform(rng, rows) < dp["other_pain_score"],
     )
     columns["pain_score"] = pa.array(pop.pain_score, pa.int32(), mask=~score_recorded)
     for name in symptom_names():
@@ -150,9 +159,9 @@ def _complaint(
     rows = pop.n_rows
     structured, sparse = mode == STRUCTURED, mode == SPARSE
     has_text = (
-        (structured & (rng.random(rows) < dp["structured_text"]))
+        (structured & (uniform(rng, rows) < dp["structured_text"]))
         | (mode == TEXT_ONLY)
-        | (sparse & (rng.random(rows) < 0.5))
+        | (sparse & (uniform(rng, rows) < 0.5))
         | needs_text
     )
     sites = list(profile["pain_site"]["all"])
@@ -160,24 +169,27 @@ def _complaint(
         [pop.site == sites.index("lumbar"), pop.site == sites.index("thoracic")], [0, 1], 2
     )
     group = np.where(pop.back_pain, site_group, 3)
+    # A third of the texts start with a capital letter: a variant of each main phrase.
     bp = tp["back_pain"]
-    main = phrases(
-        rng, [bp["lumbar"], bp["thoracic"], bp["other"], tp["other_complaints"]], group, has_text
-    )
-    deny_back = has_text & ~pop.back_pain & (rng.random(rows) < dp["deny_back_pain"])
-    clauses = [main, phrases(rng, [tp["deny_back_pain"]], np.zeros(rows, np.int64), deny_back)]
+    main_groups = [bp["lumbar"], bp["thoracic"], bp["other"], tp["other_complaints"]]
+    main_groups += [[p.capitalize() for p in g] for g in main_groups]
+    group = group + np.where(uniform(rng, rows) < 0.3, 4, 0)
+    deny_back = has_text & ~pop.back_pain & (uniform(rng, rows) < dp["deny_back_pain"])
+    clauses = [
+        phrases(rng, main_groups, has_text, group),
+        phrases(rng, [tp["deny_back_pain"]], deny_back),
+    ]
     mention_rate, deny_rate = per_mode(dp["mention_present"]), per_mode(dp["deny_absent"])
     detailed = has_text & ~sparse
     for name, said in tp["symptoms"].items():
         truth = pop.prior_cancer if name == "prior_cancer" else pop.symptoms[name]
-        mention = detailed & truth & (rng.random(rows) < mention_rate)
-        deny = detailed & ~truth & (rng.random(rows) < deny_rate)
+        draw = uniform(rng, rows)
+        mention = detailed & truth & (draw < mention_rate)
+        deny = detailed & ~truth & (draw < deny_rate)
         clauses.append(
-            phrases(rng, [said["present"], said["deny"]], deny.astype(np.int64), mention | deny)
+            phrases(rng, [said["present"], said["deny"]], mention | deny, deny.astype(np.int64))
         )
-    text = join_clauses(clauses, ", ")
-    capital = pa.array(rng.random(rows) < 0.3)
-    return pc.if_else(capital, pc.utf8_capitalize(text), text)
+    return join_clauses(clauses, ", ")
 
 
 def _codes(
@@ -190,7 +202,7 @@ def _codes(
     """ICD-10-CM codes separated by ';': the back-pain code first, then symptoms."""
     dp, codes = profile["documentation"], profile["codes"]
     rows = pop.n_rows
-    has_codes = ((mode == STRUCTURED) & (rng.random(rows) < dp["structured_codes"])) | (
+    has_codes = ((mode == STRUCTURED) & (uniform(rng, rows) < dp["structured_codes"])) | (
         mode == CODES_ONLY
     )
     sites = list(profile["pain_site"]["all"])
@@ -198,15 +210,17 @@ def _codes(
         [pop.site == sites.index("lumbar"), pop.site == sites.index("thoracic")], [0, 1], 2
     )
     back = [codes["site_lumbar"], codes["site_thoracic"], codes["back_pain"]]
-    clauses = [phrases(rng, back, site_group, has_codes & pop.back_pain)]
-    prior = has_codes & pop.prior_cancer & (rng.random(rows) < dp["prior_cancer_code"])
-    clauses.append(phrases(rng, [codes["prior_cancer"]], np.zeros(rows, np.int64), prior))
+    clauses = [phrases(rng, back, has_codes & pop.back_pain, site_group)]
+    prior = has_codes & pop.prior_cancer & (uniform(rng, rows) < dp["prior_cancer_code"])
+    clauses.append(phrases(rng, [codes["prior_cancer"]], prior))
     code_rate = per_mode(dp["code_present"])
     for name in symptom_names():
         if name not in codes:
             continue
-        coded = has_codes & pop.symptoms[name] & (rng.random(rows) < code_rate)
-        clauses.append(phrases(rng, [codes[name]], np.zeros(rows, np.int64), coded))
-    smoked = has_codes & pop.ever_smoked[pop.patient] & (rng.random(rows) < dp["ever_smoked_code"])
-    clauses.append(phrases(rng, [codes["ever_smoked"]], np.zeros(rows, np.int64), smoked))
+        coded = has_codes & pop.symptoms[name] & (uniform(rng, rows) < code_rate)
+        clauses.append(phrases(rng, [codes[name]], coded))
+    smoked = (
+        has_codes & pop.ever_smoked[pop.patient] & (uniform(rng, rows) < dp["ever_smoked_code"])
+    )
+    clauses.append(phrases(rng, [codes["ever_smoked"]], smoked))
     return join_clauses(clauses, ";")

@@ -23,6 +23,7 @@ from pipelines.synth.population import (
     NO_DATE,
     Population,
     choose,
+    uniform,
 )
 from pipelines.value_sets import load_value_sets
 
@@ -131,18 +132,18 @@ def generate_orders(
     rows = pop.n_rows
     risk = clinician_risk(pop, profile)
     window = np.array([rp["window_days"][r] for r in RISKS])[risk]
-    on_time = rng.random(rows) < np.array([rp["on_time"][r] for r in RISKS])[risk]
+    on_time = uniform(rng, rows) < np.array([rp["on_time"][r] for r in RISKS])[risk]
     delay = np.where(
         on_time,
         np.floor(rng.random(rows) * (window + 1)),
         window + 1 + np.floor(rng.random(rows) * (rp["late_max_days"] - window)),
     ).astype(np.int64)
-    imaged = rng.random(rows) < np.array([rp["imaging"][r] for r in RISKS])[risk]
+    imaged = uniform(rng, rows) < np.array([rp["imaging"][r] for r in RISKS])[risk]
     routine_kind = _draw_kind(rng, rp["kinds"], risk, kinds)
 
     # Cancer work-up at onset: imaging, and a biopsy mostly after it.
     onset = pop.onset
-    work_up = onset & (rng.random(rows) < rp["cancer_imaging"])
+    work_up = onset & (uniform(rng, rows) < rp["cancer_imaging"])
     work_up_delay = np.floor(rng.random(rows) * (rp["cancer_imaging_max_delay_days"] + 1))
     work_up_day = pop.day + work_up_delay.astype(np.int64)
     work_up_kind = _draw_kind(
@@ -151,8 +152,8 @@ def generate_orders(
     biopsy_gap = rng.integers(rp["biopsy_delay_min_days"], rp["biopsy_delay_max_days"] + 1, rows)
     biopsied = np.where(
         work_up,
-        rng.random(rows) < rp["cancer_biopsy"],
-        onset & (rng.random(rows) < rp["biopsy_without_imaging"]),
+        uniform(rng, rows) < rp["cancer_biopsy"],
+        onset & (uniform(rng, rows) < rp["biopsy_without_imaging"]),
     )
     biopsy_day = np.where(work_up, work_up_day + biopsy_gap, pop.day)
     kind_row = pop.cancer_kind[pop.patient]
@@ -165,7 +166,7 @@ def generate_orders(
         routine_kind, [i for i, k in enumerate(kinds) if rp["kind_definitions"][k][2] == "chest"]
     )
     false_alarm = (
-        imaged & (risk <= HIGH) & (kind_row == 0) & (rng.random(rows) < rp["false_alarm_biopsy"])
+        imaged & (risk <= HIGH) & (kind_row == 0) & (uniform(rng, rows) < rp["false_alarm_biopsy"])
     )
     false_alarm_kind = np.where(chest, kinds.index("lung_needle"), kinds.index("spine_needle"))
 
@@ -228,7 +229,7 @@ def _referral_columns(
         ),
         "code": labels([c for c, _ in flat], code_index, has_code),
         "code_system": labels([s for _, s in flat], code_index, has_code),
-        "urgency": labels(urgency_levels, urgency, rng.random(n) >= rp["urgency_null"]),
+        "urgency": labels(urgency_levels, urgency, uniform(rng, n) >= rp["urgency_null"]),
     }
 
 
@@ -258,7 +259,7 @@ def generate_diagnoses(
     patient, day, group = patient[order], day[order], group[order]
     n = len(patient)
     code = phrases(
-        rng, [codes["lung_cancer"], codes["bone_metastasis"]], group, np.ones(n, dtype=bool)
+        rng, [codes["lung_cancer"], codes["bone_metastasis"]], np.ones(n, dtype=bool), group
     )
     return {
         "patient_id": numbering.patient_ids(patient),
