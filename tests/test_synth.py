@@ -21,6 +21,7 @@ from pipelines.contracts import load_contract
 from pipelines.errors import UserError
 from pipelines.paths import SAMPLE_DIR
 from pipelines.synth import generate
+from pipelines.synth.profile import PROFILE_PATH, ProfileError, load_profile
 from pipelines.value_sets import load_value_sets, matches
 
 TABLES = ("intake", "referrals", "diagnoses")
@@ -389,6 +390,29 @@ def test_overuse_and_care_gaps_both_occur(population):
     assert imaged.sum() / emergency.sum() > 3 * overuse.sum() / plain.sum()
 
 
+# --- the profile ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  hemoptysis: [R04.2]", "  hemoptysis: [R05.9]", "R05.9 is not in value set hemoptysis"),
+        ("{F: 0.54, M: 0.44", "{F: 0.64, M: 0.44", "patients.sex must sum to 1"),
+        ("    spine_ct: [imaging, ct, spine]", "    spine_ct: [imaging, ct, pelvis]", "spine_ct"),
+        ("  fever:                 ", "  feverish:              ", "symptoms must be"),
+    ],
+)
+def test_a_profile_that_disagrees_with_the_schemas_is_refused(
+    tmp_path: Path, old: str, new: str, message: str
+):
+    text = PROFILE_PATH.read_text(encoding="utf-8")
+    assert old in text
+    broken = tmp_path / "profile.yml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ProfileError, match=message):
+        load_profile(broken)
+
+
 # --- the command -----------------------------------------------------------------------
 
 
@@ -431,3 +455,10 @@ def test_unwritable_out_dir_is_one_clear_line(tmp_path: Path):
 def test_generate_rejects_bad_arguments_as_user_errors(tmp_path: Path):
     with pytest.raises(UserError, match="--seed must be 0 or more"):
         generate(tmp_path, patients=5, seed=-1)
+
+
+def test_help_describes_every_option():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for option in ("--out", "--patients", "--seed", "--format", "--start", "--end"):
+        assert option in result.stdout

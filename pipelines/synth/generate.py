@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -57,10 +58,14 @@ class _TableWriter:
             self._writer = pq.ParquetWriter(str(self.partial), schema, compression="zstd")
         self.rows = 0
 
-    def write(self, columns: dict[str, pa.Array]) -> None:
+    def table(self, columns: dict[str, pa.Array]) -> pa.Table:
+        """The chunk as a table in contract order; counts its rows for the next ids."""
         table = pa.Table.from_arrays([columns[n] for n in self.schema.names], schema=self.schema)
-        self._writer.write_table(table)
         self.rows += table.num_rows
+        return table
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
 
     def finish(self) -> None:
         self._writer.close()
@@ -69,6 +74,11 @@ class _TableWriter:
     def abandon(self) -> None:
         self._writer.close()
         self.partial.unlink(missing_ok=True)
+
+
+def _write_all(writers: dict[str, _TableWriter], tables: dict[str, pa.Table]) -> None:
+    for table, data in tables.items():
+        writers[table].write(data)
 
 
 def check_arguments(
@@ -125,6 +135,11 @@ def generate(
         t: _TableWriter(out_dir / f"{load_contract(t).file_prefix}.{fmt}", arrow_schema(t), fmt)
         for t in TABLES
     }
+    # One background thread writes chunk k while chunk k+1 is generated: Arrow's
+    # writers release the GIL, so the second core formats the files.
+    background = ThreadPoolExecutor(max_workers=1)
+    pending: Future[None] | None = None
+    previous = 0  # patients in the chunk being written
     try:
         for chunk, chunk_start in enumerate(range(0, patients, chunk_size)):
             n = min(chunk_size, patients - chunk_start)
@@ -137,17 +152,28 @@ def generate(
                 patient_width=patient_width,
                 row_width=row_width,
             )
-            writers["intake"].write(document_intake(rng, pop, profile, numbering))
-            writers["referrals"].write(
-                generate_orders(rng, pop, profile, numbering, end_day=end_day)
-            )
-            writers["diagnoses"].write(generate_diagnoses(rng, pop, profile, numbering))
+            tables = {
+                "intake": document_intake(rng, pop, profile, numbering),
+                "referrals": generate_orders(rng, pop, profile, numbering, end_day=end_day),
+                "diagnoses": generate_diagnoses(rng, pop, profile, numbering),
+            }
+            tables = {t: writers[t].table(columns) for t, columns in tables.items()}
+            if pending is not None:
+                pending.result()  # at most one chunk waits in memory
+                if progress is not None:
+                    progress(previous)
+            pending = background.submit(_write_all, writers, tables)
+            previous = n
+        if pending is not None:
+            pending.result()
             if progress is not None:
-                progress(n)
+                progress(previous)
     except BaseException:
+        background.shutdown(wait=True, cancel_futures=True)
         for writer in writers.values():
             writer.abandon()
         raise
+    background.shutdown(wait=True)
     for writer in writers.values():
         writer.finish()
     return {t: w.rows for t, w in writers.items()}

@@ -28,9 +28,21 @@ MODES = ("structured", "text_only", "codes_only", "sparse")
 
 
 def ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
-    """`prefix` + zero-padded number, e.g. E00000001."""
-    digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
-    return pc.binary_join_element_wise(prefix, digits, "")
+    """`prefix` + zero-padded number, e.g. E00000001.
+
+    Every id has the same length, so the string array is built directly as one
+    fixed-width byte buffer: no per-row string work for millions of ids.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    if len(numbers) and numbers.max() >= 10**width:
+        raise ValueError(f"id number {numbers.max()} does not fit in {width} digits")
+    n, size = len(numbers), len(prefix) + width
+    chars = np.empty((n, size), dtype=np.uint8)
+    chars[:, : len(prefix)] = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    chars[:, len(prefix) :] = (numbers[:, None] // powers) % 10 + ord("0")
+    offsets = np.arange(0, (n + 1) * size, size, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 
 @dataclass(frozen=True)
@@ -161,7 +173,7 @@ def _complaint(
     has_text = (
         (structured & (uniform(rng, rows) < dp["structured_text"]))
         | (mode == TEXT_ONLY)
-        | (sparse & (uniform(rng, rows) < 0.5))
+        | (sparse & (uniform(rng, rows) < dp["sparse_text"]))
         | needs_text
     )
     sites = list(profile["pain_site"]["all"])
@@ -169,11 +181,11 @@ def _complaint(
         [pop.site == sites.index("lumbar"), pop.site == sites.index("thoracic")], [0, 1], 2
     )
     group = np.where(pop.back_pain, site_group, 3)
-    # A third of the texts start with a capital letter: a variant of each main phrase.
+    # Some texts start with a capital letter: a capitalised variant of each main phrase.
     bp = tp["back_pain"]
     main_groups = [bp["lumbar"], bp["thoracic"], bp["other"], tp["other_complaints"]]
     main_groups += [[p.capitalize() for p in g] for g in main_groups]
-    group = group + np.where(uniform(rng, rows) < 0.3, 4, 0)
+    group = group + np.where(uniform(rng, rows) < dp["capitalised"], 4, 0)
     deny_back = has_text & ~pop.back_pain & (uniform(rng, rows) < dp["deny_back_pain"])
     clauses = [
         phrases(rng, main_groups, has_text, group),

@@ -93,6 +93,14 @@ def procedure_codes() -> dict[tuple[str, str, str | None], list[tuple[str, str]]
     return groups
 
 
+def _code_system(name: str) -> str:
+    """The code system of a value set (diagnosis codes are written in it)."""
+    systems = {e.code_system for e in load_value_sets() if e.value_set == name}
+    if len(systems) != 1:
+        raise ValueError(f"value set {name} must have one code system, has {sorted(systems)}")
+    return systems.pop()
+
+
 def _kind_codes(profile: dict[str, Any]) -> list[list[tuple[str, str]]]:
     """Codes for each referral kind, in profile order; a kind of region `other` takes
     the codes that have no region in the value sets (bone scan, PET-CT)."""
@@ -162,13 +170,15 @@ def generate_orders(
 
     # False alarms: a biopsy after imaging of a high or urgent presentation without cancer.
     routine_day = pop.day + delay
-    chest = np.isin(
-        routine_kind, [i for i, k in enumerate(kinds) if rp["kind_definitions"][k][2] == "chest"]
-    )
     false_alarm = (
         imaged & (risk <= HIGH) & (kind_row == 0) & (uniform(rng, rows) < rp["false_alarm_biopsy"])
     )
-    false_alarm_kind = np.where(chest, kinds.index("lung_needle"), kinds.index("spine_needle"))
+    # The biopsy kind follows the body region of the imaging before it.
+    by_region = rp["false_alarm_kinds"]
+    follow_up = np.array(
+        [kinds.index(by_region[rp["kind_definitions"][k][2]]) for k in kinds], dtype=np.int64
+    )
+    false_alarm_kind = follow_up[routine_kind]
 
     # One candidate order per (presentation, source); keep those inside the period.
     patient = np.concatenate([pop.patient] * 4)
@@ -265,5 +275,5 @@ def generate_diagnoses(
         "patient_id": numbering.patient_ids(patient),
         "diagnosis_date": pa.array(day.astype("datetime64[D]")),
         "code": code,
-        "code_system": pa.array(["ICD10CM"] * n, pa.string()),
+        "code_system": labels([_code_system("lung_cancer")], np.zeros(n, dtype=np.int64)),
     }

@@ -149,7 +149,7 @@ def generate_population(
 
     # Back pain, site, symptoms.
     p_back = np.where(back_pain_patient[patient], pp["back_pain_visit"], 0.0)
-    p_back = np.where(active, 0.95, p_back)
+    p_back = np.where(active, cp["back_pain_visit"], p_back)
     back_pain = (uniform(rng, rows) < p_back) | onset
     site = np.where(
         active,

@@ -79,6 +79,18 @@ def check_profile(profile: dict[str, Any], path: Path) -> None:
             or region not in referrals.column("body_region").allowed
         ):
             raise ProfileError(f"{path}: referral kind {kind} uses values outside the contract")
+    known_kinds = set(profile["referrals"]["kind_definitions"])
+    rp = profile["referrals"]
+    used_kinds = {
+        *[k for d in rp["kinds"].values() for k in d],
+        *rp["cancer_imaging_kinds"],
+        *[k for d in rp["biopsy_kinds"].values() for k in d],
+        *rp["false_alarm_kinds"].values(),
+    }
+    if used_kinds - known_kinds:
+        raise ProfileError(f"{path}: referral kinds {sorted(used_kinds - known_kinds)} undefined")
+    if set(profile["onset_flags"]) - set(symptoms):
+        raise ProfileError(f"{path}: onset_flags must be symptom columns")
     groups = [
         *[(("referrals", "kinds", risk), d) for risk, d in profile["referrals"]["kinds"].items()],
         *[
