@@ -13,6 +13,7 @@ Text and codes always agree with the truth: a present symptom is never denied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from pipelines.synth.population import Population, choose, uniform
 from pipelines.synth.profile import symptom_names
 
 STRUCTURED, TEXT_ONLY, CODES_ONLY, SPARSE = 0, 1, 2, 3
+# Looks up, for each row, the rate of its documentation mode.
+PerMode = Callable[[dict[str, float]], np.ndarray]
 MODES = ("structured", "text_only", "codes_only", "sparse")
 
 
@@ -164,7 +167,7 @@ def _complaint(
     profile: dict[str, Any],
     mode: np.ndarray,
     needs_text: np.ndarray,
-    per_mode: Any,
+    per_mode: PerMode,
 ) -> pa.Array:
     """Free text: the main complaint, then mentions and denials, comma-separated clauses."""
     dp, tp = profile["documentation"], profile["text"]
@@ -209,7 +212,7 @@ def _codes(
     pop: Population,
     profile: dict[str, Any],
     mode: np.ndarray,
-    per_mode: Any,
+    per_mode: PerMode,
 ) -> pa.Array:
     """ICD-10-CM codes separated by ';': the back-pain code first, then symptoms."""
     dp, codes = profile["documentation"], profile["codes"]
