@@ -413,6 +413,62 @@ def test_a_profile_that_disagrees_with_the_schemas_is_refused(
         load_profile(broken)
 
 
+# CLINICAL.md's "Text" table, by feature, and its pain-site words.
+CLINICAL_PHRASES = {
+    "back_pain": BACK_PAIN_PHRASES,
+    "night_pain": ("night pain", "pain at night", "worse at night", "wakes at night"),
+    "rest_pain": ("pain at rest", "rest pain", "not relieved by rest", "unrelated to movement"),
+    "progressive_pain": ("progressive", "worsening", "getting worse"),
+    "unexplained_weight_loss": ("weight loss", "losing weight", "lost weight"),
+    "fatigue": ("fatigue", "tiredness", "exhaustion"),
+    "appetite_loss": ("loss of appetite", "appetite loss", "poor appetite"),
+    "persistent_cough": ("cough",),
+    "dyspnea": ("shortness of breath", "breathlessness", "dyspnea", "short of breath"),
+    "chest_pain": ("chest pain",),
+    "hemoptysis": ("hemoptysis", "haemoptysis", "coughing blood", "coughing up blood"),
+    "limb_numbness": ("numbness", "numb"),
+    "limb_tingling": ("tingling", "pins and needles"),
+    "limb_weakness": ("weakness", "weak legs", "weak arms"),
+    "bladder_bowel_dysfunction": (
+        "incontinence",
+        "urinary retention",
+        "bladder dysfunction",
+        "bowel dysfunction",
+    ),
+    "fever": ("fever", "febrile"),
+    "prior_cancer": ("history of cancer", "previous cancer", "prior cancer"),
+}
+SITE_WORDS = {
+    "thoracic": ("upper back", "mid back", "thoracic"),
+    "lumbar": ("lower back", "low back", "lumbar"),
+}
+
+
+def features_named(phrase: str) -> set[str]:
+    return {f for f, said in CLINICAL_PHRASES.items() if any(p in phrase for p in said)}
+
+
+def test_profile_phrases_say_exactly_what_they_mean():
+    """Each phrase names its own feature and no other, as the scorer will read it."""
+    text = load_profile()["text"]
+    for feature, said in text["symptoms"].items():
+        for phrase in said["present"]:
+            assert features_named(phrase) == {feature}, phrase
+            assert not phrase.startswith(NEGATION_CUES), phrase
+        for phrase in said["deny"]:
+            assert features_named(phrase) == {feature}, phrase
+            assert phrase.startswith(NEGATION_CUES), phrase
+    for site, phrases in text["back_pain"].items():
+        for phrase in phrases:
+            assert features_named(phrase) == {"back_pain"}, phrase
+            sites = {s for s, words in SITE_WORDS.items() if any(w in phrase for w in words)}
+            assert sites == ({site} if site in SITE_WORDS else set()), phrase
+    for phrase in text["other_complaints"]:
+        assert features_named(phrase) == set(), phrase
+    for phrase in text["deny_back_pain"]:
+        assert features_named(phrase) == {"back_pain"} and phrase.startswith(NEGATION_CUES)
+
+
 # --- the command -----------------------------------------------------------------------
 
 
