@@ -62,6 +62,82 @@ def run(
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
 
 
+@app.command()
+def generate(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory to write intake, referrals and diagnoses into (created if missing; "
+            "files of the same name are replaced).",
+        ),
+    ],
+    patients: Annotated[
+        int, typer.Option("--patients", "-n", help="Number of patients to generate (1 or more).")
+    ] = 2000,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", "-s", help="Random seed (0 or more); the same seed gives identical files."
+        ),
+    ] = 42,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Output file format: csv or parquet.")
+    ] = "csv",
+    start: Annotated[
+        str, typer.Option("--start", help="First date of presentations (YYYY-MM-DD).")
+    ] = "2023-01-01",
+    end: Annotated[
+        str,
+        typer.Option("--end", help="Last date of presentations and referrals (YYYY-MM-DD)."),
+    ] = "2025-12-31",
+) -> None:
+    """Write a synthetic population as canonical intake, referrals and diagnoses files.
+
+    Deterministic: the same options give byte-identical files.
+    """
+    from datetime import date
+
+    def parse(option: str, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise UserError(
+                f"{option} {value!r} is not a date; write it as YYYY-MM-DD", exit_code=2
+            ) from None
+
+    start_date, end_date = parse("--start", start), parse("--end", end)
+    from pipelines.synth.generate import check_arguments
+    from pipelines.synth.generate import generate as write_population
+
+    check_arguments(out, patients, seed, start_date, end_date, fmt)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task("patients", total=patients)
+        rows = write_population(
+            out,
+            patients=patients,
+            seed=seed,
+            start=start_date,
+            end=end_date,
+            fmt=fmt,
+            progress=lambda n: bar.advance(task, n),
+        )
+    summary = ", ".join(f"{n:,} {table}" for table, n in rows.items())
+    typer.echo(f"generated {patients:,} patients into {out}: {summary} rows ({fmt})")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
     try:
