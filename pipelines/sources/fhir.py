@@ -1,0 +1,255 @@
+"""FHIR R4 resources -> the canonical intake, referrals and diagnoses.
+
+Input: a folder of Bundle JSON files (one per patient, as Synthea writes them) or
+of Bulk Data NDJSON files (one resource per line, one resource type per file), or
+both. DuckDB's JSON reader parses the files; the adapter pulls only the fields the
+canonical tables need (ids, references, dates, codes, gender, birth date) into the
+staging tables of pipelines.sources.mapping. Names, addresses, telecom and
+identifiers are never selected, so they never reach the warehouse.
+
+Files are read in bounded batches (`BATCH_FILES` bundles, or one NDJSON file at a
+time, which DuckDB reads in chunks): memory follows the batch, not the folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.errors import UserError
+from pipelines.sources.mapping import TOBACCO, build_canonical, create_staging, system_sql
+from pipelines.sources.report import AdapterReport
+
+BUNDLE_SUFFIXES: tuple[str, ...] = (".json", ".json.gz")
+NDJSON_SUFFIXES: tuple[str, ...] = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+BATCH_FILES = 200
+# Synthea writes one bundle per patient; a long medical history can exceed DuckDB's
+# default limit of 16 MB per JSON object.
+MAX_OBJECT_BYTES = 1 << 30
+RESOURCE_TYPES: tuple[str, ...] = (
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "ServiceRequest",
+    "ImagingStudy",
+)
+
+
+def _ref(path: str) -> str:
+    """SQL: the logical id a Reference points to ('Patient/1', 'urn:uuid:1' -> '1')."""
+    return f"regexp_replace(r->>'{path}', '^(urn:uuid:|.*/)', '')"
+
+
+def _date(*paths: str) -> str:
+    """SQL: the first of several date elements that is present, as a DATE."""
+    return "rf_date(coalesce(" + ", ".join(f"r->>'{p}'" for p in paths) + "))"
+
+
+def _codings(path: str) -> str:
+    """SQL unnesting the codings at a JSONPath with their position (rank) and system."""
+    return (
+        f"unnest(range(1, json_array_length(json_extract(r, '{path}')) + 1)) AS rank, "
+        f"unnest(json_extract(r, '{path}')) AS coding"
+    )
+
+
+# What each resource type contributes: INSERT statements over `res(r JSON)`, the
+# resources of one batch. Only the listed elements are ever read.
+EXTRACTS: dict[str, tuple[str, ...]] = {
+    "Patient": (
+        """INSERT INTO src_person
+        SELECT r->>'id', try_cast(substr(r->>'birthDate', 1, 4) AS INTEGER),
+               try_cast(substr(r->>'birthDate', 6, 2) AS INTEGER),
+               try_cast(substr(r->>'birthDate', 9, 2) AS INTEGER)
+        FROM res WHERE r->>'resourceType' = 'Patient'""",
+        """INSERT INTO src_person_code
+        SELECT r->>'id', 1, r->>'gender', 'FHIR'
+        FROM res WHERE r->>'resourceType' = 'Patient'""",
+    ),
+    "Encounter": (
+        f"""INSERT INTO src_visit
+        SELECT r->>'id', {_ref("$.subject.reference")}, {_date("$.period.start", "$.period.end")}
+        FROM res WHERE r->>'resourceType' = 'Encounter'""",
+    ),
+    "Condition": (
+        f"""INSERT INTO src_condition
+        SELECT r->>'id', {_ref("$.subject.reference")}, {_ref("$.encounter.reference")},
+               {_date("$.onsetDateTime", "$.onsetPeriod.start", "$.recordedDate")}
+        FROM res WHERE r->>'resourceType' = 'Condition'""",
+        f"""INSERT INTO src_condition_code
+        SELECT id, rank, coding->>'code', {system_sql("coding->>'system'")}
+        FROM (SELECT r->>'id' AS id, {_codings("$.code.coding[*]")}
+              FROM res WHERE r->>'resourceType' = 'Condition')""",
+    ),
+    # Smoking status: Observations whose code is in the tobacco_observation value set
+    # (LOINC 72166-2); their answer codings first, then the answer's text.
+    "Observation": (
+        f"""INSERT INTO src_smoking
+        WITH obs AS (
+            SELECT r FROM res WHERE r->>'resourceType' = 'Observation' AND EXISTS (
+                SELECT 1 FROM unnest(json_extract(r, '$.code.coding[*]')) AS t(coding)
+                JOIN rf_vs v ON starts_with(v.value_set, '{TOBACCO}')
+                 AND v.code = rf_norm_code(coding->>'code'))
+        )
+        SELECT id, subject, obs_date, rank, coding->>'code',
+               {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT r->>'id' AS id, {_ref("$.subject.reference")} AS subject,
+                     {_date("$.effectiveDateTime", "$.effectivePeriod.start", "$.issued")}
+                     AS obs_date, {_codings("$.valueCodeableConcept.coding[*]")}
+              FROM obs)
+        UNION ALL
+        SELECT r->>'id', {_ref("$.subject.reference")},
+               {_date("$.effectiveDateTime", "$.effectivePeriod.start", "$.issued")},
+               1000, NULL, NULL, coalesce(r->>'$.valueCodeableConcept.text', r->>'valueString')
+        FROM obs""",
+    ),
+    "Procedure": (
+        f"""INSERT INTO src_procedure
+        SELECT 'Procedure/' || (r->>'id'), {_ref("$.subject.reference")},
+               {_date("$.performedDateTime", "$.performedPeriod.start")}, 'Procedure', TRUE, NULL
+        FROM res WHERE r->>'resourceType' = 'Procedure'""",
+        f"""INSERT INTO src_procedure_code
+        SELECT 'Procedure/' || id, rank, coding->>'code', {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT r->>'id' AS id, {_codings("$.code.coding[*]")}
+              FROM res WHERE r->>'resourceType' = 'Procedure')
+        UNION ALL
+        SELECT 'Procedure/' || (r->>'id'), 1000, NULL, NULL, r->>'$.code.text'
+        FROM res WHERE r->>'resourceType' = 'Procedure'""",
+    ),
+    "ServiceRequest": (
+        f"""INSERT INTO src_procedure
+        SELECT 'ServiceRequest/' || (r->>'id'), {_ref("$.subject.reference")},
+               {_date("$.authoredOn", "$.occurrenceDateTime", "$.occurrencePeriod.start")},
+               'ServiceRequest', TRUE, r->>'priority'
+        FROM res WHERE r->>'resourceType' = 'ServiceRequest'""",
+        f"""INSERT INTO src_procedure_code
+        SELECT 'ServiceRequest/' || id, rank, coding->>'code',
+               {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT r->>'id' AS id, {_codings("$.code.coding[*]")}
+              FROM res WHERE r->>'resourceType' = 'ServiceRequest')
+        UNION ALL
+        SELECT 'ServiceRequest/' || (r->>'id'), 1000, NULL, NULL, r->>'$.code.text'
+        FROM res WHERE r->>'resourceType' = 'ServiceRequest'""",
+    ),
+    # ImagingStudy: the procedure codes first, then each series' DICOM modality and
+    # body site (so a study with no procedure code still has a modality and region).
+    "ImagingStudy": (
+        f"""INSERT INTO src_procedure
+        SELECT 'ImagingStudy/' || (r->>'id'), {_ref("$.subject.reference")},
+               {_date("$.started")}, 'ImagingStudy', TRUE, NULL
+        FROM res WHERE r->>'resourceType' = 'ImagingStudy'""",
+        f"""INSERT INTO src_procedure_code
+        SELECT 'ImagingStudy/' || id, rank, coding->>'code', {system_sql("coding->>'system'")},
+               NULL
+        FROM (SELECT r->>'id' AS id, {_codings("$.procedureCode[*].coding[*]")}
+              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
+        UNION ALL
+        SELECT 'ImagingStudy/' || id, 100 + rank, coding->>'code',
+               {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT r->>'id' AS id, {_codings("$.series[*].modality")}
+              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
+        UNION ALL
+        SELECT 'ImagingStudy/' || id, 200 + rank, coding->>'code',
+               {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT r->>'id' AS id, {_codings("$.series[*].bodySite")}
+              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
+        UNION ALL
+        SELECT 'ImagingStudy/' || (r->>'id'), 1000, NULL, NULL,
+               coalesce(r->>'description', r->>'$.procedureCode[0].text')
+        FROM res WHERE r->>'resourceType' = 'ImagingStudy'""",
+    ),
+}
+
+
+def find_files(input_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Bundle files and NDJSON files in input_dir (not recursive), sorted by name."""
+    if not input_dir.is_dir():
+        raise UserError(
+            f"{input_dir}: not a directory; pass --input DIR with FHIR Bundle JSON or "
+            "Bulk Data NDJSON files",
+            exit_code=2,
+        )
+    bundles, ndjson = [], []
+    for path in sorted(input_dir.iterdir()):
+        name = path.name.lower()
+        if not path.is_file():
+            continue
+        if name.endswith(BUNDLE_SUFFIXES):
+            bundles.append(path)
+        elif name.endswith(NDJSON_SUFFIXES):
+            ndjson.append(path)
+    if not bundles and not ndjson:
+        raise UserError(
+            f"{input_dir}: no FHIR files found; expected Bundle *.json files (one per "
+            "patient) or Bulk Data *.ndjson files (one resource type per file)"
+        )
+    return bundles, ndjson
+
+
+def _quoted_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, relation: str, bundles: bool, label: str) -> None:
+    """Resources of one batch into `res(r JSON)` (entries of Bundles are unnested)."""
+    resource = (
+        "unnest(CASE WHEN json->>'resourceType' = 'Bundle' "
+        "THEN json_extract(json, '$.entry[*].resource') ELSE [json] END)"
+        if bundles
+        else "json"
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE res AS SELECT {resource} AS r FROM {relation}")
+    except duckdb.Error as exc:
+        raise UserError(f"{label}: not valid FHIR JSON ({exc}); check the file") from None
+
+
+def _extract(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
+    """Run every extract over the current batch and count the resources read."""
+    for resource_type, count in con.execute(
+        "SELECT r->>'resourceType', count(*) FROM res GROUP BY ALL"
+    ).fetchall():
+        if resource_type in RESOURCE_TYPES:
+            report.read[resource_type] = report.read.get(resource_type, 0) + count
+        else:
+            report.unmapped["resources_of_other_types"] = (
+                report.unmapped.get("resources_of_other_types", 0) + count
+            )
+    for statements in EXTRACTS.values():
+        for sql in statements:
+            con.execute(sql)
+
+
+def convert(input_dir: Path, out_dir: Path, batch_files: int = BATCH_FILES) -> AdapterReport:
+    """Convert a folder of FHIR R4 Bundles or NDJSON into canonical Parquet files in out_dir."""
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    bundles, ndjson = find_files(input_dir)
+    report = AdapterReport(source="fhir")
+    report.read = {t: 0 for t in RESOURCE_TYPES}
+    report.unmapped["resources_of_other_types"] = 0
+    con = duckdb.connect()
+    try:
+        create_staging(con)
+        for start in range(0, len(bundles), batch_files):
+            batch = bundles[start : start + batch_files]
+            relation = (
+                f"read_json_objects({_quoted_list(batch)}, format = 'auto', "
+                f"maximum_object_size = {MAX_OBJECT_BYTES})"
+            )
+            _load_batch(con, relation, True, f"{batch[0]} .. {batch[-1].name}")
+            _extract(con, report)
+        for path in ndjson:
+            relation = (
+                f"read_json_objects({_quoted_list([path])}, format = 'newline_delimited', "
+                f"maximum_object_size = {MAX_OBJECT_BYTES})"
+            )
+            _load_batch(con, relation, False, str(path))
+            _extract(con, report)
+        con.execute("DROP TABLE IF EXISTS res")
+        build_canonical(con, out_dir, report, pseudonymise=True)
+    finally:
+        con.close()
+    return report
