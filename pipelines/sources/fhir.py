@@ -18,7 +18,13 @@ from pathlib import Path
 import duckdb
 
 from pipelines.errors import UserError
-from pipelines.sources.mapping import TOBACCO, build_canonical, create_staging, system_sql
+from pipelines.sources.mapping import (
+    TOBACCO,
+    build_canonical,
+    connect,
+    create_staging,
+    system_sql,
+)
 from pipelines.sources.report import AdapterReport
 
 BUNDLE_SUFFIXES: tuple[str, ...] = (".json", ".json.gz")
@@ -51,7 +57,7 @@ def _date(*paths: str) -> str:
 def _codings(path: str) -> str:
     """SQL unnesting the codings at a JSONPath with their position (rank) and system."""
     return (
-        f"unnest(range(1, json_array_length(json_extract(r, '{path}')) + 1)) AS rank, "
+        f"unnest(range(1, len(json_extract(r, '{path}')) + 1)) AS rank, "
         f"unnest(json_extract(r, '{path}')) AS coding"
     )
 
@@ -223,6 +229,11 @@ def _extract(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
             con.execute(sql)
 
 
+def check_input(input_dir: Path) -> None:
+    """Fail with one clear line when input_dir holds no usable FHIR files."""
+    find_files(Path(input_dir))
+
+
 def convert(input_dir: Path, out_dir: Path, batch_files: int = BATCH_FILES) -> AdapterReport:
     """Convert a folder of FHIR R4 Bundles or NDJSON into canonical Parquet files in out_dir."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
@@ -230,7 +241,7 @@ def convert(input_dir: Path, out_dir: Path, batch_files: int = BATCH_FILES) -> A
     report = AdapterReport(source="fhir")
     report.read = {t: 0 for t in RESOURCE_TYPES}
     report.unmapped["resources_of_other_types"] = 0
-    con = duckdb.connect()
+    con = connect(out_dir)
     try:
         create_staging(con)
         for start in range(0, len(bundles), batch_files):

@@ -48,8 +48,11 @@ TEXT_SYSTEM = "TEXT"
 # A code that has the shape of ICD-10-CM (letter, digit, digit or letter) passes
 # into dx_codes unchanged when its source does not name its code system.
 ICD10CM_SHAPE = "^[A-Z][0-9][0-9A-Z]"
-# Canonical referral code systems; other systems (HCPCS Level II) are LOCAL codes.
+# Code systems of a referral's `code`: the canonical ones keep their name, HCPCS
+# Level II codes become LOCAL; a match on anything else (a DICOM modality of an
+# ImagingStudy, a text phrase) leaves `code` empty and gives modality and region only.
 REFERRAL_CODE_SYSTEMS = ("CPT", "SNOMED", "ICD10PCS")
+LOCAL_CODE_SYSTEMS = ("HCPCS",)
 
 STAGING_DDL = """
 CREATE OR REPLACE TEMP TABLE src_person (
@@ -70,6 +73,15 @@ CREATE OR REPLACE TEMP TABLE src_procedure (
 CREATE OR REPLACE TEMP TABLE src_procedure_code (
     proc_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
 """
+
+
+def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to `out_dir/.spill` when a source outgrows memory."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    spill = str(out_dir / ".spill").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")
+    return con
 
 
 def create_staging(con: duckdb.DuckDBPyConnection) -> None:
@@ -376,15 +388,16 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         URGENCY,
     )
     systems = ", ".join(f"'{s}'" for s in REFERRAL_CODE_SYSTEMS)
+    local = ", ".join(f"'{s}'" for s in LOCAL_CODE_SYSTEMS)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_referral AS
         SELECT p.proc_key, p.person_key, p.proc_date, p.origin, p.must_map,
                {_suffix("k.value_set", REFERRAL)} AS referral_type,
                {_suffix("m.value_set", MODALITY)} AS modality,
                {_suffix("r.value_set", REGION)} AS body_region,
-               k.code AS code,
+               CASE WHEN k.system IN ({systems}, {local}) THEN k.code END AS code,
                CASE WHEN k.system IN ({systems}) THEN k.system
-                    WHEN k.code IS NOT NULL THEN 'LOCAL' END AS code_system,
+                    WHEN k.system IN ({local}) THEN 'LOCAL' END AS code_system,
                {_suffix("u.value_set", URGENCY)} AS urgency
         FROM src_procedure p
         LEFT JOIN ({kind}) k ON k.key = p.proc_key
@@ -400,7 +413,8 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "SELECT count(*) FROM rf_referral WHERE referral_type IS NOT NULL AND proc_date IS NULL",
     )
     # The same order often appears twice (an OMOP procedure and its measurement, a
-    # FHIR Procedure and its ImagingStudy): one referral per patient, day and kind.
+    # FHIR Procedure and its ImagingStudy): one referral per patient, day and kind,
+    # the one with a code kept.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE rf_referral_kept AS
         SELECT * FROM rf_referral WHERE referral_type IS NOT NULL AND proc_date IS NOT NULL

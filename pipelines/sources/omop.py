@@ -22,6 +22,7 @@ from pipelines.sources.mapping import (
     TOBACCO,
     best_match_sql,
     build_canonical,
+    connect,
     create_staging,
     system_sql,
 )
@@ -290,12 +291,17 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
     )
 
 
+def check_input(input_dir: Path) -> None:
+    """Fail with one clear line when input_dir holds no usable OMOP files."""
+    find_tables(Path(input_dir))
+
+
 def convert(input_dir: Path, out_dir: Path) -> AdapterReport:
     """Convert an OMOP CDM folder into canonical Parquet files in out_dir."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     found = find_tables(input_dir)
     report = AdapterReport(source="omop")
-    con = duckdb.connect()
+    con = connect(out_dir)
     try:
         create_staging(con)
         for table, path in found.items():
