@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
+from adapter_rows import TABLES, all_values, canonical, rows, run_cli
 
-from pipelines.contracts import load_contract
 from pipelines.errors import UserError
 from pipelines.sources import fhir
 
@@ -30,17 +27,6 @@ NDJSON = FIXTURES / "ndjson"
 def pid(logical_id: str) -> str:
     """The pseudonym of a FHIR logical id: the first 16 hex digits of its SHA-256."""
     return hashlib.sha256(logical_id.encode()).hexdigest()[:16]
-
-
-def rows(path: Path) -> list[dict]:
-    rel = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
-    return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
-
-
-def canonical(table: str, **values: object) -> dict:
-    names = load_contract(table).names
-    assert set(values) <= set(names)
-    return {name: values.get(name) for name in names}
 
 
 # enc-a1: patient A born 1962-09-30, seen 2024-03-01 -> 61; SNOMED low back pain ->
@@ -224,12 +210,7 @@ def test_report_counts(converted):
 
 def test_names_addresses_telecom_identifiers_never_reach_the_output(converted):
     out, _ = converted
-    text = " ".join(
-        str(v)
-        for table in ("intake", "referrals", "diagnoses")
-        for r in rows(out / f"{table}.parquet")
-        for v in r.values()
-    )
+    text = all_values(out)
     for secret in (
         "MRN-SECRET",  # identifier
         "999-12-3456",  # SSN identifier
@@ -250,7 +231,7 @@ def test_small_batches_give_the_same_rows(tmp_path: Path, converted):
     first, _ = converted
     out = tmp_path / "out"
     fhir.convert(BUNDLES, out, batch_files=1)
-    for table in ("intake", "referrals", "diagnoses"):
+    for table in TABLES:
         assert rows(out / f"{table}.parquet") == rows(first / f"{table}.parquet")
 
 
@@ -269,29 +250,7 @@ def test_folder_without_fhir_files(tmp_path: Path):
 
 @pytest.mark.slow
 def test_run_through_the_flow(tmp_path: Path):
-    warehouse = tmp_path / "w.duckdb"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--source",
-            "fhir",
-            "--input",
-            str(BUNDLES),
-            "--warehouse",
-            str(warehouse),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result, counts = run_cli("fhir", BUNDLES, tmp_path / "w.duckdb")
     assert result.returncode == 0, result.stderr
     assert "unmapped  procedures_not_imaging_or_biopsy" in result.stdout
-    con = duckdb.connect(str(warehouse), read_only=True)
-    counts = {
-        t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
-        for t in ("intake", "referrals", "diagnoses")
-    }
     assert counts == {"intake": 3, "referrals": 4, "diagnoses": 10}

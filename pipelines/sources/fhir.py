@@ -62,6 +62,36 @@ def _codings(path: str) -> str:
     )
 
 
+def _order_sql(
+    resource_type: str,
+    *,
+    dates: tuple[str, ...],
+    codings: tuple[str, ...],
+    text: str,
+    urgency: str = "NULL",
+) -> tuple[str, str]:
+    """INSERTs of an order-like resource: one procedure row and its candidate codes.
+
+    The codings at each path in `codings` rank after those of the paths before it;
+    the text ranks last, so it counts only when no code maps.
+    """
+    key = f"'{resource_type}/' || (r->>'id')"
+    rows = f"FROM res WHERE r->>'resourceType' = '{resource_type}'"
+    codes = [
+        f"""SELECT key, {100 * n} + rank, coding->>'code', {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT {key} AS key, {_codings(path)} {rows})"""
+        for n, path in enumerate(codings)
+    ]
+    codes.append(f"SELECT {key}, 1000, NULL, NULL, {text} {rows}")
+    return (
+        f"""INSERT INTO src_procedure
+        SELECT {key}, {_ref("$.subject.reference")}, {_date(*dates)}, '{resource_type}', TRUE,
+               {urgency}
+        {rows}""",
+        "INSERT INTO src_procedure_code\n" + "\nUNION ALL\n".join(codes),
+    )
+
+
 # What each resource type contributes: INSERT statements over `res(r JSON)`, the
 # resources of one batch. Only the listed elements are ever read.
 EXTRACTS: dict[str, tuple[str, ...]] = {
@@ -112,60 +142,27 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
                1000, NULL, NULL, coalesce(r->>'$.valueCodeableConcept.text', r->>'valueString')
         FROM obs""",
     ),
-    "Procedure": (
-        f"""INSERT INTO src_procedure
-        SELECT 'Procedure/' || (r->>'id'), {_ref("$.subject.reference")},
-               {_date("$.performedDateTime", "$.performedPeriod.start")}, 'Procedure', TRUE, NULL
-        FROM res WHERE r->>'resourceType' = 'Procedure'""",
-        f"""INSERT INTO src_procedure_code
-        SELECT 'Procedure/' || id, rank, coding->>'code', {system_sql("coding->>'system'")}, NULL
-        FROM (SELECT r->>'id' AS id, {_codings("$.code.coding[*]")}
-              FROM res WHERE r->>'resourceType' = 'Procedure')
-        UNION ALL
-        SELECT 'Procedure/' || (r->>'id'), 1000, NULL, NULL, r->>'$.code.text'
-        FROM res WHERE r->>'resourceType' = 'Procedure'""",
+    "Procedure": _order_sql(
+        "Procedure",
+        dates=("$.performedDateTime", "$.performedPeriod.start"),
+        codings=("$.code.coding[*]",),
+        text="r->>'$.code.text'",
     ),
-    "ServiceRequest": (
-        f"""INSERT INTO src_procedure
-        SELECT 'ServiceRequest/' || (r->>'id'), {_ref("$.subject.reference")},
-               {_date("$.authoredOn", "$.occurrenceDateTime", "$.occurrencePeriod.start")},
-               'ServiceRequest', TRUE, r->>'priority'
-        FROM res WHERE r->>'resourceType' = 'ServiceRequest'""",
-        f"""INSERT INTO src_procedure_code
-        SELECT 'ServiceRequest/' || id, rank, coding->>'code',
-               {system_sql("coding->>'system'")}, NULL
-        FROM (SELECT r->>'id' AS id, {_codings("$.code.coding[*]")}
-              FROM res WHERE r->>'resourceType' = 'ServiceRequest')
-        UNION ALL
-        SELECT 'ServiceRequest/' || (r->>'id'), 1000, NULL, NULL, r->>'$.code.text'
-        FROM res WHERE r->>'resourceType' = 'ServiceRequest'""",
+    # A ServiceRequest is the order itself: dated when it was authored.
+    "ServiceRequest": _order_sql(
+        "ServiceRequest",
+        dates=("$.authoredOn", "$.occurrenceDateTime", "$.occurrencePeriod.start"),
+        codings=("$.code.coding[*]",),
+        text="r->>'$.code.text'",
+        urgency="r->>'priority'",
     ),
     # ImagingStudy: the procedure codes first, then each series' DICOM modality and
     # body site (so a study with no procedure code still has a modality and region).
-    "ImagingStudy": (
-        f"""INSERT INTO src_procedure
-        SELECT 'ImagingStudy/' || (r->>'id'), {_ref("$.subject.reference")},
-               {_date("$.started")}, 'ImagingStudy', TRUE, NULL
-        FROM res WHERE r->>'resourceType' = 'ImagingStudy'""",
-        f"""INSERT INTO src_procedure_code
-        SELECT 'ImagingStudy/' || id, rank, coding->>'code', {system_sql("coding->>'system'")},
-               NULL
-        FROM (SELECT r->>'id' AS id, {_codings("$.procedureCode[*].coding[*]")}
-              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
-        UNION ALL
-        SELECT 'ImagingStudy/' || id, 100 + rank, coding->>'code',
-               {system_sql("coding->>'system'")}, NULL
-        FROM (SELECT r->>'id' AS id, {_codings("$.series[*].modality")}
-              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
-        UNION ALL
-        SELECT 'ImagingStudy/' || id, 200 + rank, coding->>'code',
-               {system_sql("coding->>'system'")}, NULL
-        FROM (SELECT r->>'id' AS id, {_codings("$.series[*].bodySite")}
-              FROM res WHERE r->>'resourceType' = 'ImagingStudy')
-        UNION ALL
-        SELECT 'ImagingStudy/' || (r->>'id'), 1000, NULL, NULL,
-               coalesce(r->>'description', r->>'$.procedureCode[0].text')
-        FROM res WHERE r->>'resourceType' = 'ImagingStudy'""",
+    "ImagingStudy": _order_sql(
+        "ImagingStudy",
+        dates=("$.started",),
+        codings=("$.procedureCode[*].coding[*]", "$.series[*].modality", "$.series[*].bodySite"),
+        text="coalesce(r->>'description', r->>'$.procedureCode[0].text')",
     ),
 }
 

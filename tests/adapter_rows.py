@@ -1,0 +1,66 @@
+"""Helpers shared by the OMOP and FHIR adapter tests: canonical rows and a CLI run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import load_contract
+
+TABLES = ("intake", "referrals", "diagnoses")
+
+
+def rows(path: Path) -> list[dict]:
+    """The rows of a canonical Parquet file as dicts, in file order."""
+    rel = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+    return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+
+
+def canonical(table: str, **values: object) -> dict:
+    """A canonical row: every contract column, NULL unless given."""
+    names = load_contract(table).names
+    assert set(values) <= set(names)
+    return {name: values.get(name) for name in names}
+
+
+def all_values(out_dir: Path) -> str:
+    """Every value of the three canonical files, as one text to search."""
+    return " ".join(
+        str(v) for t in TABLES for r in rows(out_dir / f"{t}.parquet") for v in r.values()
+    )
+
+
+def run_cli(
+    source: str, input_dir: Path, warehouse: Path
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """`redflags run --source ...` in a subprocess; the result and the raw row counts."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--source",
+            source,
+            "--input",
+            str(input_dir),
+            "--warehouse",
+            str(warehouse),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # Prefect's ephemeral server gets 20 s to start by default, too few on a busy
+        # shared machine; the wait is Prefect's, not the adapters'.
+        env={**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"},
+    )
+    counts: dict[str, int] = {}
+    if result.returncode == 0:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES}
+        con.close()
+    return result, counts
