@@ -152,9 +152,9 @@ EXPECTED_DIAGNOSES = sorted(
 EXPECTED_READ = {
     "Patient": 3,
     "Encounter": 6,
-    "Condition": 10,
+    "Condition": 11,  # one of them refuted
     "Observation": 5,
-    "Procedure": 2,
+    "Procedure": 3,  # one of them not done
     "ServiceRequest": 2,
     "ImagingStudy": 2,
 }
@@ -168,6 +168,12 @@ EXPECTED_UNMAPPED = {
     "conditions_without_diagnosis_code": 0,
 }
 EXPECTED_REJECTED = {
+    "Encounter_excluded_by_status": 0,
+    "Condition_excluded_by_status": 1,  # cond-a6, lung cancer refuted: no C34 for enc-a1
+    "Observation_excluded_by_status": 0,
+    "Procedure_excluded_by_status": 1,  # proc-b1, MRI not done: no referral
+    "ServiceRequest_excluded_by_status": 0,
+    "ImagingStudy_excluded_by_status": 0,
     "visits_without_date": 1,  # enc-a4
     "visits_without_person": 0,
     "visits_of_persons_without_birth_year": 1,  # enc-c1

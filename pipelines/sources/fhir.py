@@ -33,6 +33,17 @@ BATCH_FILES = 200
 # Synthea writes one bundle per patient; a long medical history can exceed DuckDB's
 # default limit of 16 MB per JSON object.
 MAX_OBJECT_BYTES = 1 << 30
+# Where each resource type keeps the status that can void it (value sets
+# `excluded_<type>` in schemas/value_sets/fhir_status.csv).
+EXCLUDED = "excluded_"
+STATUS_PATHS: dict[str, str] = {
+    "Encounter": "$.status",
+    "Condition": "$.verificationStatus.coding[0].code",
+    "Observation": "$.status",
+    "Procedure": "$.status",
+    "ServiceRequest": "$.status",
+    "ImagingStudy": "$.status",
+}
 RESOURCE_TYPES: tuple[str, ...] = (
     "Patient",
     "Encounter",
@@ -210,6 +221,23 @@ def _load_batch(con: duckdb.DuckDBPyConnection, relation: str, bundles: bool, la
         raise UserError(f"{label}: not valid FHIR JSON ({exc}); check the file") from None
 
 
+def _drop_excluded(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
+    """Drop (and count) resources whose status says they are void: refuted, in error, not done.
+
+    The statuses are the `excluded_<resource type>` value sets of fhir_status.csv.
+    """
+    for resource_type, path in STATUS_PATHS.items():
+        where = (
+            f"r->>'resourceType' = '{resource_type}' AND rf_norm_code(r->>'{path}') IN ("
+            f"SELECT code FROM rf_vs WHERE value_set = '{EXCLUDED}{resource_type.lower()}')"
+        )
+        n = con.execute(f"SELECT count(*) FROM res WHERE {where}").fetchone()[0]
+        key = f"{resource_type}_excluded_by_status"
+        report.rejected[key] = report.rejected.get(key, 0) + int(n)
+        if n:
+            con.execute(f"DELETE FROM res WHERE {where}")
+
+
 def _extract(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
     """Run every extract over the current batch and count the resources read."""
     for resource_type, count in con.execute(
@@ -221,6 +249,7 @@ def _extract(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
             report.unmapped["resources_of_other_types"] = (
                 report.unmapped.get("resources_of_other_types", 0) + count
             )
+    _drop_excluded(con, report)
     for statements in EXTRACTS.values():
         for sql in statements:
             con.execute(sql)
