@@ -64,3 +64,49 @@ def run_cli(
         counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES}
         con.close()
     return result, counts
+
+
+def contract_violations(out_dir: Path) -> list[str]:
+    """What in the three canonical files breaks its contract in schemas/ (empty: none).
+
+    Checked column by column from the contract itself: types, required, allowed
+    values, bounds and the primary key, so an adapter cannot write a value the
+    validation stage would quarantine for its own reasons.
+    """
+    problems: list[str] = []
+    for table in TABLES:
+        contract = load_contract(table)
+        rel = duckdb.sql(f"SELECT * FROM read_parquet('{out_dir / f'{table}.parquet'}')")
+        if rel.columns != contract.names:
+            problems.append(f"{table}: columns {rel.columns}")
+            continue
+        types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+        for c in contract.columns:
+            if types[c.name] != c.duckdb_type:
+                problems.append(f"{table}.{c.name}: type {types[c.name]}")
+            checks = []
+            if c.required:
+                checks.append(f"{c.name} IS NULL")
+            if c.allowed:
+                allowed = ", ".join(f"'{v}'" for v in c.allowed)
+                checks.append(f"{c.name} NOT IN ({allowed})")
+            if c.min is not None:
+                checks.append(f"{c.name} < {c.min}")
+            if c.max is not None:
+                checks.append(f"{c.name} > {c.max}")
+            for check in checks:
+                n = duckdb.sql(
+                    f"SELECT count(*) FROM read_parquet('{out_dir / f'{table}.parquet'}') "
+                    f"WHERE {check}"
+                ).fetchall()[0][0]
+                if n:
+                    problems.append(f"{table}: {n} rows with {check}")
+        if contract.primary_key:
+            key = contract.primary_key
+            dupes = duckdb.sql(
+                f"SELECT count(*) - count(DISTINCT {key}) "
+                f"FROM read_parquet('{out_dir / f'{table}.parquet'}')"
+            ).fetchall()[0][0]
+            if dupes:
+                problems.append(f"{table}: {dupes} duplicate {key}")
+    return problems

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from adapter_rows import TABLES, all_values, canonical, rows, run_cli
+from adapter_rows import TABLES, all_values, canonical, contract_violations, rows, run_cli
 
 from pipelines.errors import UserError
 from pipelines.sources import omop
@@ -189,6 +189,11 @@ def test_referral_rows(converted):
 def test_diagnosis_rows(converted):
     out, _ = converted
     assert rows(out / "diagnoses.parquet") == EXPECTED_DIAGNOSES
+
+
+def test_output_meets_the_contracts(converted):
+    out, _ = converted
+    assert contract_violations(out) == []
 
 
 def test_report_counts(converted):
