@@ -282,3 +282,33 @@ def test_run_through_the_flow(tmp_path: Path):
     assert "rejected  visits_without_date" in result.stdout
     assert counts == {"intake": 5, "referrals": 8, "diagnoses": 12}
     assert (tmp_path / "converted" / "omop" / "intake.parquet").exists()
+
+
+def test_age_counts_the_birthday_to_the_day_and_only_required_columns_are_needed(tmp_path: Path):
+    """A minimal CDM (required columns only): age turns on the birthday, not the day before.
+
+    Person 1 born 1960-06-15: 63 on 2024-06-14, 64 on 2024-06-15. Person 2 born in
+    June 1960, day unknown: 64 from 2024-06-01 (the day is not held against them).
+    Person 3 born 2025: a visit in 2024 is before birth and rejected.
+    """
+    cdm = tmp_path / "cdm"
+    cdm.mkdir()
+    files = {
+        "person.csv": "person_id,year_of_birth,month_of_birth,day_of_birth\n"
+        "1,1960,6,15\n2,1960,6,\n3,2025,,\n",
+        "visit_occurrence.csv": "visit_occurrence_id,person_id,visit_start_date\n"
+        "11,1,2024-06-14\n12,1,2024-06-15\n21,2,2024-06-01\n22,2,2024-05-31\n31,3,2024-01-01\n",
+        "condition_occurrence.csv": "condition_occurrence_id,person_id,condition_start_date,"
+        "visit_occurrence_id,condition_source_value\n"
+        "1,1,2024-06-14,11,M54.9\n2,1,2024-06-15,12,M54.9\n3,2,2024-06-01,21,M54.9\n"
+        "4,2,2024-05-31,22,M54.9\n5,3,2024-01-01,31,M54.9\n",
+        "procedure_occurrence.csv": "procedure_occurrence_id,person_id,procedure_date\n",
+        "observation.csv": "observation_id,person_id,observation_date\n",
+    }
+    for name, text in files.items():
+        (cdm / name).write_text(text, encoding="utf-8")
+    report = omop.convert(cdm, tmp_path / "out")
+    ages = {r["encounter_id"]: r["age_years"] for r in rows(tmp_path / "out" / "intake.parquet")}
+    assert ages == {"11": 63, "12": 64, "21": 64, "22": 63}
+    assert report.rejected["visits_before_birth"] == 1
+    assert report.unmapped["persons_sex_unknown"] == 3  # no gender column at all
