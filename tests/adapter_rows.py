@@ -95,18 +95,16 @@ def contract_violations(out_dir: Path) -> list[str]:
             if c.max is not None:
                 checks.append(f"{c.name} > {c.max}")
             for check in checks:
-                n = duckdb.sql(
-                    f"SELECT count(*) FROM read_parquet('{out_dir / f'{table}.parquet'}') "
-                    f"WHERE {check}"
-                ).fetchall()[0][0]
+                n = _count(out_dir / f"{table}.parquet", f"count(*) FILTER (WHERE {check})")
                 if n:
                     problems.append(f"{table}: {n} rows with {check}")
         if contract.primary_key:
             key = contract.primary_key
-            dupes = duckdb.sql(
-                f"SELECT count(*) - count(DISTINCT {key}) "
-                f"FROM read_parquet('{out_dir / f'{table}.parquet'}')"
-            ).fetchall()[0][0]
+            dupes = _count(out_dir / f"{table}.parquet", f"count(*) - count(DISTINCT {key})")
             if dupes:
                 problems.append(f"{table}: {dupes} duplicate {key}")
     return problems
+
+
+def _count(path: Path, aggregate: str) -> int:
+    return duckdb.sql(f"SELECT {aggregate} FROM read_parquet('{path}')").fetchall()[0][0]

@@ -191,19 +191,15 @@ def converted(request, tmp_path_factory: pytest.TempPathFactory):
     return out, fhir.convert(FIXTURES / request.param, out)
 
 
-def test_intake_rows(converted):
+@pytest.mark.parametrize("table", TABLES)
+def test_canonical_rows(converted, table: str):
     out, _ = converted
-    assert rows(out / "intake.parquet") == EXPECTED_INTAKE
-
-
-def test_referral_rows(converted):
-    out, _ = converted
-    assert rows(out / "referrals.parquet") == EXPECTED_REFERRALS
-
-
-def test_diagnosis_rows(converted):
-    out, _ = converted
-    assert rows(out / "diagnoses.parquet") == EXPECTED_DIAGNOSES
+    expected = {
+        "intake": EXPECTED_INTAKE,
+        "referrals": EXPECTED_REFERRALS,
+        "diagnoses": EXPECTED_DIAGNOSES,
+    }
+    assert rows(out / f"{table}.parquet") == expected[table]
 
 
 def test_output_meets_the_contracts(converted):
