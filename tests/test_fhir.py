@@ -247,7 +247,7 @@ def test_broken_json_names_the_file(tmp_path: Path):
     shutil.copytree(BUNDLES, src)
     (src / "patient-z.json").write_text('{"resourceType": "Bundle", "entry": [', encoding="utf-8")
     with pytest.raises(UserError, match=r"patient-z\.json.*not valid FHIR JSON"):
-        fhir.convert(src, tmp_path / "out", batch_files=1)
+        fhir.convert(src, tmp_path / "out")  # in one batch with the good files
 
 
 def test_folder_without_fhir_files(tmp_path: Path):

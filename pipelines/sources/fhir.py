@@ -207,18 +207,37 @@ def _quoted_list(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, relation: str, bundles: bool, label: str) -> None:
-    """Resources of one batch into `res(r JSON)` (entries of Bundles are unnested)."""
+def _load_batch(con: duckdb.DuckDBPyConnection, paths: list[Path], *, bundles: bool) -> None:
+    """Resources of a batch of files into `res(r JSON)` (entries of Bundles unnested).
+
+    When the batch fails to parse, its files are tried one by one so the error names
+    the file at fault.
+    """
+    fmt = "auto" if bundles else "newline_delimited"
     resource = (
         "unnest(CASE WHEN json->>'resourceType' = 'Bundle' "
         "THEN json_extract(json, '$.entry[*].resource') ELSE [json] END)"
         if bundles
         else "json"
     )
+
+    def load(batch: list[Path]) -> None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE res AS SELECT {resource} AS r FROM read_json_objects("
+            f"{_quoted_list(batch)}, format = '{fmt}', maximum_object_size = {MAX_OBJECT_BYTES})"
+        )
+
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE res AS SELECT {resource} AS r FROM {relation}")
-    except duckdb.Error as exc:
-        raise UserError(f"{label}: not valid FHIR JSON ({exc}); check the file") from None
+        load(paths)
+    except duckdb.Error as batch_error:
+        for path in paths:
+            try:
+                load([path])
+            except duckdb.Error as exc:
+                raise UserError(
+                    f"{path}: not valid FHIR JSON ({exc}); fix or remove the file"
+                ) from None
+        raise UserError(f"{paths[0]} .. {paths[-1].name}: cannot be read ({batch_error})") from None
 
 
 def _drop_excluded(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
@@ -271,19 +290,10 @@ def convert(input_dir: Path, out_dir: Path, batch_files: int = BATCH_FILES) -> A
     try:
         create_staging(con)
         for start in range(0, len(bundles), batch_files):
-            batch = bundles[start : start + batch_files]
-            relation = (
-                f"read_json_objects({_quoted_list(batch)}, format = 'auto', "
-                f"maximum_object_size = {MAX_OBJECT_BYTES})"
-            )
-            _load_batch(con, relation, True, f"{batch[0]} .. {batch[-1].name}")
+            _load_batch(con, bundles[start : start + batch_files], bundles=True)
             _extract(con, report)
         for path in ndjson:
-            relation = (
-                f"read_json_objects({_quoted_list([path])}, format = 'newline_delimited', "
-                f"maximum_object_size = {MAX_OBJECT_BYTES})"
-            )
-            _load_batch(con, relation, False, str(path))
+            _load_batch(con, [path], bundles=False)
             _extract(con, report)
         con.execute("DROP TABLE IF EXISTS res")
         build_canonical(con, out_dir, report, pseudonymise=True)
