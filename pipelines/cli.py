@@ -7,6 +7,7 @@ so `--help` and the light commands start fast. Only `run` and `serve` start Pref
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ import typer
 
 from pipelines.errors import UserError
 from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
+from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS, adapter
 
 app = typer.Typer(
     name="redflags",
@@ -28,6 +30,17 @@ InputDir = Annotated[
     Path, typer.Option("--input", "-i", help="Directory of canonical input files.")
 ]
 WarehousePath = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file.")]
+# The choices of --source, from the adapters registry (typer validates an Enum).
+SourceChoice = Enum("SourceChoice", {kind: kind for kind in SOURCE_KINDS}, type=str)
+DEFAULT_SOURCE = SourceChoice(CANONICAL)
+SourceKind = Annotated[
+    SourceChoice,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Kind of INPUT: canonical files, an OMOP CDM folder, or FHIR R4 Bundles/NDJSON.",
+    ),
+]
 
 
 @app.callback()
@@ -47,17 +60,28 @@ def echo_err(message: str) -> None:
 def run(
     input_dir: InputDir = SAMPLE_DIR,
     warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    source: SourceKind = DEFAULT_SOURCE,
 ) -> None:
     """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE."""
     from pipelines.flows.prefect_env import configure_prefect
     from pipelines.sources.canonical import discover
 
-    discover(input_dir)  # bad arguments fail here, in one line, before Prefect starts
+    source = source.value
+    # Bad arguments fail here, in one line, before Prefect starts.
+    if source == CANONICAL:
+        discover(input_dir)
+    else:
+        adapter(source).check_input(input_dir)
     configure_prefect()
     from pipelines.flows.run import redflags_run
 
-    result = redflags_run(input_dir=str(input_dir), warehouse=str(warehouse))
+    result = redflags_run(input_dir=str(input_dir), warehouse=str(warehouse), source=source)
     typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
+    if result.get("source_report"):
+        from pipelines.sources.report import summary_lines
+
+        for line in summary_lines(result["source_report"]):
+            typer.echo(f"  {line}")
     for table, n in result["raw"].items():
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
 
