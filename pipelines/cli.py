@@ -62,6 +62,27 @@ def run(
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
 
 
+@app.command()
+def report(
+    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="HTML file to write [default: report.html beside the warehouse]."
+        ),
+    ] = None,
+    min_cell: Annotated[
+        int | None,
+        typer.Option("--min-cell", help="Suppress counts from 1 to K-1, as the export does."),
+    ] = None,
+) -> None:
+    """Write the HTML report of the WAREHOUSE's marts: one self-contained file."""
+    from pipelines.report import write_report
+
+    path = write_report(warehouse, out, min_cell)
+    typer.echo(f"report: {path}")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
     try:

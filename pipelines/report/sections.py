@@ -1,0 +1,520 @@
+"""The report's content: headline numbers, charts and tables, worked out from ReportData.
+
+Each builder returns a Section. A builder whose mart is missing or empty returns
+a Section with `unavailable` set, which the template shows as a clear "not
+available" note in the section's place; nothing here raises on absent data.
+Small cells are hidden (pipelines.report.suppression) before any rate is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipelines.report import charts
+from pipelines.report.data import ReportData
+from pipelines.report.palette import (
+    POORLY_DOCUMENTED,
+    POORLY_DOCUMENTED_BELOW,
+    TIERS,
+    tier_label,
+)
+from pipelines.report.suppression import is_small, suppress_events, suppress_partition
+
+# The outcome behind the rate chart, the curves and the pattern tables (time_to_referral
+# is defined on it too: schemas/cohorts.yml).
+RATE_OUTCOME = "imaging_any"
+RATE_OUTCOME_LABEL = "Imaged"
+# Patterns are ranked at the HEDIS window; the longest window when that one is absent.
+PATTERN_WINDOW_DAYS = 28
+PATTERN_ROWS = 10
+SUPPRESSED = "suppressed"
+NOT_RECORDED = "–"
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    intro: str = ""
+    charts: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+
+
+@dataclass
+class Headline:
+    label: str
+    value: str
+    detail: str = ""
+
+
+def no_rows(index: pd.Index) -> pd.Series:
+    return pd.Series(False, index=index)
+
+
+def fmt_count(n: pd.Series, hidden: pd.Series | None = None) -> pd.Series:
+    text = n.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{int(v):,}")
+    return text if hidden is None else text.where(~hidden, SUPPRESSED)
+
+
+def fmt_share(share: pd.Series, hidden: pd.Series | None = None, digits: int = 1) -> pd.Series:
+    text = share.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:.{digits}%}")
+    return text if hidden is None else text.where(~hidden, SUPPRESSED)
+
+
+def fmt_rate_ci(rate: pd.Series, low: pd.Series, high: pd.Series, hidden: pd.Series) -> pd.Series:
+    """'42.0% (35.1–49.2)': the rate and its 95% interval, in percent."""
+    text = fmt_share(rate) + " (" + fmt_share(low, digits=1).str.rstrip("%") + "–"
+    text = text + fmt_share(high, digits=1).str.rstrip("%") + ")"
+    return text.where(rate.notna(), NOT_RECORDED).where(~hidden, SUPPRESSED)
+
+
+def fmt_number(value: pd.Series, digits: int = 1) -> pd.Series:
+    return value.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:,.{digits}f}")
+
+
+def table(frame: pd.DataFrame, numeric: list[str], caption: str = "") -> Table:
+    """A table of already formatted text; `numeric` columns are right-aligned."""
+    return Table(
+        columns=list(frame.columns),
+        rows=frame.astype(str).to_numpy().tolist(),
+        numeric=[c in numeric for c in frame.columns],
+        caption=caption,
+    )
+
+
+# ---------------------------------------------------------------------------- headline
+
+
+def tier_mix(data: ReportData, k: int | None) -> pd.DataFrame | None:
+    """Index presentations per tier, low split by documentation, with suppression flags."""
+    index = data.mart("index_presentations")
+    if index is None:
+        return None
+    category = (
+        index["index_tier"]
+        .astype("string")
+        .where(
+            ~(
+                (index["index_tier"] == "low")
+                & (index["completeness"] < POORLY_DOCUMENTED_BELOW).fillna(False)
+            ),
+            POORLY_DOCUMENTED,
+        )
+    )
+    order = [t for t in TIERS if t != "not_back_pain"] + [POORLY_DOCUMENTED]
+    extra = sorted(set(category.dropna()) - set(order))
+    counts = category.value_counts().reindex(order + extra, fill_value=0)
+    mix = pd.DataFrame({"category": counts.index, "n": counts.to_numpy()})
+    mix["hidden"] = no_rows(mix.index) if k is None else suppress_partition(mix["n"], k)
+    return mix
+
+
+def care_gap_summary(data: ReportData, k: int | None) -> Headline:
+    gaps = data.marts.get("care_gaps")
+    if gaps is None:
+        return Headline("Care gaps", "not available", "the care_gaps mart is missing")
+    n = pd.Series([len(gaps)])
+    value = fmt_count(n, is_small(n, k) if k else None).iloc[0]
+    kind = next((c for c in ("gap", "care_gap", "gap_name", "definition") if c in gaps), None)
+    detail = "urgent without spine imaging in 1 day, high without imaging in 14 days"
+    if kind is not None and len(gaps):
+        by_kind = gaps[kind].value_counts().sort_index()
+        hidden = suppress_partition(by_kind, k) if k else None
+        shown = fmt_count(by_kind, hidden)
+        detail = "; ".join(
+            f"{str(name).replace('_', ' ')}: {text}"
+            for name, text in zip(by_kind.index, shown, strict=True)
+        )
+    return Headline("Care gaps", value, detail)
+
+
+def overuse_summary(data: ReportData, k: int | None) -> Headline:
+    """HEDIS-style share of low-tier index presentations not imaged within 28 days."""
+    overuse = data.mart("imaging_overuse")
+    if overuse is None:
+        return Headline("Imaging overuse", "not available", "no low-tier index presentations")
+    row = overuse.iloc[[0]].reset_index(drop=True)
+    n_den = next((c for c in ("n_eligible", "n_denominator", "n_index") if c in row), None)
+    n_img = next((c for c in ("n_imaged", "n_events") if c in row), None)
+    share = next((c for c in ("share_not_imaged", "rate_not_imaged") if c in row), None)
+    if n_den is None or n_img is None or share is None:
+        return Headline("Imaging overuse", "not available", "unexpected imaging_overuse columns")
+    hidden_den, hidden = (
+        suppress_events(row[n_den], row[n_img], k) if k else (no_rows(row.index),) * 2
+    )
+    value = fmt_share(row[share], hidden).iloc[0]
+    detail = (
+        f"share of low-tier index presentations aged 18–75 not imaged within 28 days "
+        f"(higher is better); {fmt_count(row[n_den], hidden_den).iloc[0]} eligible"
+    )
+    if {"ci_low", "ci_high"} <= set(row.columns) and not hidden.iloc[0]:
+        detail += f", 95% CI {fmt_share(row['ci_low']).iloc[0]}–{fmt_share(row['ci_high']).iloc[0]}"
+    return Headline("Not imaged (low tier)", value, detail)
+
+
+def headline_section(data: ReportData, k: int | None) -> tuple[list[Headline], Section]:
+    """The numbers a reader sees first, and the tier mix chart beneath them."""
+    mix = tier_mix(data, k)
+    presentations = (
+        fmt_count(pd.Series([data.n_presentations])).iloc[0]
+        if data.n_presentations is not None
+        else "not available"
+    )
+    headlines = [Headline("Presentations", presentations, "validated intake rows")]
+    section = Section(
+        "tier_mix",
+        "Index presentations by tier",
+        "New back-pain episodes by the tier of their first presentation. A low tier with "
+        "under half of its fields recorded is shown on its own as poorly documented.",
+    )
+    if mix is None:
+        headlines.append(Headline("Index episodes", "not available"))
+        section.unavailable = "The index_presentations mart is missing or empty."
+    else:
+        total = pd.Series([int(mix["n"].sum())])
+        headlines.append(
+            Headline(
+                "Index episodes",
+                fmt_count(total, is_small(total, k) if k else None).iloc[0],
+                "new back-pain episodes (no back pain in the 180 days before)",
+            )
+        )
+        share = mix["n"] / max(int(total.iloc[0]), 1)
+        mix_text = fmt_share(share, mix["hidden"], digits=0)
+        headlines.append(
+            Headline(
+                "Tier mix",
+                " · ".join(
+                    f"{tier_label(c)} {t}"
+                    for c, t in zip(mix["category"], mix_text, strict=True)
+                    if c in ("urgent", "high")
+                ),
+                " · ".join(
+                    f"{tier_label(c)} {t}"
+                    for c, t in zip(mix["category"], mix_text, strict=True)
+                    if c not in ("urgent", "high")
+                ),
+            )
+        )
+        section.charts.append(charts.tier_mix_chart(mix))
+        shown = mix.assign(
+            Tier=mix["category"].map(tier_label),
+            **{
+                "Index presentations": fmt_count(mix["n"], mix["hidden"]),
+                "Share": mix_text,
+            },
+        )[["Tier", "Index presentations", "Share"]]
+        section.tables.append(table(shown, ["Index presentations", "Share"]))
+    headlines.append(care_gap_summary(data, k))
+    headlines.append(overuse_summary(data, k))
+    return headlines, section
+
+
+# ------------------------------------------------------------------------- referral rates
+
+
+def summary_rows(data: ReportData, stratum_type: str, k: int | None) -> pd.DataFrame | None:
+    """cohort_summary rows of one stratum type for the report's outcome, with hidden flags."""
+    summary = data.mart("cohort_summary")
+    if summary is None:
+        return None
+    rows = summary[
+        (summary["stratum_type"] == stratum_type) & (summary["outcome"] == RATE_OUTCOME)
+    ].reset_index(drop=True)
+    if rows.empty:
+        return None
+    if k is None:
+        rows["hide_eligible"] = no_rows(rows.index)
+        rows["hidden"] = no_rows(rows.index)
+    else:
+        rows["hide_eligible"], rows["hidden"] = suppress_events(
+            rows["n_eligible"], rows["n_events"], k
+        )
+    return rows
+
+
+def referral_rate_section(data: ReportData, k: int | None) -> Section:
+    section = Section(
+        "referral_rate",
+        "Imaging by index tier and window",
+        "Share of index presentations imaged within each window, with Wilson 95% intervals. "
+        "Only presentations followed up for the whole window count (the rest are censored).",
+    )
+    rows = summary_rows(data, "index_tier", k)
+    if rows is None:
+        section.unavailable = "The cohort_summary mart is missing or has no index-tier rows."
+        return section
+    rank = {t: i for i, t in enumerate(TIERS)}
+    rows = rows.assign(order=rows["stratum_value"].map(rank)).sort_values(
+        ["order", "window_days"], na_position="last"
+    )
+    section.charts.append(
+        charts.referral_rate_chart(
+            rows.rename(columns={"stratum_value": "tier"}), f"{RATE_OUTCOME_LABEL} within window"
+        )
+    )
+    shown = pd.DataFrame(
+        {
+            "Index tier": rows["stratum_value"].map(tier_label),
+            "Window": rows["window_days"].map(lambda w: f"≤ {int(w)} days"),
+            "Eligible": fmt_count(rows["n_eligible"], rows["hide_eligible"]),
+            "Imaged": fmt_count(rows["n_events"], rows["hidden"]),
+            "Rate (95% CI)": fmt_rate_ci(
+                rows["rate"], rows["ci_low"], rows["ci_high"], rows["hidden"]
+            ),
+            "Median days to imaging": fmt_number(rows["median_days_to_event"]).where(
+                ~rows["hidden"], SUPPRESSED
+            ),
+        }
+    )
+    section.tables.append(
+        table(shown, ["Eligible", "Imaged", "Rate (95% CI)", "Median days to imaging"])
+    )
+    return section
+
+
+def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
+    section = Section(
+        "time_to_imaging",
+        "Time to first imaging",
+        "Kaplan–Meier cumulative incidence of the first imaging order after the index "
+        "presentation, censored at the data end; shaded bands are 95% intervals.",
+    )
+    curves = data.mart("time_to_referral")
+    if curves is None:
+        section.unavailable = "The time_to_referral mart is missing or empty."
+        return section
+    if k is not None:
+        at_start = curves[curves["day"] == curves["day"].min()].set_index("tier")["n_at_risk"]
+        too_small = set(at_start.index[at_start < k])
+        curves = curves[~curves["tier"].isin(too_small) & (curves["n_at_risk"] >= k)]
+        section.notes.append(
+            f"With a minimum cell of {k}, each curve stops where fewer than {k} "
+            "presentations remain at risk"
+            + (
+                f"; not drawn: {', '.join(tier_label(t) for t in sorted(too_small))}."
+                if too_small
+                else "."
+            )
+        )
+    if curves.empty:
+        section.unavailable = "Every curve is below the minimum cell size."
+        return section
+    rank = {t: i for i, t in enumerate(("all", *TIERS))}
+    curves = curves.assign(order=curves["tier"].map(rank)).sort_values(["order", "day"])
+    section.charts.append(charts.km_chart(curves))
+    return section
+
+
+def pattern_section(data: ReportData, k: int | None) -> Section:
+    section = Section(
+        "patterns",
+        "Red-flag patterns and imaging",
+        "Patterns are the set of red flags present at the index presentation. "
+        "The first table lists the patterns most often followed by imaging, the second "
+        "those most often not followed by it.",
+    )
+    rows = summary_rows(data, "pattern", k)
+    if rows is None:
+        section.unavailable = "The cohort_summary mart is missing or has no pattern rows."
+        return section
+    windows = set(rows["window_days"])
+    window = PATTERN_WINDOW_DAYS if PATTERN_WINDOW_DAYS in windows else max(windows)
+    rows = rows[rows["window_days"] == window].assign(
+        n_not_imaged=lambda f: f["n_eligible"] - f["n_events"]
+    )
+    n_hidden = int(rows["hidden"].sum())
+    rows = rows[~rows["hidden"]]
+    section.intro += f" Window: imaging within {window} days of the index."
+
+    def ranked(by: str, caption: str) -> Table:
+        top = rows.sort_values([by, "stratum_value"], ascending=[False, True]).head(PATTERN_ROWS)
+        top = top[top[by] > 0]
+        shown = pd.DataFrame(
+            {
+                "Pattern": top["stratum_value"].str.replace("_", " ").str.replace("+", " + "),
+                "Eligible": fmt_count(top["n_eligible"]),
+                "Imaged": fmt_count(top["n_events"]),
+                "Not imaged": fmt_count(top["n_not_imaged"]),
+                "Rate imaged (95% CI)": fmt_rate_ci(
+                    top["rate"], top["ci_low"], top["ci_high"], no_rows(top.index)
+                ),
+            }
+        )
+        return table(shown, ["Eligible", "Imaged", "Not imaged", "Rate imaged (95% CI)"], caption)
+
+    section.tables.append(ranked("n_events", "Most often followed by imaging"))
+    section.tables.append(ranked("n_not_imaged", "Most often not followed by imaging"))
+    if n_hidden:
+        section.notes.append(
+            f"{n_hidden} pattern(s) with cells under the minimum size are left out of both lists."
+        )
+    return section
+
+
+# ------------------------------------------------------------------------- documentation
+
+
+def documentation_section(data: ReportData, k: int | None) -> Section:
+    section = Section(
+        "documentation",
+        "Documentation completeness",
+        "Share of presentations whose stored value of each intake field is recorded "
+        "(not NULL), over all presentations and by tier. Unrecorded is never read as absent.",
+    )
+    quality = data.mart("documentation_quality")
+    if quality is None:
+        section.unavailable = "The documentation_quality mart is missing or empty."
+        return section
+    share = next(
+        (
+            c
+            for c in ("share_non_null", "share_recorded", "share_not_null", "share")
+            if c in quality
+        ),
+        None,
+    )
+    tier = next((c for c in ("tier", "stratum_value") if c in quality), None)
+    if share is None or tier is None or "field" not in quality:
+        section.unavailable = "The documentation_quality mart has unexpected columns."
+        return section
+    values = quality[share].astype("Float64")
+    n_col = next((c for c in ("n_rows", "n_presentations", "n") if c in quality), None)
+    if k is not None and n_col is not None:
+        values = values.where(~is_small(quality[n_col], k))
+    fields = list(dict.fromkeys(quality["field"]))
+    tiers = [t for t in ("all", *TIERS) if t in set(quality[tier])]
+    tiers += sorted(set(quality[tier]) - set(tiers))
+    grid = (
+        quality.assign(value=values)
+        .pivot_table(index="field", columns=tier, values="value", aggfunc="first", dropna=False)
+        .reindex(index=fields, columns=tiers)
+    )
+    section.charts.append(charts.completeness_chart(grid.astype(float)))
+    return section
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def validation_section(data: ReportData) -> Section:
+    section = Section(
+        "validation",
+        "Validation of the last run",
+        "Files read by the run, and what became of their rows: accepted into staging, "
+        "quarantined row by row with the expectation that failed, or the file rejected whole.",
+    )
+    if data.run is not None:
+        run = data.run
+        details = run.get("details") if isinstance(run.get("details"), dict) else {}
+        facts = {
+            "Run": run.get("run_id"),
+            "Status": run.get("status"),
+            "Started": run.get("started_at"),
+            "Finished": run.get("finished_at"),
+            "Input": run.get("input_dir"),
+            **{
+                str(key).replace("_", " ").capitalize(): value
+                for key, value in details.items()
+                if not isinstance(value, dict | list)
+            },
+        }
+        frame = pd.DataFrame(
+            {
+                "": list(facts),
+                "Value": [NOT_RECORDED if v is None else str(v) for v in facts.values()],
+            }
+        )
+        section.tables.append(table(frame, [], "Run log"))
+    manifest = data.manifest
+    if manifest is not None and data.run is not None and "run_id" in manifest:
+        this_run = manifest[manifest["run_id"] == data.run.get("run_id")]
+        manifest = this_run if not this_run.empty else manifest
+    if manifest is None or manifest.empty:
+        if data.run is None:
+            section.unavailable = "Neither ops.run_log nor ops.ingest_manifest has rows."
+        else:
+            section.notes.append("ops.ingest_manifest is missing or empty.")
+        return section
+    shown = manifest.drop(
+        columns=[c for c in manifest.columns if c in ("run_id", "content_hash", "sha256")]
+    )
+    numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
+    for column in numeric:
+        shown[column] = fmt_count(shown[column])
+    section.tables.append(
+        table(
+            shown.rename(columns=lambda c: c.replace("_", " ")),
+            [c.replace("_", " ") for c in numeric],
+            "Files",
+        )
+    )
+    return section
+
+
+# -------------------------------------------------------------------------- rules
+
+
+COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
+
+
+def rule_performance_section(data: ReportData, k: int | None) -> Section:
+    section = Section(
+        "rule_performance",
+        "Rule performance",
+        "How well each tier threshold and each red flag at the index presentation "
+        "predicts lung cancer or bone metastasis diagnosed within 365 days.",
+    )
+    performance = data.mart("rule_performance")
+    if performance is None:
+        section.unavailable = (
+            "Not available: no diagnoses were loaded, so there is nothing to measure the "
+            "rules against."
+        )
+        return section
+    lower = {c.lower(): c for c in performance.columns}
+    counts = [lower[c] for c in COUNT_COLUMNS if c in lower]
+    hidden = no_rows(performance.index)
+    if k is not None:
+        for column in counts:
+            hidden = hidden | is_small(performance[column], k)
+    shown = performance.copy()
+    for column in shown.columns:
+        if column in counts:
+            shown[column] = fmt_count(shown[column], hidden)
+        elif pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = fmt_number(shown[column], 3).where(~hidden, SUPPRESSED)
+        elif pd.api.types.is_integer_dtype(shown[column]):
+            shown[column] = fmt_count(shown[column])
+    numeric = [c for c in performance.columns if pd.api.types.is_numeric_dtype(performance[c])]
+    section.tables.append(table(shown, numeric))
+    if k is not None and hidden.any():
+        section.notes.append(f"Rows with any of TP, FP, FN, TN under {k} are suppressed whole.")
+    return section
+
+
+def build_sections(data: ReportData, k: int | None) -> tuple[list[Headline], list[Section]]:
+    """Every section of the report, in reading order."""
+    headlines, mix = headline_section(data, k)
+    sections = [
+        mix,
+        referral_rate_section(data, k),
+        time_to_imaging_section(data, k),
+        pattern_section(data, k),
+        documentation_section(data, k),
+        validation_section(data),
+        rule_performance_section(data, k),
+    ]
+    return headlines, sections
