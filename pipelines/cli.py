@@ -60,6 +60,7 @@ def run(
     typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
     for table, n in result["raw"].items():
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
+    typer.echo(f"  report         {result['report']}")
 
 
 @app.command()

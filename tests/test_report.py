@@ -37,10 +37,10 @@ N_PRESENTATIONS = 250
 WINDOWS = (1, 14, 28, 90)
 # (n_eligible, n_events) of imaging_any per index tier and window.
 TIER_RATES = {
-    "urgent": [(12, 9), (12, 11), (11, 11), (10, 10)],
-    "high": [(30, 6), (29, 18), (28, 20), (25, 21)],
-    "moderate": [(60, 3), (58, 15), (55, 20), (50, 24)],
-    "low": [(90, 2), (88, 8), (85, 12), (80, 16)],
+    "urgent": [(12, 9), (12, 11), (12, 12), (12, 12)],
+    "high": [(30, 6), (29, 18), (29, 20), (19, 15)],
+    "moderate": [(60, 3), (60, 15), (49, 20), (45, 24)],
+    "low": [(90, 2), (90, 8), (79, 12), (70, 16)],
 }
 # (pattern, n_eligible, n_events) at 28 days.
 PATTERNS = [
@@ -63,7 +63,9 @@ def wilson(events: int, n: int, z: float = 1.959963984540054) -> tuple[float, fl
     return centre - half, centre + half
 
 
-def summary_row(stratum_type: str, value: str, window: int, n: int, events: int) -> dict:
+def summary_row(
+    stratum_type: str, value: str, window: int, n: int, events: int, n_stratum: int
+) -> dict:
     low, high = wilson(events, n)
     return {
         "stratum_type": stratum_type,
@@ -76,7 +78,7 @@ def summary_row(stratum_type: str, value: str, window: int, n: int, events: int)
         "ci_low": low,
         "ci_high": high,
         "median_days_to_event": 3.0,
-        "n_censored": 0,
+        "n_censored": n_stratum - n,
     }
 
 
@@ -156,40 +158,45 @@ def build_warehouse(path: Path, *, marts: bool = True, diagnoses: bool = True) -
         index = index_presentations()
         summary = pd.DataFrame(
             [
-                summary_row("index_tier", tier, w, n, e)
+                summary_row("index_tier", tier, w, n, e, TIER_COUNTS[tier])
                 for tier, rows in TIER_RATES.items()
                 for w, (n, e) in zip(WINDOWS, rows, strict=True)
             ]
-            + [summary_row("pattern", p, 28, n, e) for p, n, e in PATTERNS]
+            + [summary_row("pattern", p, 28, n, e, n) for p, n, e in PATTERNS]
         )
         curves = time_to_referral()
         gaps = pd.DataFrame(
             {
                 "encounter_id": [f"G{i}" for i in range(12)],
                 "index_tier": ["urgent"] * 3 + ["high"] * 9,
-                "gap": ["urgent_without_spine_imaging"] * 3 + ["high_without_imaging"] * 9,
+                "care_gap": ["urgent_without_spine_imaging"] * 3 + ["high_without_imaging"] * 9,
                 "days_since_index": 30,
             }
         )
         low, high = wilson(60, 80)
         overuse = pd.DataFrame(
             {
-                "n_eligible": [80],
-                "n_imaged": [20],
-                "n_not_imaged": [60],
-                "share_not_imaged": [0.75],
-                "ci_low": [low],
-                "ci_high": [high],
+                "stratum_type": ["all", "sex"],
+                "stratum_value": ["all", "F"],
+                "window_days": 28,
+                "n_eligible": [80, 40],
+                "n_imaged": [20, 5],
+                "n_not_imaged": [60, 35],
+                "share_not_imaged": [0.75, 35 / 40],
+                "ci_low": [low, 0.0],
+                "ci_high": [high, 1.0],
+                "n_censored": [0, 0],
             }
         )
         quality = pd.DataFrame(
             [
                 {
-                    "field": f,
                     "tier": t,
-                    "n_rows": 100,
-                    "n_recorded": 100 - 10 * i - j,
-                    "share_recorded": (100 - 10 * i - j) / 100,
+                    "field": f,
+                    "n_presentations": 100,
+                    "n_documented": 100 - 10 * i - j,
+                    "n_missing": 10 * i + j,
+                    "share_documented": (100 - 10 * i - j) / 100,
                 }
                 for i, f in enumerate(FIELDS)
                 for j, t in enumerate(("all", "urgent", "high", "moderate", "low"))
@@ -197,8 +204,9 @@ def build_warehouse(path: Path, *, marts: bool = True, diagnoses: bool = True) -
         )
         performance = pd.DataFrame(
             {
-                "criterion_type": ["tier_threshold", "flag"],
-                "criterion": ["high", "prior_cancer"],
+                "target": "lung_cancer_or_bone_metastasis",
+                "rule_type": ["tier_at_or_above", "flag"],
+                "rule": ["high", "prior_cancer"],
                 "tp": [12, 3],
                 "fp": [30, 40],
                 "fn": [14, 11],
@@ -311,6 +319,7 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert "250" in head  # presentations
     assert "192" in head  # 12 + 30 + 60 + 90 index episodes
     assert "Urgent 6%" in head and "High 16%" in head  # 12/192 = 6.25%, 30/192 = 15.6%
+    assert re.search(r"Urgent or high tier\s+22%", head)  # 42/192 = 21.9%
     # Tier mix: low split 85 well documented + 5 poorly documented.
     mix = section_text(html, "tier_mix")
     assert re.search(r"Low\s+85\s", mix) and re.search(r"Low \(poorly documented\)\s+5\s", mix)
@@ -332,11 +341,11 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert followed[:9] == header
     assert followed[9:15] == ["ever", "smoked", "50", "30", "20", "60.0%"]
     assert not_followed.split()[:9] == header
-    assert not_followed.split()[9:14] == ["none", "80", "8", "72", "10.0%"]
+    assert not_followed.split()[9:16] == ["no", "red", "flags", "80", "8", "72", "10.0%"]
     # Validation: the rejected file is listed; rule performance is shown.
     validation = section_text(html, "validation")
     assert "extra.csv" in validation and "rejected" in validation
-    assert "prior_cancer" in section_text(html, "rule_performance")
+    assert "prior cancer" in section_text(html, "rule_performance")
     assert "suppressed" not in html
 
 
@@ -349,25 +358,32 @@ def test_min_cell_hides_small_counts_and_their_complements(warehouse: Path, tmp_
     assert re.search(r"Low \(poorly documented\)\s+suppressed", mix)
     assert re.search(r"High\s+30\s", mix) and re.search(r"Low\s+85\s", mix)
     head = section_text(html, "headline")
+    # Urgent is hidden, so urgent + high together would give it back from high's 30.
+    assert re.search(r"Urgent or high tier\s+suppressed", head)
     # Care gaps: 12 in all, by kind 3 (small) and 9 (small): both hidden, total shown.
     assert re.search(r"Care gaps\s+12\s", head)
     assert "urgent without spine imaging: suppressed" in head
     assert "high without imaging: suppressed" in head
     rates = section_text(html, "referral_rate")
     # Urgent at 1 day: 9 of 12 imaged (9 small) -> suppressed; at 14 days 11 of 12:
-    # 1 not imaged, recoverable by subtraction -> suppressed; at 28 days 11 of 11 shown.
-    urgent = re.findall(r"Urgent\s+≤ (\d+) days\s+(\S+)\s+(\S+)", rates)
-    assert urgent == [
-        ("1", "12", "suppressed"),
-        ("14", "12", "suppressed"),
-        ("28", "11", "11"),
-        ("90", "suppressed", "suppressed"),  # an eligible count of 10 is itself small
+    # 1 not imaged, recoverable by subtraction -> suppressed; 12 of 12 later: shown.
+    rows = re.findall(r"(Urgent|High)\s+≤ (\d+) days?\s+(\S+)\s+(\S+)", rates)
+    assert rows == [
+        ("Urgent", "1", "12", "suppressed"),
+        ("Urgent", "14", "12", "suppressed"),
+        ("Urgent", "28", "12", "12"),
+        ("Urgent", "90", "12", "12"),
+        ("High", "1", "30", "suppressed"),  # 6 imaged
+        # 29 eligible of 30: the 1 censored would come back by subtraction.
+        ("High", "14", "suppressed", "suppressed"),
+        ("High", "28", "suppressed", "suppressed"),
+        ("High", "90", "19", "suppressed"),  # 15 of 19 imaged: 4 not imaged
     ]
     patterns = section_text(html, "patterns")
     # Left: prior_cancer+night_pain (1 not imaged), night_pain (5 imaged),
     # thoracic_pain+age_50_plus (5 not imaged), none (8 imaged).
     assert "4 pattern(s)" in patterns
-    for gone in ("night pain", "thoracic pain", "none"):
+    for gone in ("night pain", "thoracic pain", "no red flags"):
         assert gone not in patterns.split("4 pattern(s)")[0].split("Most often followed")[1]
     assert "ever smoked" in patterns and "age 50 plus" in patterns
     # Curves: urgent has 12 at risk, 11 on day 1, 10 on day 2: drawn to day 1 only.
@@ -375,9 +391,9 @@ def test_min_cell_hides_small_counts_and_their_complements(warehouse: Path, tmp_
     # Rule performance: the flag row has TP 3 -> the whole row suppressed.
     performance = section_text(html, "rule_performance")
     assert re.search(
-        r"prior_cancer\s+suppressed\s+suppressed\s+suppressed\s+suppressed", performance
+        r"prior cancer\s+suppressed\s+suppressed\s+suppressed\s+suppressed", performance
     )
-    assert re.search(r"high\s+12\s+30\s+14\s+136\s+0\.462", performance)  # 12 / 26
+    assert re.search(r"tier ≥ high\s+12\s+30\s+14\s+136\s+46\.2%", performance)  # 12 / 26
 
 
 def test_missing_marts_degrade_to_not_available(tmp_path: Path):
@@ -403,7 +419,7 @@ def test_missing_marts_degrade_to_not_available(tmp_path: Path):
 def test_rule_performance_without_diagnoses_says_why(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "w.duckdb", diagnoses=False)
     html = write_report(warehouse, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "no diagnoses were loaded" in section_text(html, "rule_performance")
+    assert "No diagnoses were loaded" in section_text(html, "rule_performance")
     assert set(parse(html).charts) == EXPECTED_CHARTS
 
 

@@ -10,6 +10,7 @@ from prefect import flow, task
 
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
+from pipelines.report import write_report as write_report_file
 from pipelines.sources.canonical import discover, load_raw_file
 from pipelines.warehouse import open_warehouse, table_counts
 
@@ -43,13 +44,21 @@ def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
         return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
 
 
+@task
+def write_report(warehouse: str, run_id: str) -> str:
+    """Write the HTML report beside the warehouse, from the marts this run published."""
+    return str(write_report_file(warehouse, run_id=run_id))
+
+
 @flow(name="redflags-run", log_prints=True)
 def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
     """Run the whole pipeline once.
 
     Steps:
     1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    2. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
     """
     run_id = new_run_id()
     raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw}
+    report = write_report(str(Path(warehouse)), run_id)
+    return {"run_id": run_id, "raw": raw, "report": report}

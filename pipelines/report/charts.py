@@ -60,6 +60,11 @@ def figure_svg(fig: Figure, name: str, description: str) -> str:
     )
 
 
+def window_label(days: int) -> str:
+    """'≤ 1 day', '≤ 14 days': the window as a reader says it."""
+    return f"≤ {int(days)} day" + ("" if int(days) == 1 else "s")
+
+
 def new_figure(width: float, height: float) -> Figure:
     with matplotlib.rc_context(STYLE):
         return Figure(figsize=(width, height), layout="constrained")
@@ -134,10 +139,11 @@ def referral_rate_chart(rates: pd.DataFrame, outcome_label: str) -> str:
                 markersize=7,
                 elinewidth=1.6,
             )
-        ax.set_xticks(range(len(windows)), [f"≤ {w} days" for w in windows])
+        ax.set_xticks(range(len(windows)), [window_label(w) for w in windows])
         ax.set_xlabel("Window after the index presentation")
         ax.set_ylabel(f"{outcome_label} (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 104)  # room for a point at 100% and its cap
+        ax.set_yticks(range(0, 101, 20))
         ax.grid(axis="x", visible=False)
         ax.legend(title="Index tier", loc="upper left", bbox_to_anchor=(1.01, 1))
         return figure_svg(fig, "referral_rate", f"{outcome_label} by index tier and window")
@@ -155,13 +161,14 @@ def km_chart(curves: pd.DataFrame) -> str:
             part = curves[curves["tier"] == tier].sort_values("day")
             day = part["day"].to_numpy(dtype=float)
             colour = tier_colour(tier)
+            is_all = tier == "all"
             ax.fill_between(
                 day,
                 part["ci_low"].to_numpy(dtype=float) * 100,
                 part["ci_high"].to_numpy(dtype=float) * 100,
                 step="post",
                 color=colour,
-                alpha=0.15,
+                alpha=0.0 if is_all else 0.15,  # the all-tiers line is a reference only
                 linewidth=0,
             )
             ax.step(
@@ -169,12 +176,14 @@ def km_chart(curves: pd.DataFrame) -> str:
                 part["cumulative_incidence"].to_numpy(dtype=float) * 100,
                 where="post",
                 color=colour,
-                linewidth=2,
+                linewidth=1.6 if is_all else 2.2,
+                linestyle="--" if is_all else "-",
+                zorder=3 if is_all else 2,
                 label=tier_label(tier),
             )
         ax.set_xlim(0, 90)
-        ax.set_xticks([0, 1, 14, 28, 60, 90])
-        ax.set_ylim(0, 100)
+        ax.set_xticks([0, 7, 14, 28, 60, 90])
+        ax.set_ylim(0, 101)
         ax.set_xlabel("Days since the index presentation")
         ax.set_ylabel("Imaged (%)")
         ax.legend(title="Index tier", loc="upper left", bbox_to_anchor=(1.01, 1))

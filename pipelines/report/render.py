@@ -47,7 +47,7 @@ def render_report(
     headlines, sections = build_sections(data, min_cell)
     run = data.run or {}
     meta = {
-        "Run": run.get("run_id") or "not recorded",
+        "Run": run.get("run_id") or run_id or "not recorded",
         "Data end": str(run["data_end"])[:10]
         if run.get("data_end") is not None
         else "not recorded",

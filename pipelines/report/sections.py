@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipelines.report import charts
+from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
 from pipelines.report.palette import (
     POORLY_DOCUMENTED,
@@ -130,7 +131,7 @@ def care_gap_summary(data: ReportData, k: int | None) -> Headline:
     kind = next((c for c in ("gap", "care_gap", "gap_name", "definition") if c in gaps), None)
     detail = "urgent without spine imaging in 1 day, high without imaging in 14 days"
     if kind is not None and len(gaps):
-        by_kind = gaps[kind].value_counts().sort_index()
+        by_kind = gaps[kind].value_counts().reindex(pd.unique(gaps[kind]))
         hidden = suppress_partition(by_kind, k) if k else None
         shown = fmt_count(by_kind, hidden)
         detail = "; ".join(
@@ -145,6 +146,10 @@ def overuse_summary(data: ReportData, k: int | None) -> Headline:
     overuse = data.mart("imaging_overuse")
     if overuse is None:
         return Headline("Imaging overuse", "not available", "no low-tier index presentations")
+    if "stratum_type" in overuse:
+        overuse = overuse[overuse["stratum_type"] == "all"]
+    if overuse.empty:
+        return Headline("Imaging overuse", "not available", "no `all` row in imaging_overuse")
     row = overuse.iloc[[0]].reset_index(drop=True)
     n_den = next((c for c in ("n_eligible", "n_denominator", "n_index") if c in row), None)
     n_img = next((c for c in ("n_imaged", "n_events") if c in row), None)
@@ -152,7 +157,9 @@ def overuse_summary(data: ReportData, k: int | None) -> Headline:
     if n_den is None or n_img is None or share is None:
         return Headline("Imaging overuse", "not available", "unexpected imaging_overuse columns")
     hidden_den, hidden = (
-        suppress_events(row[n_den], row[n_img], k) if k else (no_rows(row.index),) * 2
+        suppress_events(row[n_den], row[n_img], k, row.get("n_censored"))
+        if k
+        else (no_rows(row.index),) * 2
     )
     value = fmt_share(row[share], hidden).iloc[0]
     detail = (
@@ -193,18 +200,14 @@ def headline_section(data: ReportData, k: int | None) -> tuple[list[Headline], S
         )
         share = mix["n"] / max(int(total.iloc[0]), 1)
         mix_text = fmt_share(share, mix["hidden"], digits=0)
+        top = mix["category"].isin(["urgent", "high"])
+        top_share = pd.Series([share[top].sum()])
         headlines.append(
             Headline(
-                "Tier mix",
+                "Urgent or high tier",
+                fmt_share(top_share, pd.Series([bool(mix["hidden"][top].any())]), 0).iloc[0],
                 " · ".join(
-                    f"{tier_label(c)} {t}"
-                    for c, t in zip(mix["category"], mix_text, strict=True)
-                    if c in ("urgent", "high")
-                ),
-                " · ".join(
-                    f"{tier_label(c)} {t}"
-                    for c, t in zip(mix["category"], mix_text, strict=True)
-                    if c not in ("urgent", "high")
+                    f"{tier_label(c)} {t}" for c, t in zip(mix["category"], mix_text, strict=True)
                 ),
             )
         )
@@ -240,7 +243,7 @@ def summary_rows(data: ReportData, stratum_type: str, k: int | None) -> pd.DataF
         rows["hidden"] = no_rows(rows.index)
     else:
         rows["hide_eligible"], rows["hidden"] = suppress_events(
-            rows["n_eligible"], rows["n_events"], k
+            rows["n_eligible"], rows["n_events"], k, rows.get("n_censored")
         )
     return rows
 
@@ -268,7 +271,7 @@ def referral_rate_section(data: ReportData, k: int | None) -> Section:
     shown = pd.DataFrame(
         {
             "Index tier": rows["stratum_value"].map(tier_label),
-            "Window": rows["window_days"].map(lambda w: f"≤ {int(w)} days"),
+            "Window": rows["window_days"].map(window_label),
             "Eligible": fmt_count(rows["n_eligible"], rows["hide_eligible"]),
             "Imaged": fmt_count(rows["n_events"], rows["hidden"]),
             "Rate (95% CI)": fmt_rate_ci(
@@ -344,7 +347,10 @@ def pattern_section(data: ReportData, k: int | None) -> Section:
         top = top[top[by] > 0]
         shown = pd.DataFrame(
             {
-                "Pattern": top["stratum_value"].str.replace("_", " ").str.replace("+", " + "),
+                "Pattern": top["stratum_value"]
+                .replace({"none": "no red flags"})
+                .str.replace("_", " ")
+                .str.replace("+", " + "),
                 "Eligible": fmt_count(top["n_eligible"]),
                 "Imaged": fmt_count(top["n_events"]),
                 "Not imaged": fmt_count(top["n_not_imaged"]),
@@ -381,7 +387,7 @@ def documentation_section(data: ReportData, k: int | None) -> Section:
     share = next(
         (
             c
-            for c in ("share_non_null", "share_recorded", "share_not_null", "share")
+            for c in ("share_documented", "share_recorded", "share_non_null", "share")
             if c in quality
         ),
         None,
@@ -391,7 +397,7 @@ def documentation_section(data: ReportData, k: int | None) -> Section:
         section.unavailable = "The documentation_quality mart has unexpected columns."
         return section
     values = quality[share].astype("Float64")
-    n_col = next((c for c in ("n_rows", "n_presentations", "n") if c in quality), None)
+    n_col = next((c for c in ("n_presentations", "n_rows", "n") if c in quality), None)
     if k is not None and n_col is not None:
         values = values.where(~is_small(quality[n_col], k))
     fields = list(dict.fromkeys(quality["field"]))
@@ -468,37 +474,62 @@ def validation_section(data: ReportData) -> Section:
 
 
 COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
+SHARE_COLUMNS = {
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "ppv": "PPV",
+    "npv": "NPV",
+}
+
+
+def humanise(values: pd.Series) -> pd.Series:
+    """A snake_case value as words: prior_cancer -> prior cancer."""
+    return values.astype("string").str.replace("_", " ")
+
+
+def rule_name(rule_type: pd.Series, rule: pd.Series) -> pd.Series:
+    """'tier ≥ high' for a tier threshold, the flag's name in words for a flag."""
+    is_tier = rule_type.astype("string").str.startswith("tier").fillna(False)
+    return ("tier ≥ " + rule.astype("string")).where(is_tier, humanise(rule))
 
 
 def rule_performance_section(data: ReportData, k: int | None) -> Section:
     section = Section(
         "rule_performance",
         "Rule performance",
-        "How well each tier threshold and each red flag at the index presentation "
-        "predicts lung cancer or bone metastasis diagnosed within 365 days.",
+        "How well each tier threshold (index tier at or above it) and each red flag at the "
+        "index presentation predicts lung cancer or bone metastasis diagnosed within 365 "
+        "days. Every index presentation counts; one without such a diagnosis is a negative.",
     )
     performance = data.mart("rule_performance")
     if performance is None:
         section.unavailable = (
-            "Not available: no diagnoses were loaded, so there is nothing to measure the "
-            "rules against."
+            "No diagnoses were loaded, so there is nothing to measure the rules against "
+            "(rule_performance is empty)."
         )
         return section
-    lower = {c.lower(): c for c in performance.columns}
-    counts = [lower[c] for c in COUNT_COLUMNS if c in lower]
+    if not set(COUNT_COLUMNS) <= set(performance.columns):
+        section.unavailable = "The rule_performance mart has unexpected columns."
+        return section
     hidden = no_rows(performance.index)
     if k is not None:
-        for column in counts:
+        for column in COUNT_COLUMNS:
             hidden = hidden | is_small(performance[column], k)
-    shown = performance.copy()
-    for column in shown.columns:
-        if column in counts:
-            shown[column] = fmt_count(shown[column], hidden)
-        elif pd.api.types.is_float_dtype(shown[column]):
-            shown[column] = fmt_number(shown[column], 3).where(~hidden, SUPPRESSED)
-        elif pd.api.types.is_integer_dtype(shown[column]):
-            shown[column] = fmt_count(shown[column])
-    numeric = [c for c in performance.columns if pd.api.types.is_numeric_dtype(performance[c])]
+    shown = pd.DataFrame(index=performance.index)
+    if "target" in performance:
+        shown["Target"] = humanise(performance["target"])
+    if {"rule_type", "rule"} <= set(performance.columns):
+        shown["Rule"] = rule_name(performance["rule_type"], performance["rule"])
+    for column in COUNT_COLUMNS:
+        shown[column.upper()] = fmt_count(performance[column], hidden)
+    for column, label in SHARE_COLUMNS.items():
+        if column in performance:
+            shown[label] = fmt_share(performance[column].astype("Float64"), hidden)
+    if "lr_positive" in performance:
+        shown["LR+"] = fmt_number(performance["lr_positive"].astype("Float64"), 2).where(
+            ~hidden, SUPPRESSED
+        )
+    numeric = [c.upper() for c in COUNT_COLUMNS] + list(SHARE_COLUMNS.values()) + ["LR+"]
     section.tables.append(table(shown, numeric))
     if k is not None and hidden.any():
         section.notes.append(f"Rows with any of TP, FP, FN, TN under {k} are suppressed whole.")
