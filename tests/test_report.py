@@ -136,23 +136,36 @@ def build_warehouse(path: Path, *, marts: bool = True, diagnoses: bool = True) -
         f"SELECT 'E' || i, 'P' || i, DATE '2024-01-01', 50, 'F' FROM range({N_PRESENTATIONS}) t(i)"
     )
     con.execute(
-        "INSERT INTO ops.run_log VALUES (?, TIMESTAMP '2024-07-01 00:00:00', "
-        "TIMESTAMP '2024-07-01 00:01:00', 'success', 'data/sample', 'duckdb', ?, ?, ?)",
+        "INSERT INTO ops.run_log (run_id, started_at, finished_at, status, input_dir, "
+        "rules_version, data_end, details) VALUES (?, TIMESTAMP '2024-07-01 00:00:00', "
+        "TIMESTAMP '2024-07-01 00:01:00', 'success', 'data/sample', ?, ?, ?)",
         [RUN_ID, RULES_VERSION, DATA_END, json.dumps({"windows": [1, 14, 28, 90]})],
     )
+    # The shape of ops.ingest_manifest on the ingest branch; unchanged files keep the row
+    # of the run that loaded them, replaced versions no longer feed staging.
     manifest = pd.DataFrame(
         {
-            "run_id": RUN_ID,
-            "source_file": ["intake.csv", "referrals.csv", "diagnoses.csv", "extra.csv"],
-            "table_name": ["intake", "referrals", "diagnoses", "intake"],
-            "status": ["accepted", "accepted", "accepted", "rejected"],
-            "n_rows": [252, 40, 7, 3],
-            "n_accepted": [250, 40, 7, 0],
-            "n_quarantined": [2, 0, 0, 0],
+            "file_path": [
+                "/in/intake.csv",
+                "/in/referrals.csv",
+                "/in/diagnoses.csv",
+                "/in/extra.csv",
+                "/in/referrals.csv",
+            ],
+            "size_bytes": 100,
+            "content_hash": ["h1", "h2", "h3", "h4", "h0"],
+            "table_name": ["intake", "referrals", "diagnoses", "intake", "referrals"],
+            "rows_read": [252, 40, 7, 3, 38],
+            "rows_accepted": [250, 40, 7, 0, 38],
+            "rows_quarantined": [2, 0, 0, 0, 0],
+            "status": ["loaded", "loaded", "loaded", "rejected", "replaced"],
+            "message": [None, None, None, "extra.csv: no encounter_id column", None],
+            "run_id": [RUN_ID, RUN_ID, "20240601T000000Z-0ld0ld00", RUN_ID, "old"],
+            "ingested_at": pd.Timestamp("2024-07-01"),
         }
     )
     con.register("manifest", manifest)
-    con.execute("CREATE TABLE ops.ingest_manifest AS SELECT * FROM manifest")
+    con.execute("CREATE OR REPLACE TABLE ops.ingest_manifest AS SELECT * FROM manifest")
     con.unregister("manifest")
     if marts:
         index = index_presentations()
@@ -344,7 +357,15 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert not_followed.split()[9:16] == ["no", "red", "flags", "80", "8", "72", "10.0%"]
     # Validation: the rejected file is listed; rule performance is shown.
     validation = section_text(html, "validation")
-    assert "extra.csv" in validation and "rejected" in validation
+    assert "extra.csv: no encounter_id column" in validation
+    rows = " ".join(validation.split()).split("Loaded by ")[1]
+    assert rows == (
+        "intake.csv intake loaded 252 250 2 this run "
+        "referrals.csv referrals loaded 40 40 0 this run "  # not the replaced version
+        "diagnoses.csv diagnoses loaded 7 7 0 an earlier run "  # unchanged since
+        "extra.csv intake rejected 3 0 0 extra.csv: no encounter_id column this run"
+    )
+    assert "an earlier run" in validation  # diagnoses.csv was unchanged
     assert "prior cancer" in section_text(html, "rule_performance")
     assert "suppressed" not in html
 

@@ -415,57 +415,85 @@ def documentation_section(data: ReportData, k: int | None) -> Section:
 # ---------------------------------------------------------------------------- validation
 
 
+# ops.run_log columns of the ingest stage, in reading order, with their labels.
+RUN_FACTS: dict[str, str] = {
+    "run_id": "Run",
+    "status": "Status",
+    "started_at": "Started",
+    "finished_at": "Finished",
+    "input_dir": "Input",
+    "files_seen": "Files seen",
+    "files_loaded": "Files loaded",
+    "files_unchanged": "Files unchanged (already loaded)",
+    "files_rejected": "Files rejected",
+    "files_pruned": "Files pruned",
+    "rows_read": "Rows read",
+    "rows_accepted": "Rows accepted",
+    "rows_quarantined": "Rows quarantined",
+    "values_redacted": "Values redacted",
+    "ages_capped": "Ages capped at 90",
+}
+# ops.ingest_manifest: a file's versions that no longer feed staging.
+SUPERSEDED = ("replaced", "pruned")
+MANIFEST_COLUMNS: dict[str, str] = {
+    "file_path": "File",
+    "table_name": "Table",
+    "status": "Status",
+    "rows_read": "Rows read",
+    "rows_accepted": "Accepted",
+    "rows_quarantined": "Quarantined",
+    "message": "Message",
+}
+
+
+def fact_text(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return NOT_RECORDED
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
+    return str(value)
+
+
 def validation_section(data: ReportData) -> Section:
+    """What the ingest stage did: the run's counts and the files that feed staging.
+
+    Operational counts of files and rows, not counts of patients in a stratum:
+    they are shown as they are, without small-cell suppression.
+    """
     section = Section(
         "validation",
         "Validation of the last run",
         "Files read by the run, and what became of their rows: accepted into staging, "
         "quarantined row by row with the expectation that failed, or the file rejected whole.",
     )
-    if data.run is not None:
-        run = data.run
-        details = run.get("details") if isinstance(run.get("details"), dict) else {}
-        facts = {
-            "Run": run.get("run_id"),
-            "Status": run.get("status"),
-            "Started": run.get("started_at"),
-            "Finished": run.get("finished_at"),
-            "Input": run.get("input_dir"),
-            **{
-                str(key).replace("_", " ").capitalize(): value
-                for key, value in details.items()
-                if not isinstance(value, dict | list)
-            },
-        }
-        frame = pd.DataFrame(
-            {
-                "": list(facts),
-                "Value": [NOT_RECORDED if v is None else str(v) for v in facts.values()],
-            }
-        )
-        section.tables.append(table(frame, [], "Run log"))
+    run = data.run
+    if run is not None:
+        facts = {label: run.get(column) for column, label in RUN_FACTS.items() if column in run}
+        frame = pd.DataFrame({"": list(facts), "Value": [fact_text(v) for v in facts.values()]})
+        section.tables.append(table(frame, ["Value"], "Run log"))
     manifest = data.manifest
-    if manifest is not None and data.run is not None and "run_id" in manifest:
-        this_run = manifest[manifest["run_id"] == data.run.get("run_id")]
-        manifest = this_run if not this_run.empty else manifest
+    if manifest is not None and "status" in manifest:
+        manifest = manifest[~manifest["status"].isin(SUPERSEDED)]
     if manifest is None or manifest.empty:
-        if data.run is None:
+        if run is None:
             section.unavailable = "Neither ops.run_log nor ops.ingest_manifest has rows."
         else:
             section.notes.append("ops.ingest_manifest is missing or empty.")
         return section
-    shown = manifest.drop(
-        columns=[c for c in manifest.columns if c in ("run_id", "content_hash", "sha256")]
-    )
-    numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
-    for column in numeric:
+    columns = [c for c in MANIFEST_COLUMNS if c in manifest]
+    shown = manifest[columns].copy()
+    if "file_path" in shown:
+        shown["file_path"] = shown["file_path"].astype("string").str.rsplit("/", n=1).str[-1]
+    counts = [c for c in ("rows_read", "rows_accepted", "rows_quarantined") if c in shown]
+    for column in counts:
         shown[column] = fmt_count(shown[column])
-    section.tables.append(
-        table(
-            shown.rename(columns=lambda c: c.replace("_", " ")),
-            [c.replace("_", " ") for c in numeric],
-            "Files",
+    shown = shown.fillna("").rename(columns=MANIFEST_COLUMNS)
+    if run is not None and "run_id" in manifest:
+        shown["Loaded by"] = (manifest["run_id"] == run.get("run_id")).map(
+            {True: "this run", False: "an earlier run"}
         )
+    section.tables.append(
+        table(shown, [MANIFEST_COLUMNS[c] for c in counts], "Files feeding staging")
     )
     return section
 
