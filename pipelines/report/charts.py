@@ -49,7 +49,7 @@ def figure_svg(fig: Figure, name: str, description: str) -> str:
     """The figure as an inline <svg> element, tagged so that a test can find it."""
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     svg = text[text.index("<svg") :]
     return re.sub(

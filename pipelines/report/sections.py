@@ -449,6 +449,8 @@ MANIFEST_COLUMNS: dict[str, str] = {
 def fact_text(value: object) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return NOT_RECORDED
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
     return str(value)
@@ -470,7 +472,7 @@ def validation_section(data: ReportData) -> Section:
     if run is not None:
         facts = {label: run.get(column) for column, label in RUN_FACTS.items() if column in run}
         frame = pd.DataFrame({"": list(facts), "Value": [fact_text(v) for v in facts.values()]})
-        section.tables.append(table(frame, ["Value"], "Run log"))
+        section.tables.append(table(frame, [], "Run log"))
     manifest = data.manifest
     if manifest is not None and "status" in manifest:
         manifest = manifest[~manifest["status"].isin(SUPERSEDED)]
@@ -544,7 +546,10 @@ def rule_performance_section(data: ReportData, k: int | None) -> Section:
         for column in COUNT_COLUMNS:
             hidden = hidden | is_small(performance[column], k)
     shown = pd.DataFrame(index=performance.index)
-    if "target" in performance:
+    if (
+        "target" in performance
+        and not (performance["target"] == performance["target"].iloc[0]).all()
+    ):
         shown["Target"] = humanise(performance["target"])
     if {"rule_type", "rule"} <= set(performance.columns):
         shown["Rule"] = rule_name(performance["rule_type"], performance["rule"])
