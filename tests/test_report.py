@@ -24,6 +24,7 @@ from PIL import Image
 
 from pipelines.report import write_report
 from pipelines.report.palette import TIER_COLOURS
+from pipelines.report.sections import curves_to_draw
 from pipelines.warehouse import create_schemas
 
 RUN_ID = "20240701T000000Z-feedc0de"
@@ -415,6 +416,24 @@ def test_min_cell_hides_small_counts_and_their_complements(warehouse: Path, tmp_
         r"prior cancer\s+suppressed\s+suppressed\s+suppressed\s+suppressed", performance
     )
     assert re.search(r"tier ≥ high\s+12\s+30\s+14\s+136\s+46\.2%", performance)  # 12 / 26
+
+
+def test_curves_stop_where_fewer_than_k_are_at_risk():
+    curves = time_to_referral()
+    # Urgent: 12 at risk on day 0, 11 on day 1, 10 on day 2 -> days 0 and 1 only.
+    # High (30 at risk, 25 from day 5 on) and the rest stay whole (91 days).
+    kept, left_out = curves_to_draw(curves, 11)
+    assert kept.groupby("tier")["day"].agg(list).to_dict()["urgent"] == [0, 1]
+    assert kept.groupby("tier").size().to_dict() == {
+        "all": 91,
+        "urgent": 2,
+        "high": 91,
+        "moderate": 91,
+        "low": 91,
+    }
+    assert left_out == []
+    kept, left_out = curves_to_draw(curves, 13)  # urgent starts with 12 at risk
+    assert left_out == ["urgent"] and "urgent" not in set(kept["tier"])
 
 
 def test_missing_marts_degrade_to_not_available(tmp_path: Path):

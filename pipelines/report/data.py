@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipelines.report.palette import POORLY_DOCUMENTED_BELOW
 from pipelines.warehouse import connect
 
 MARTS: tuple[str, ...] = (
@@ -27,8 +28,13 @@ MARTS: tuple[str, ...] = (
     "documentation_quality",
 )
 
-# index_presentations is record-level; the report needs only these of its columns.
-INDEX_COLUMNS: tuple[str, ...] = ("index_tier", "completeness")
+# index_presentations is record-level (millions of rows at scale): the report reads it
+# counted by tier and documentation in DuckDB, never row by row.
+INDEX_TIER_COUNTS_SQL = """
+SELECT index_tier, coalesce(completeness < ?, FALSE) AS is_poorly_documented, count(*) AS n
+FROM marts.index_presentations
+GROUP BY ALL
+"""
 
 
 @dataclass
@@ -36,6 +42,7 @@ class ReportData:
     """The tables behind one report; None where the table does not exist."""
 
     warehouse: Path
+    # marts.index_presentations is held as counts (index_tier, is_poorly_documented, n).
     marts: dict[str, pd.DataFrame | None]
     run: dict[str, Any] | None
     manifest: pd.DataFrame | None
@@ -55,25 +62,23 @@ def existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows}
 
 
-def read_table(
-    con: duckdb.DuckDBPyConnection, tables: set[str], name: str, columns: tuple[str, ...] = ()
-) -> pd.DataFrame | None:
-    """SELECT the table (or some of its columns) when it exists, else None."""
+def read_table(con: duckdb.DuckDBPyConnection, tables: set[str], name: str) -> pd.DataFrame | None:
+    """SELECT the table when it exists, else None."""
     if name not in tables:
         return None
-    if columns:
-        present = {
-            c
-            for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema || '.' || table_name = ?",
-                [name],
-            ).fetchall()
-        }
-        if not set(columns) <= present:
-            return None
-        return con.execute(f"SELECT {', '.join(columns)} FROM {name}").df()
     return con.execute(f"SELECT * FROM {name}").df()
+
+
+def read_index_tier_counts(
+    con: duckdb.DuckDBPyConnection, tables: set[str], poorly_documented_below: float
+) -> pd.DataFrame | None:
+    """Index presentations counted by index_tier and poor documentation, or None."""
+    if "marts.index_presentations" not in tables:
+        return None
+    try:
+        return con.execute(INDEX_TIER_COUNTS_SQL, [poorly_documented_below]).df()
+    except duckdb.BinderException:  # an index_presentations without the expected columns
+        return None
 
 
 def read_run(
@@ -117,14 +122,11 @@ def load_report_data(warehouse: str | Path, run_id: str | None = None) -> Report
     try:
         tables = existing_tables(con)
         marts = {
-            name: read_table(
-                con,
-                tables,
-                f"marts.{name}",
-                INDEX_COLUMNS if name == "index_presentations" else (),
-            )
+            name: read_table(con, tables, f"marts.{name}")
             for name in MARTS
+            if name != "index_presentations"
         }
+        marts["index_presentations"] = read_index_tier_counts(con, tables, POORLY_DOCUMENTED_BELOW)
         run = read_run(con, tables, run_id)
         manifest = read_table(con, tables, "ops.ingest_manifest")
         n_presentations = count_presentations(con, tables)

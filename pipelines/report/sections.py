@@ -15,12 +15,7 @@ import pandas as pd
 from pipelines.report import charts
 from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
-from pipelines.report.palette import (
-    POORLY_DOCUMENTED,
-    POORLY_DOCUMENTED_BELOW,
-    TIERS,
-    tier_label,
-)
+from pipelines.report.palette import POORLY_DOCUMENTED, TIERS, tier_label
 from pipelines.report.suppression import is_small, suppress_events, suppress_partition
 
 # The outcome behind the rate chart, the curves and the pattern tables (time_to_referral
@@ -106,17 +101,11 @@ def tier_mix(data: ReportData, k: int | None) -> pd.DataFrame | None:
     category = (
         index["index_tier"]
         .astype("string")
-        .where(
-            ~(
-                (index["index_tier"] == "low")
-                & (index["completeness"] < POORLY_DOCUMENTED_BELOW).fillna(False)
-            ),
-            POORLY_DOCUMENTED,
-        )
+        .where(~((index["index_tier"] == "low") & index["is_poorly_documented"]), POORLY_DOCUMENTED)
     )
     order = [t for t in TIERS if t != "not_back_pain"] + [POORLY_DOCUMENTED]
     extra = sorted(set(category.dropna()) - set(order))
-    counts = category.value_counts().reindex(order + extra, fill_value=0)
+    counts = index["n"].groupby(category).sum().reindex(order + extra, fill_value=0)
     mix = pd.DataFrame({"category": counts.index, "n": counts.to_numpy()})
     mix["hidden"] = no_rows(mix.index) if k is None else suppress_partition(mix["n"], k)
     return mix
@@ -288,6 +277,19 @@ def referral_rate_section(data: ReportData, k: int | None) -> Section:
     return section
 
 
+def curves_to_draw(curves: pd.DataFrame, k: int) -> tuple[pd.DataFrame, list[str]]:
+    """The Kaplan-Meier points to draw under a minimum cell k, and the tiers left out.
+
+    A curve is drawn only while k or more presentations are at risk: past that, one
+    step of the curve is one or a few people. A tier with fewer than k at day 0 is not
+    drawn at all.
+    """
+    at_start = curves[curves["day"] == curves["day"].min()].set_index("tier")["n_at_risk"]
+    too_small = sorted(at_start.index[at_start < k])
+    kept = curves[~curves["tier"].isin(too_small) & (curves["n_at_risk"] >= k)]
+    return kept, too_small
+
+
 def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
     section = Section(
         "time_to_imaging",
@@ -300,17 +302,11 @@ def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
         section.unavailable = "The time_to_referral mart is missing or empty."
         return section
     if k is not None:
-        at_start = curves[curves["day"] == curves["day"].min()].set_index("tier")["n_at_risk"]
-        too_small = set(at_start.index[at_start < k])
-        curves = curves[~curves["tier"].isin(too_small) & (curves["n_at_risk"] >= k)]
+        curves, too_small = curves_to_draw(curves, k)
         section.notes.append(
             f"With a minimum cell of {k}, each curve stops where fewer than {k} "
             "presentations remain at risk"
-            + (
-                f"; not drawn: {', '.join(tier_label(t) for t in sorted(too_small))}."
-                if too_small
-                else "."
-            )
+            + (f"; not drawn: {', '.join(tier_label(t) for t in too_small)}." if too_small else ".")
         )
     if curves.empty:
         section.unavailable = "Every curve is below the minimum cell size."
