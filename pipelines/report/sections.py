@@ -31,6 +31,8 @@ NOT_RECORDED = "–"
 
 @dataclass
 class Table:
+    """A table whose cells are already text, so the template only lays it out."""
+
     columns: list[str]
     rows: list[list[str]]
     numeric: list[bool]
@@ -39,6 +41,8 @@ class Table:
 
 @dataclass
 class Section:
+    """One part of the page; `unavailable` replaces its body with the reason it is missing."""
+
     key: str
     title: str
     intro: str = ""
@@ -50,21 +54,26 @@ class Section:
 
 @dataclass
 class Headline:
+    """A number a reader should see before any chart."""
+
     label: str
     value: str
     detail: str = ""
 
 
 def no_rows(index: pd.Index) -> pd.Series:
+    """Nothing hidden: the mask used when no minimum cell is given."""
     return pd.Series(False, index=index)
 
 
 def fmt_count(n: pd.Series, hidden: pd.Series | None = None) -> pd.Series:
+    """Counts with thousands separators; hidden cells say so rather than go blank."""
     text = n.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{int(v):,}")
     return text if hidden is None else text.where(~hidden, SUPPRESSED)
 
 
 def fmt_share(share: pd.Series, hidden: pd.Series | None = None, digits: int = 1) -> pd.Series:
+    """Shares (0..1) as percentages."""
     text = share.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:.{digits}%}")
     return text if hidden is None else text.where(~hidden, SUPPRESSED)
 
@@ -77,6 +86,7 @@ def fmt_rate_ci(rate: pd.Series, low: pd.Series, high: pd.Series, hidden: pd.Ser
 
 
 def fmt_number(value: pd.Series, digits: int = 1) -> pd.Series:
+    """Other numbers (median days, LR+) with a fixed number of decimals."""
     return value.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:,.{digits}f}")
 
 
