@@ -15,25 +15,33 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipelines.report.palette import POORLY_DOCUMENTED_BELOW
+from pipelines.report.palette import POORLY_DOCUMENTED_BELOW, RATE_OUTCOME
 from pipelines.warehouse import connect
 
-MARTS: tuple[str, ...] = (
-    "index_presentations",
-    "cohort_summary",
+# Marts small enough to read whole (a few hundred rows at most).
+SMALL_MARTS: tuple[str, ...] = (
     "time_to_referral",
-    "care_gaps",
     "imaging_overuse",
     "rule_performance",
     "documentation_quality",
 )
-
 # index_presentations is record-level (millions of rows at scale): the report reads it
 # counted by tier and documentation in DuckDB, never row by row.
 INDEX_TIER_COUNTS_SQL = """
 SELECT index_tier, coalesce(completeness < ?, FALSE) AS is_poorly_documented, count(*) AS n
 FROM marts.index_presentations
 GROUP BY ALL
+"""
+# Only the cohort_summary rows the report shows: one outcome, two stratum types.
+SUMMARY_SQL = """
+SELECT * FROM marts.cohort_summary
+WHERE outcome = ? AND stratum_type IN ('index_tier', 'pattern')
+"""
+# care_gaps is record-level too; the report shows its counts by kind of gap, in the
+# mart's order.
+CARE_GAP_COUNTS_SQL = """
+SELECT care_gap, count(*) AS n, min(rowid) AS first_row
+FROM marts.care_gaps GROUP BY care_gap ORDER BY first_row
 """
 
 
@@ -69,15 +77,15 @@ def read_table(con: duckdb.DuckDBPyConnection, tables: set[str], name: str) -> p
     return con.execute(f"SELECT * FROM {name}").df()
 
 
-def read_index_tier_counts(
-    con: duckdb.DuckDBPyConnection, tables: set[str], poorly_documented_below: float
+def read_query(
+    con: duckdb.DuckDBPyConnection, tables: set[str], name: str, sql: str, params: list
 ) -> pd.DataFrame | None:
-    """Index presentations counted by index_tier and poor documentation, or None."""
-    if "marts.index_presentations" not in tables:
+    """The query's result when table `name` exists and has the columns it needs, else None."""
+    if name not in tables:
         return None
     try:
-        return con.execute(INDEX_TIER_COUNTS_SQL, [poorly_documented_below]).df()
-    except duckdb.BinderException:  # an index_presentations without the expected columns
+        return con.execute(sql, params).df()
+    except duckdb.BinderException:  # a mart without the expected columns
         return None
 
 
@@ -121,12 +129,18 @@ def load_report_data(warehouse: str | Path, run_id: str | None = None) -> Report
     con = connect(warehouse, read_only=True)
     try:
         tables = existing_tables(con)
-        marts = {
-            name: read_table(con, tables, f"marts.{name}")
-            for name in MARTS
-            if name != "index_presentations"
-        }
-        marts["index_presentations"] = read_index_tier_counts(con, tables, POORLY_DOCUMENTED_BELOW)
+        marts = {name: read_table(con, tables, f"marts.{name}") for name in SMALL_MARTS}
+        marts["index_presentations"] = read_query(
+            con,
+            tables,
+            "marts.index_presentations",
+            INDEX_TIER_COUNTS_SQL,
+            [POORLY_DOCUMENTED_BELOW],
+        )
+        marts["cohort_summary"] = read_query(
+            con, tables, "marts.cohort_summary", SUMMARY_SQL, [RATE_OUTCOME]
+        )
+        marts["care_gaps"] = read_query(con, tables, "marts.care_gaps", CARE_GAP_COUNTS_SQL, [])
         run = read_run(con, tables, run_id)
         manifest = read_table(con, tables, "ops.ingest_manifest")
         n_presentations = count_presentations(con, tables)

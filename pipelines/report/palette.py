@@ -37,6 +37,11 @@ POORLY_DOCUMENTED_BELOW = 0.5
 SHARE_COLOURMAP = "cividis"
 
 
+# The outcome behind the rate chart and the pattern tables; time_to_referral is built
+# on the same one (schemas/cohorts.yml).
+RATE_OUTCOME = "imaging_any"
+
+
 def tier_label(tier: str) -> str:
     """The label a reader sees for a tier value, or the value itself when it is unknown."""
     if tier == POORLY_DOCUMENTED:

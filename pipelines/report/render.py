@@ -8,7 +8,6 @@ stray reference could not make the page reach the network.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -78,12 +77,12 @@ def write_report(
     html = render_report(warehouse, min_cell, run_id)
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory for the report; create it or pass --out")
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    # Opened with the user's umask (not mkstemp's 0600), so the report can be shared.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
+        tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return out

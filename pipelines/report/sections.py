@@ -15,12 +15,9 @@ import pandas as pd
 from pipelines.report import charts
 from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
-from pipelines.report.palette import POORLY_DOCUMENTED, TIERS, tier_label
+from pipelines.report.palette import POORLY_DOCUMENTED, RATE_OUTCOME, TIERS, tier_label
 from pipelines.report.suppression import is_small, suppress_events, suppress_partition
 
-# The outcome behind the rate chart, the curves and the pattern tables (time_to_referral
-# is defined on it too: schemas/cohorts.yml).
-RATE_OUTCOME = "imaging_any"
 RATE_OUTCOME_LABEL = "Imaged"
 # Patterns are ranked at the HEDIS window; the longest window when that one is absent.
 PATTERN_WINDOW_DAYS = 28
@@ -122,22 +119,18 @@ def tier_mix(data: ReportData, k: int | None) -> pd.DataFrame | None:
 
 
 def care_gap_summary(data: ReportData, k: int | None) -> Headline:
+    """Care gaps in all and by kind (counts by care_gap, in the mart's order)."""
     gaps = data.marts.get("care_gaps")
     if gaps is None:
         return Headline("Care gaps", "not available", "the care_gaps mart is missing")
-    n = pd.Series([len(gaps)])
-    value = fmt_count(n, is_small(n, k) if k else None).iloc[0]
-    kind = next((c for c in ("gap", "care_gap", "gap_name", "definition") if c in gaps), None)
-    detail = "urgent without spine imaging in 1 day, high without imaging in 14 days"
-    if kind is not None and len(gaps):
-        by_kind = gaps[kind].value_counts().reindex(pd.unique(gaps[kind]))
-        hidden = suppress_partition(by_kind, k) if k else None
-        shown = fmt_count(by_kind, hidden)
-        detail = "; ".join(
-            f"{str(name).replace('_', ' ')}: {text}"
-            for name, text in zip(by_kind.index, shown, strict=True)
-        )
-    return Headline("Care gaps", value, detail)
+    total = pd.Series([int(gaps["n"].sum())])
+    value = fmt_count(total, is_small(total, k) if k else None).iloc[0]
+    hidden = suppress_partition(gaps["n"], k) if k else None
+    detail = "; ".join(
+        f"{str(name).replace('_', ' ')}: {text}"
+        for name, text in zip(gaps["care_gap"], fmt_count(gaps["n"], hidden), strict=True)
+    )
+    return Headline("Care gaps", value, detail or "none")
 
 
 def overuse_summary(data: ReportData, k: int | None) -> Headline:
