@@ -69,7 +69,7 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="HTML file to write [default: report.html beside the warehouse]."
+            "--out", "-o", help="HTML file to write (default: report.html beside the warehouse)."
         ),
     ] = None,
     min_cell: Annotated[
