@@ -84,6 +84,28 @@ def run(
             typer.echo(f"  {line}")
     for table, n in result["raw"].items():
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
+    typer.echo(f"  report         {result['report']}")
+
+
+@app.command()
+def report(
+    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="HTML file to write (default: report.html beside the warehouse)."
+        ),
+    ] = None,
+    min_cell: Annotated[
+        int | None,
+        typer.Option("--min-cell", help="Suppress counts from 1 to K-1, as the export does."),
+    ] = None,
+) -> None:
+    """Write the HTML report of the WAREHOUSE's marts: one self-contained file."""
+    from pipelines.report import write_report
+
+    path = write_report(warehouse, out, min_cell)
+    typer.echo(f"report: {path}")
 
 
 @app.command()

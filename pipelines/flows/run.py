@@ -11,6 +11,7 @@ from prefect import flow, task
 
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
+from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.sources.canonical import discover, load_raw_file
 from pipelines.warehouse import open_warehouse, table_counts
@@ -59,6 +60,12 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
     return str(out_dir), report.as_dict()
 
 
+@task
+def write_report(warehouse: str, run_id: str) -> str:
+    """Write the HTML report beside the warehouse, from the marts this run published."""
+    return str(write_report_file(warehouse, run_id=run_id))
+
+
 @flow(name="redflags-run", log_prints=True)
 def redflags_run(input_dir: str, warehouse: str, source: str = CANONICAL) -> dict[str, object]:
     """Run the whole pipeline once.
@@ -66,10 +73,12 @@ def redflags_run(input_dir: str, warehouse: str, source: str = CANONICAL) -> dic
     Steps:
     0. convert_source (omop, fhir only): source folder -> canonical Parquet files
     1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    2. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
     """
     run_id = new_run_id()
     source_report = None
     if source != CANONICAL:
         input_dir, source_report = convert_source(source, str(Path(input_dir)), warehouse)
     raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw, "source_report": source_report}
+    report = write_report(str(Path(warehouse)), run_id)
+    return {"run_id": run_id, "raw": raw, "source_report": source_report, "report": report}
