@@ -91,3 +91,30 @@ def table_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
         name: con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
         for (name,) in rows
     }
+
+
+VALUE_SETS_DDL = """CREATE OR REPLACE TABLE staging.value_sets (
+    value_set VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    code_system VARCHAR NOT NULL,
+    is_prefix BOOLEAN NOT NULL,
+    description VARCHAR
+)"""
+
+
+def load_value_sets_table(con: duckdb.DuckDBPyConnection) -> int:
+    """Load schemas/value_sets/*.csv into staging.value_sets, so SQL selects code lists by name.
+
+    `code` is stored normalised (upper case, no dots or spaces) and without the `*`
+    of a prefix, which `is_prefix` records; SQL compares it with codes normalised the
+    same way. Reloaded on every build, so an edited CSV takes effect at the next run.
+    """
+    from pipelines.value_sets import load_value_sets
+
+    rows = [
+        (e.value_set, e.normalized, e.code_system, e.is_prefix, e.description)
+        for e in load_value_sets()
+    ]
+    con.execute(VALUE_SETS_DDL)
+    con.executemany("INSERT INTO staging.value_sets VALUES (?, ?, ?, ?, ?)", rows)
+    return len(rows)
