@@ -118,3 +118,21 @@ def load_value_sets_table(con: duckdb.DuckDBPyConnection) -> int:
     con.execute(VALUE_SETS_DDL)
     con.executemany("INSERT INTO staging.value_sets VALUES (?, ?, ?, ?, ?)", rows)
     return len(rows)
+
+
+def connect_for_analysts(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Read-only, with file-system access off: a query can read the warehouse and nothing else.
+
+    DuckDB refuses CREATE/INSERT/... on a read-only database itself; turning external
+    access off also refuses COPY ... TO, ATTACH and reading arbitrary files.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no warehouse here; run `redflags run` first or pass --warehouse")
+    try:
+        return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+    except duckdb.IOException as exc:
+        raise UserError(
+            f"{path}: cannot open the warehouse read-only ({exc}); "
+            "if a run is writing it, wait for the run to finish"
+        ) from exc

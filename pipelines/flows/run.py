@@ -43,6 +43,55 @@ def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
         return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
 
 
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def build_cohorts(warehouse: str, run_id: str) -> dict[str, int]:
+    """Index presentations, outcomes and every mart, built into the scratch schema."""
+    from pipelines.cohorts.build import build_cohorts as build
+    from pipelines.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        return build(con)["marts"]
+    finally:
+        con.close()
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def publish_marts(warehouse: str, run_id: str) -> dict[str, int]:
+    """Replace marts.* with this run's build in one transaction; log the run."""
+    from pipelines.cohorts.build import publish_marts as publish
+    from pipelines.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        return publish(con, run_id)
+    finally:
+        con.close()
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def export_extracts(warehouse: str, run_id: str, out_dir: str) -> dict[str, int]:
+    """Suppressed Parquet extracts of the published marts for researchers."""
+    from pipelines.cohorts.export import export
+
+    manifest = export(warehouse, out_dir)
+    return {item["path"]: item["rows"] for item in manifest["files"]}
+
+
+def cohort_stages(warehouse: str, run_id: str, export_dir: str | None = None) -> dict:
+    """The cohort end of the flow: build, publish, and (when asked) export.
+
+    Called at the end of `redflags_run`, after the scoring task has written
+    features.presentation_flags.
+    """
+    built = build_cohorts(warehouse, run_id)
+    published = publish_marts(warehouse, run_id, wait_for=[built])
+    result: dict[str, object] = {"marts": published}
+    if export_dir is not None:
+        result["export"] = export_extracts(warehouse, run_id, export_dir, wait_for=[published])
+    return result
+
+
 @flow(name="redflags-run", log_prints=True)
 def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
     """Run the whole pipeline once.
