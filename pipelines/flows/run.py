@@ -98,7 +98,26 @@ def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
 
     Steps:
     1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    2. (scoring: staging.intake -> features.presentation_flags; branch `scoring`)
+    3. build_cohorts: index presentations, outcomes, marts into a scratch schema
+    4. publish_marts: marts.* replaced in one transaction, ops.run_log updated
     """
     run_id = new_run_id()
     raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw}
+    result: dict[str, object] = {"run_id": run_id, "raw": raw}
+    # Until the scoring task is merged there are no scores to build cohorts from;
+    # once it is, call cohort_stages unconditionally after it.
+    if _has_scores(str(Path(warehouse))):
+        result |= cohort_stages(str(Path(warehouse)), run_id)
+    return result
+
+
+def _has_scores(warehouse: str) -> bool:
+    """Transitional guard for the merge: whether features.presentation_flags exists."""
+    with open_warehouse(warehouse) as con:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = 'features' AND table_name = 'presentation_flags'"
+            ).fetchone()[0]
+        )
