@@ -13,11 +13,11 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from cohort_fixtures import presentation, write_inputs
 
-import duckdb
 from pipelines.cohorts.build import build_cohorts, publish_marts
 from pipelines.cohorts.definition import load_definition
 from pipelines.value_sets import load_value_sets
@@ -120,9 +120,10 @@ def reference_summary(presentations: list[dict], referrals: list[dict]) -> dict:
             if gap is None or gap > definition.washout_days:
                 current = dict(row, episode_max_tier=row["tier"])
                 indexes.append(current)
-            elif (row["encounter_date"] - current["encounter_date"]).days <= 90:
-                if rank[row["tier"]] < rank[current["episode_max_tier"]]:
-                    current["episode_max_tier"] = row["tier"]
+            elif (row["encounter_date"] - current["encounter_date"]).days <= 90 and (
+                rank[row["tier"]] < rank[current["episode_max_tier"]]
+            ):
+                current["episode_max_tier"] = row["tier"]
             previous = row["encounter_date"]
     # outcome events
     modality_of = derived_attribute("modality_")
