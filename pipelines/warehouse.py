@@ -109,15 +109,27 @@ def load_value_sets_table(con: duckdb.DuckDBPyConnection) -> int:
     of a prefix, which `is_prefix` records; SQL compares it with codes normalised the
     same way. Reloaded on every build, so an edited CSV takes effect at the next run.
     """
+    import pandas as pd
+
     from pipelines.value_sets import load_value_sets
 
-    rows = [
-        (e.value_set, e.normalized, e.code_system, e.is_prefix, e.description)
-        for e in load_value_sets()
-    ]
+    entries = load_value_sets()
+    frame = pd.DataFrame(
+        {
+            "value_set": [e.value_set for e in entries],
+            "code": [e.normalized for e in entries],
+            "code_system": [e.code_system for e in entries],
+            "is_prefix": [e.is_prefix for e in entries],
+            "description": [e.description for e in entries],
+        }
+    )
     con.execute(VALUE_SETS_DDL)
-    con.executemany("INSERT INTO staging.value_sets VALUES (?, ?, ?, ?, ?)", rows)
-    return len(rows)
+    con.register("_value_sets", frame)
+    try:
+        con.execute("INSERT INTO staging.value_sets SELECT * FROM _value_sets")
+    finally:
+        con.unregister("_value_sets")
+    return len(frame)
 
 
 def connect_for_analysts(path: str | Path) -> duckdb.DuckDBPyConnection:
