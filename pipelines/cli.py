@@ -114,30 +114,25 @@ def query(
 
 
 def _write_result(result: object, output_format: str, out: Path | None) -> None:
-    """Print or save an Arrow table in the chosen format."""
-    import pyarrow.csv as pa_csv
+    """Print or save an Arrow table; Arrow-backed pandas keeps integers with NULLs integers."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     if output_format == "parquet":
         pq.write_table(result, out, compression="zstd")
-    elif output_format == "csv":
-        if out is not None:
-            pa_csv.write_csv(result, out)
-        else:
-            typer.echo(result.to_pandas().to_csv(index=False), nl=False)
+        return
+    frame = result.to_pandas(types_mapper=pd.ArrowDtype)
+    if output_format == "csv":
+        text = frame.to_csv(index=False)
     elif output_format == "json":
-        text = result.to_pandas().to_json(orient="records", date_format="iso", indent=1)
-        if out is not None:
-            out.write_text(text + "\n", encoding="utf-8")
-        else:
-            typer.echo(text)
+        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
     else:
-        frame = result.to_pandas()
-        text = frame.to_string(index=False) if len(frame.columns) else "(no columns)"
-        if out is not None:
-            out.write_text(text + "\n", encoding="utf-8")
-        else:
-            typer.echo(text)
+        text = (frame.to_string(index=False) if len(frame.columns) else "(no columns)") + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
+        if output_format == "table":
             typer.echo(f"({len(frame):,} rows)", err=True)
 
 
