@@ -1,7 +1,9 @@
 """Render the cohort and mart SQL from cohorts.yml and run it; publish the marts at once.
 
-`build_cohorts` runs sql/cohorts/ (schema `cohorts`: int_/fct_/dim_ models) and then
-sql/marts/ into the scratch schema `marts_build`. `publish_marts` replaces marts.*
+`build_cohorts` runs sql/cohorts/ (int_/fct_/dim_ models in `cohorts`, an in-memory
+database attached for the build: nothing there needs to outlive it, and not writing
+it to the warehouse file halves the build time) and then sql/marts/ into the scratch
+schema `marts_build` of the warehouse. `publish_marts` replaces marts.*
 from the scratch schema inside one transaction, with COMMENT ON from docs/marts.md,
 and records the run in ops.run_log, so a reader sees the old marts or the new ones,
 never a mix.
@@ -88,7 +90,7 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
         "red_flag_columns_p": ", ".join(f"p.{f}" for f in flags),
         "red_flag_columns_i": ", ".join(f"i.{f}" for f in flags),
-        "pattern_parts": ", ".join(f"CASE WHEN {f} THEN {_quote(f)} END" for f in flags),
+        "true_flag_items": ", ".join(f"CASE WHEN {f} THEN {_quote(f)} END" for f in flags),
         "days_to_outcome_pivot": ",\n        ".join(
             f"min(days_to_event) FILTER (WHERE outcome = {_quote(o)}) AS days_to_{o}"
             for o in definition.outcome_names
@@ -228,8 +230,14 @@ def build_cohorts(
     definition = definition or load_definition()
     create_schemas(con)
     _check_inputs(con)
-    for schema in (COHORT_SCHEMA, BUILD_SCHEMA):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    attached = {
+        d for (d,) in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    if COHORT_SCHEMA in attached:
+        con.execute(f"DETACH {COHORT_SCHEMA}")
+    con.execute(f"ATTACH ':memory:' AS {COHORT_SCHEMA}")
+    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
+    con.execute(f"CREATE SCHEMA {BUILD_SCHEMA}")
     load_value_sets_table(con)
     create_dimensions(con, definition)
     context = render_context(definition, data_end)
@@ -237,23 +245,20 @@ def build_cohorts(
         con.execute(model_sql("cohorts", name, context))
     for name in MARTS:
         con.execute(model_sql("marts", name, context))
-    end = con.execute(f"SELECT data_end_date FROM {COHORT_SCHEMA}.int_data_end").fetchone()[0]
+    # what publish_marts logs, kept beside the marts it describes
+    con.execute(
+        f"""CREATE TABLE {BUILD_SCHEMA}.build_info AS
+            SELECT d.data_end_date,
+                   (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
+                    FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
+            FROM {COHORT_SCHEMA}.int_data_end AS d"""
+    )
+    end = con.execute(f"SELECT data_end_date FROM {BUILD_SCHEMA}.build_info").fetchone()[0]
     counts = {
         name: con.execute(f"SELECT count(*) FROM {BUILD_SCHEMA}.{name}").fetchone()[0]
         for name in MARTS
     }
     return {"data_end": end, "marts": counts}
-
-
-def _rules_version(con: duckdb.DuckDBPyConnection) -> str | None:
-    versions = [
-        v
-        for (v,) in con.execute(
-            f"SELECT DISTINCT rules_version FROM {COHORT_SCHEMA}.int_back_pain_presentations "
-            "WHERE rules_version IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    return ",".join(versions) or None
 
 
 def publish_marts(
@@ -280,8 +285,9 @@ def publish_marts(
             f"no built marts to publish ({', '.join(missing)}); run build_cohorts first"
         )
     docs = load_mart_docs()
-    data_end = con.execute(f"SELECT data_end_date FROM {COHORT_SCHEMA}.int_data_end").fetchone()[0]
-    rules_version = _rules_version(con)
+    data_end, rules_version = con.execute(
+        f"SELECT data_end_date, rules_version FROM {BUILD_SCHEMA}.build_info"
+    ).fetchone()
     now = datetime.now(UTC).replace(tzinfo=None)
     details = {
         "windows": list(definition.windows),

@@ -3,28 +3,22 @@
 -- pattern (its TRUE red flags joined by `+` in the fixed order of cohorts.yml, `none`
 -- when there are none); and to one `flag` stratum per red flag that is TRUE (NULL is
 -- not TRUE). Except for flag, the strata of a type partition the index presentations.
+-- One row per index presentation: a column per stratum type, the TRUE flags as a list.
 CREATE OR REPLACE TABLE cohorts.int_index_strata AS
-WITH flags AS (
-    UNPIVOT (SELECT encounter_id, {{ red_flag_names }} FROM cohorts.fct_index_presentations)
-    ON {{ red_flag_names }}
-    INTO NAME flag VALUE is_true
+WITH flagged AS (
+    SELECT
+        *,
+        list_filter([{{ true_flag_items }}], lambda x: x IS NOT NULL) AS true_flags
+    FROM cohorts.fct_index_presentations
 )
-SELECT encounter_id, 'all' AS stratum_type, 'all' AS stratum_value
-FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'index_tier', index_tier FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'episode_max_tier', episode_max_tier FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'flag', flag FROM flags WHERE is_true
-UNION ALL
-SELECT encounter_id, 'age_band', age_band FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'sex', sex FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'pain_site', pain_site FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'smoking_status', smoking_status FROM cohorts.fct_index_presentations
-UNION ALL
-SELECT encounter_id, 'pattern', coalesce(nullif(concat_ws('+', {{ pattern_parts }}), ''), 'none')
-FROM cohorts.fct_index_presentations;
+SELECT
+    encounter_id,
+    index_tier,
+    episode_max_tier,
+    age_band,
+    sex,
+    pain_site,
+    smoking_status,
+    coalesce(nullif(array_to_string(true_flags, '+'), ''), 'none') AS pattern,
+    true_flags
+FROM flagged;

@@ -20,16 +20,17 @@ imaged AS (
 ),
 counts AS (
     SELECT
-        s.stratum_type,
-        s.stratum_value,
+        CASE WHEN grouping(s.age_band) = 0 THEN 'age_band'
+             WHEN grouping(s.sex) = 0 THEN 'sex' ELSE 'all' END AS stratum_type,
+        CASE WHEN grouping(s.age_band) = 0 THEN s.age_band
+             WHEN grouping(s.sex) = 0 THEN s.sex ELSE 'all' END AS stratum_value,
         count(*) FILTER (WHERE d.is_eligible) AS n_eligible,
         count(*) FILTER (WHERE d.is_eligible AND m.encounter_id IS NOT NULL) AS n_imaged,
         count(*) FILTER (WHERE NOT d.is_eligible) AS n_censored
     FROM denominator AS d
     JOIN cohorts.int_index_strata AS s USING (encounter_id)
     LEFT JOIN imaged AS m USING (encounter_id)
-    WHERE s.stratum_type IN ('all', 'age_band', 'sex')
-    GROUP BY ALL
+    GROUP BY GROUPING SETS ((), (s.age_band), (s.sex))
 )
 SELECT
     c.stratum_type,

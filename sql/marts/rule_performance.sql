@@ -48,8 +48,8 @@ positives AS (
     JOIN cohorts.dim_tiers AS it ON it.tier = i.index_tier
     JOIN cohorts.dim_tier_thresholds AS th ON it.tier_rank <= th.threshold_rank
     UNION ALL
-    SELECT 'flag', stratum_value, encounter_id
-    FROM cohorts.int_index_strata WHERE stratum_type = 'flag'
+    SELECT 'flag', unnest(true_flags), encounter_id
+    FROM cohorts.int_index_strata
 ),
 totals AS (
     SELECT target, count(*) FILTER (WHERE has_target) AS n_target,
