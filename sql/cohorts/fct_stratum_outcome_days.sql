@@ -4,7 +4,7 @@
 -- counts for none. cohort_summary reads every window's counts and medians from here.
 -- The partitioning stratum types are grouping sets of one pass; flags are unnested.
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
-WITH per_index AS (
+WITH per_index AS MATERIALIZED (
     SELECT
         s.*,
         o.outcome,

@@ -3,5 +3,4 @@
 -- flag, days_to_<outcome> for each outcome (first event on or after the index, NULL if
 -- none) and followup_days (data end - index date).
 CREATE OR REPLACE TABLE marts_build.index_presentations AS
-SELECT * FROM cohorts.fct_index_presentations
-ORDER BY index_date, encounter_id;
+SELECT * FROM cohorts.fct_index_presentations;
