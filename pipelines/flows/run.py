@@ -85,10 +85,9 @@ def cohort_stages(warehouse: str, run_id: str, export_dir: str | None = None) ->
     features.presentation_flags.
     """
     built = build_cohorts(warehouse, run_id)
-    published = publish_marts(warehouse, run_id, wait_for=[built])
-    result: dict[str, object] = {"marts": published}
+    result: dict[str, object] = {"built": built, "marts": publish_marts(warehouse, run_id)}
     if export_dir is not None:
-        result["export"] = export_extracts(warehouse, run_id, export_dir, wait_for=[published])
+        result["export"] = export_extracts(warehouse, run_id, export_dir)
     return result
 
 
