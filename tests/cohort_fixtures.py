@@ -103,3 +103,13 @@ def warehouse(
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     write_inputs(con, presentations, referrals, diagnoses)
     return con
+
+
+def built(tmp_path: Path, presentations, referrals=(), diagnoses=(), data_end=None):
+    """A warehouse with these inputs, its cohorts built and marts published as run `test-run`."""
+    from pipelines.cohorts.build import build_cohorts, publish_marts
+
+    con = warehouse(tmp_path, presentations, referrals, diagnoses)
+    build_cohorts(con, data_end=data_end)
+    publish_marts(con, "test-run")
+    return con

@@ -8,16 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cohort_fixtures import day, presentation, referral, warehouse
-
-from pipelines.cohorts.build import build_cohorts, publish_marts
-
-
-def build(tmp_path: Path, presentations, referrals=(), diagnoses=(), data_end=None):
-    con = warehouse(tmp_path, presentations, referrals, diagnoses)
-    build_cohorts(con, data_end=data_end)
-    publish_marts(con, "test-run")
-    return con
+from cohort_fixtures import built as build
+from cohort_fixtures import day, presentation, referral
 
 
 def index_ids(con) -> list[str]:

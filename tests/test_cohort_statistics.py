@@ -12,9 +12,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from cohort_fixtures import day, presentation, referral, warehouse
+from cohort_fixtures import built as build
+from cohort_fixtures import day, presentation, referral
 
-from pipelines.cohorts.build import build_cohorts, publish_marts
 from pipelines.cohorts.definition import load_definition
 from pipelines.paths import SQL_DIR
 
@@ -25,13 +25,6 @@ NEWCOMBE_WILSON = [
     (0, 20, 0.0000, 0.1611),
     (1, 29, 0.0061, 0.1718),
 ]
-
-
-def build(tmp_path: Path, presentations, referrals=(), diagnoses=(), data_end=None):
-    con = warehouse(tmp_path, presentations, referrals, diagnoses)
-    build_cohorts(con, data_end=data_end)
-    publish_marts(con, "test-run")
-    return con
 
 
 def test_z_is_the_normal_quantile_of_95_percent():

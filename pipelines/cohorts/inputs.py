@@ -8,23 +8,11 @@ from __future__ import annotations
 
 import duckdb
 
-SYMPTOM_FLAGS: tuple[str, ...] = (
-    "prior_cancer",
-    "night_pain",
-    "rest_pain",
-    "progressive_pain",
-    "unexplained_weight_loss",
-    "fatigue",
-    "appetite_loss",
-    "fever",
-    "persistent_cough",
-    "dyspnea",
-    "chest_pain",
-    "hemoptysis",
-    "limb_numbness",
-    "limb_tingling",
-    "limb_weakness",
-    "bladder_bowel_dysfunction",
+from pipelines.contracts import load_contract
+
+# The intake booleans other than back_pain, in contract order (= INTERFACES.md order).
+SYMPTOM_FLAGS: tuple[str, ...] = tuple(
+    c for c in load_contract("intake").columns_of_type("boolean") if c != "back_pain"
 )
 HISTORY_FLAGS: tuple[str, ...] = ("pain_persistent", "progressive", "repeat_presentation")
 OTHER_FLAGS: tuple[str, ...] = (
