@@ -134,6 +134,11 @@ def test_failed_exports_leave_nothing(published: Path, tmp_path: Path):
     assert result.returncode == 2
     assert "care_gaps: not exported" in result.stderr
     assert "Traceback" not in result.stderr
+    # no warehouse at all: nothing is created beside --out either
+    result = redflags("export", "--out", str(out), "-w", str(tmp_path / "none.duckdb"))
+    assert result.returncode == 1
+    assert "no warehouse here" in result.stderr
+    assert list(tmp_path.iterdir()) == []
     # a warehouse whose marts were never published fails after the export has begun
     con = warehouse(tmp_path, [presentation("E1", "A", 0)])
     con.close()

@@ -212,10 +212,10 @@ def export(
             "choose an empty or new --out",
             exit_code=2,
         )
+    con = connect_for_analysts(warehouse)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    con = connect_for_analysts(warehouse)
     try:
         manifest = write_extracts(con, staging, tuple(tables), min_cell, definition)
     except BaseException:
