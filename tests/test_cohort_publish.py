@@ -10,6 +10,7 @@ from cohort_fixtures import presentation, referral, warehouse
 
 from pipelines.cohorts import build as build_module
 from pipelines.cohorts.build import MARTS, build_cohorts, publish_marts
+from pipelines.cohorts.docs import load_mart_docs
 
 
 def test_marts_are_commented_and_the_run_logged(tmp_path: Path):
@@ -33,6 +34,24 @@ def test_marts_are_commented_and_the_run_logged(tmp_path: Path):
         "AND table_name = 'index_presentations' AND column_name = 'days_to_imaging_ct'"
     ).fetchone()[0]
     assert "imaging_ct" in comment
+    # docs/marts.md states each column's type; it must be the one the mart has
+    docs = load_mart_docs()
+    wrong = [
+        (table, column, docs[table].types.get(column), type_)
+        for table, column, type_ in con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE schema_name = 'marts'"
+        ).fetchall()
+        if column in docs[table].types and docs[table].types[column] != type_
+    ]
+    assert wrong == []
+    assert (
+        docs["index_presentations"].types["days_to_<outcome>"]
+        == con.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'marts' "
+            "AND column_name = 'days_to_biopsy_any'"
+        ).fetchone()[0]
+    )
     rules_version, data_end, details = con.execute(
         "SELECT rules_version, CAST(data_end AS VARCHAR), details FROM ops.run_log "
         "WHERE run_id = 'run-1'"

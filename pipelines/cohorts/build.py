@@ -150,7 +150,9 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
     )[["stratum_type", "stratum_value", "value_rank"]]
     return {
         "dim_tiers": tiers,
-        "dim_windows": pd.DataFrame({"window_days": list(definition.windows)}),
+        "dim_windows": pd.DataFrame(
+            {"window_days": pd.Series(list(definition.windows), dtype="int32")}
+        ),
         "dim_outcomes": pd.DataFrame(
             {
                 "outcome": [o.name for o in definition.outcomes],
@@ -171,7 +173,7 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
                 "care_gap": [g["name"] for g in gaps],
                 "index_tier": [g["index_tier"] for g in gaps],
                 "outcome": [g["outcome"] for g in gaps],
-                "window_days": [int(g["window_days"]) for g in gaps],
+                "window_days": pd.Series([int(g["window_days"]) for g in gaps], dtype="int32"),
                 "gap_rank": range(1, len(gaps) + 1),
             }
         ),

@@ -22,6 +22,7 @@ class MartDoc:
     name: str
     description: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
 
 
 def load_mart_docs(path: Path = MARTS_DOC) -> dict[str, MartDoc]:
@@ -40,6 +41,7 @@ def load_mart_docs(path: Path = MARTS_DOC) -> dict[str, MartDoc]:
             name = cells[0].strip("`")
             if len(cells) >= 3 and name not in ("column", "") and not set(name) <= set("-: "):
                 current.columns[name] = cells[-1]
+                current.types[name] = cells[1]
         elif not current.description:
             if line.strip():
                 paragraph.append(line.strip())
