@@ -29,6 +29,7 @@ def published(tmp_path_factory) -> Path:
         )
         for i in range(30)
     ]
+    rows[0]["age_years"] = 97  # above the cap the contract should have applied
     rows.append(presentation("LATE", "Z", 200, back_pain=False, tier="not_back_pain"))
     refs = [referral(f"R{i:02d}", f"P{i:02d}", 3) for i in range(12, 30)]
     con = warehouse(tmp, rows, refs)
@@ -93,6 +94,7 @@ def test_export_files_manifest_and_suppression(published: Path, tmp_path: Path):
         for t in manifest["schema"]["index_presentations"].values()
     )
     assert sorted(records["index_year_month"].unique()) == ["2023-06", "2024-01"]
+    assert records["age_years"].max() == 90
     # aggregate: M has 5 (suppressed); F's 25 is the complement, or all - F = M
     assert summary_cell(out, "all", "n_eligible") == 30
     assert summary_cell(out, "M", "n_eligible") is None

@@ -87,6 +87,8 @@ def _record_level_sql(con: duckdb.DuckDBPyConnection) -> str:
         ).fetchall()
         if c != "index_date"
     ]
+    # ages stay capped at 90 (the intake contract caps them; an extract never relies on it)
+    columns = [f"least({c}, 90) AS {c}" if c == "age_years" else c for c in columns]
     return (
         f"SELECT {', '.join(columns)}, strftime(index_date, '%Y-%m') AS index_year_month, "
         f"CAST(year(index_date) AS INTEGER) AS index_year FROM marts.{RECORD_LEVEL}"
