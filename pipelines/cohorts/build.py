@@ -88,7 +88,6 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "age_band_other": _quote(definition.age_band_other),
         "red_flag_names": ", ".join(flags),
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
-        "red_flag_columns_p": ", ".join(f"p.{f}" for f in flags),
         "red_flag_columns_i": ", ".join(f"i.{f}" for f in flags),
         "true_flag_items": ", ".join(f"CASE WHEN {f} THEN {_quote(f)} END" for f in flags),
         "days_to_outcome_pivot": ",\n        ".join(
