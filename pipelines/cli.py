@@ -184,6 +184,108 @@ def generate(
     typer.echo(f"generated {patients:,} patients into {out}: {summary} rows ({fmt})")
 
 
+QUERY_FORMATS = ("table", "csv", "json", "parquet")
+
+
+def _one_line(exc: Exception) -> str:
+    """DuckDB's message without its multi-line context (LINE 1: ... ^)."""
+    return " ".join(str(exc).split("\n")[0].split())
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run against the warehouse (read-only).")],
+    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
+    ] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the result here (needed for parquet).")
+    ] = None,
+) -> None:
+    """Run read-only SQL against the WAREHOUSE: the marts are in schema `marts`."""
+    import duckdb
+
+    from pipelines.warehouse import connect_for_analysts
+
+    if output_format not in QUERY_FORMATS:
+        raise UserError(
+            f"--format {output_format}: choose one of {', '.join(QUERY_FORMATS)}", exit_code=2
+        )
+    if output_format == "parquet" and out is None:
+        raise UserError("--format parquet writes a file: add --out FILE", exit_code=2)
+    con = connect_for_analysts(warehouse)
+    try:
+        relation = con.sql(sql)
+        result = relation.to_arrow_table() if relation is not None else None
+    except duckdb.Error as exc:
+        message = _one_line(exc)
+        if "read-only mode" in message or "file system operations are disabled" in message:
+            raise UserError(
+                "redflags query is read-only: it cannot change the warehouse or touch other "
+                f"files ({message}). The marts are rebuilt by `redflags run`; "
+                "use --out to save a result."
+            ) from exc
+        raise UserError(f"SQL error: {message}") from exc
+    finally:
+        con.close()
+    if result is None:
+        typer.echo("ok (the statement returns no rows)", err=True)
+        return
+    _write_result(result, output_format, out)
+
+
+def _write_result(result: object, output_format: str, out: Path | None) -> None:
+    """Print or save an Arrow table; Arrow-backed pandas keeps integers with NULLs integers."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if output_format == "parquet":
+        pq.write_table(result, out, compression="zstd")
+        return
+    frame = result.to_pandas(types_mapper=pd.ArrowDtype)
+    if output_format == "csv":
+        text = frame.to_csv(index=False)
+    elif output_format == "json":
+        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
+    else:
+        text = (frame.to_string(index=False) if len(frame.columns) else "(no columns)") + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
+        if output_format == "table":
+            typer.echo(f"({len(frame):,} rows)", err=True)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the extracts.")],
+    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    min_cell: Annotated[
+        int | None,
+        typer.Option("--min-cell", help="Suppress counts below this (k; default 11, cohorts.yml)."),
+    ] = None,
+    tables: Annotated[
+        list[str] | None,
+        typer.Option("--tables", "-t", help="Marts to export (repeat or comma-separate)."),
+    ] = None,
+) -> None:
+    """Write researcher extracts (Parquet, zstd, small cells suppressed) and a manifest."""
+    from pipelines.cohorts.export import export as write_export
+
+    names = tuple(n.strip() for t in tables or () for n in t.split(",") if n.strip()) or None
+    manifest = write_export(warehouse, out, tables=names, min_cell=min_cell)
+    typer.echo(
+        f"export of run {manifest['run_id']} -> {out} (k = {manifest['suppression']['min_cell']})"
+    )
+    for item in manifest["files"]:
+        extra = (
+            f", {item['suppressed_rows']:,} rows suppressed" if "suppressed_rows" in item else ""
+        )
+        typer.echo(f"  {item['path']:<50} {item['rows']:>10,} rows{extra}")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and an exit code."""
     try:

@@ -91,3 +91,60 @@ def table_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
         name: con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
         for (name,) in rows
     }
+
+
+VALUE_SETS_DDL = """CREATE OR REPLACE TABLE staging.value_sets (
+    value_set VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    code_system VARCHAR NOT NULL,
+    is_prefix BOOLEAN NOT NULL,
+    description VARCHAR
+)"""
+
+
+def load_value_sets_table(con: duckdb.DuckDBPyConnection) -> int:
+    """Load schemas/value_sets/*.csv into staging.value_sets, so SQL selects code lists by name.
+
+    `code` is stored normalised (upper case, no dots or spaces) and without the `*`
+    of a prefix, which `is_prefix` records; SQL compares it with codes normalised the
+    same way. Reloaded on every build, so an edited CSV takes effect at the next run.
+    """
+    import pandas as pd
+
+    from pipelines.value_sets import load_value_sets
+
+    entries = load_value_sets()
+    frame = pd.DataFrame(
+        {
+            "value_set": [e.value_set for e in entries],
+            "code": [e.normalized for e in entries],
+            "code_system": [e.code_system for e in entries],
+            "is_prefix": [e.is_prefix for e in entries],
+            "description": [e.description for e in entries],
+        }
+    )
+    con.execute(VALUE_SETS_DDL)
+    con.register("_value_sets", frame)
+    try:
+        con.execute("INSERT INTO staging.value_sets SELECT * FROM _value_sets")
+    finally:
+        con.unregister("_value_sets")
+    return len(frame)
+
+
+def connect_for_analysts(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Read-only, with file-system access off: a query can read the warehouse and nothing else.
+
+    DuckDB refuses CREATE/INSERT/... on a read-only database itself; turning external
+    access off also refuses COPY ... TO, ATTACH and reading arbitrary files.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no warehouse here; run `redflags run` first or pass --warehouse")
+    try:
+        return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+    except duckdb.IOException as exc:
+        raise UserError(
+            f"{path}: cannot open the warehouse read-only ({exc}); "
+            "if a run is writing it, wait for the run to finish"
+        ) from exc

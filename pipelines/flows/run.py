@@ -66,6 +66,54 @@ def write_report(warehouse: str, run_id: str) -> str:
     return str(write_report_file(warehouse, run_id=run_id))
 
 
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def build_cohorts(warehouse: str, run_id: str) -> dict[str, int]:
+    """Index presentations, outcomes and every mart, built into the scratch schema."""
+    from pipelines.cohorts.build import build_cohorts as build
+    from pipelines.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        return build(con)["marts"]
+    finally:
+        con.close()
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def publish_marts(warehouse: str, run_id: str) -> dict[str, int]:
+    """Replace marts.* with this run's build in one transaction; log the run."""
+    from pipelines.cohorts.build import publish_marts as publish
+    from pipelines.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        return publish(con, run_id)
+    finally:
+        con.close()
+
+
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def export_extracts(warehouse: str, run_id: str, out_dir: str) -> dict[str, int]:
+    """Suppressed Parquet extracts of the published marts for researchers."""
+    from pipelines.cohorts.export import export
+
+    manifest = export(warehouse, out_dir)
+    return {item["path"]: item["rows"] for item in manifest["files"]}
+
+
+def cohort_stages(warehouse: str, run_id: str, export_dir: str | None = None) -> dict:
+    """The cohort end of the flow: build, publish, and (when asked) export.
+
+    Called at the end of `redflags_run`, after the scoring task has written
+    features.presentation_flags.
+    """
+    built = build_cohorts(warehouse, run_id)
+    result: dict[str, object] = {"built": built, "marts": publish_marts(warehouse, run_id)}
+    if export_dir is not None:
+        result["export"] = export_extracts(warehouse, run_id, export_dir)
+    return result
+
+
 @flow(name="redflags-run", log_prints=True)
 def redflags_run(input_dir: str, warehouse: str, source: str = CANONICAL) -> dict[str, object]:
     """Run the whole pipeline once.
@@ -73,12 +121,32 @@ def redflags_run(input_dir: str, warehouse: str, source: str = CANONICAL) -> dic
     Steps:
     0. convert_source (omop, fhir only): source folder -> canonical Parquet files
     1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
-    2. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
+    2. (scoring: staging.intake -> features.presentation_flags; branch `scoring`)
+    3. build_cohorts: index presentations, outcomes, marts into a scratch schema
+    4. publish_marts: marts.* replaced in one transaction, ops.run_log updated
+    5. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
     """
     run_id = new_run_id()
     source_report = None
     if source != CANONICAL:
         input_dir, source_report = convert_source(source, str(Path(input_dir)), warehouse)
     raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    report = write_report(str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw, "source_report": source_report, "report": report}
+    result: dict[str, object] = {"run_id": run_id, "raw": raw}
+    # Until the scoring task is merged there are no scores to build cohorts from;
+    # once it is, call cohort_stages unconditionally after it.
+    if _has_scores(str(Path(warehouse))):
+        result |= cohort_stages(str(Path(warehouse)), run_id)
+    result["source_report"] = source_report
+    result["report"] = write_report(str(Path(warehouse)), run_id)
+    return result
+
+
+def _has_scores(warehouse: str) -> bool:
+    """Transitional guard for the merge: whether features.presentation_flags exists."""
+    with open_warehouse(warehouse) as con:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = 'features' AND table_name = 'presentation_flags'"
+            ).fetchone()[0]
+        )

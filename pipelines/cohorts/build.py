@@ -1,0 +1,352 @@
+"""Render the cohort and mart SQL from cohorts.yml and run it; publish the marts at once.
+
+`build_cohorts` runs sql/cohorts/ (int_/fct_/dim_ models in `cohorts`, an in-memory
+database attached for the build: nothing there needs to outlive it, and not writing
+it to the warehouse file halves the build time) and then sql/marts/ into the scratch
+schema `marts_build` of the warehouse. `publish_marts` replaces marts.*
+from the scratch schema inside one transaction, with COMMENT ON from docs/marts.md,
+and records the run in ops.run_log, so a reader sees the old marts or the new ones,
+never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.cohorts.definition import CohortDefinition, load_definition
+from pipelines.cohorts.docs import column_comment, load_mart_docs
+from pipelines.errors import UserError
+from pipelines.paths import SQL_DIR
+from pipelines.warehouse import create_schemas, load_value_sets_table
+
+COHORT_SCHEMA = "cohorts"
+BUILD_SCHEMA = "marts_build"
+MARTS_SCHEMA = "marts"
+
+# Run order: each model reads only the ones before it.
+COHORT_MODELS: tuple[str, ...] = (
+    "wilson_interval",
+    "int_data_end",
+    "int_referrals_classified",
+    "int_back_pain_presentations",
+    "int_washout",
+    "int_episodes",
+    "int_episode_max_tier",
+    "int_index_presentations",
+    "int_followup",
+    "int_referral_outcomes",
+    "fct_index_outcomes",
+    "fct_index_presentations",
+    "int_index_strata",
+    "fct_stratum_outcome_days",
+)
+MARTS: tuple[str, ...] = (
+    "index_presentations",
+    "cohort_summary",
+    "time_to_referral",
+    "care_gaps",
+    "imaging_overuse",
+    "rule_performance",
+    "documentation_quality",
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def render(sql: str, context: dict[str, str], name: str = "model") -> str:
+    """Fill `{{ name }}` placeholders; a placeholder without a value is a bug, said loudly."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in context:
+            raise KeyError(f"{name}: no value for placeholder {{{{ {key} }}}}")
+        return context[key]
+
+    return _PLACEHOLDER.sub(value, sql)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render_context(definition: CohortDefinition, data_end: date | None) -> dict[str, str]:
+    """The SQL fragments cohorts.yml decides: lists of flags, outcome columns, numbers."""
+    flags = definition.red_flags
+    end = data_end or definition.data_end
+    overuse = definition.section("overuse")
+    documented = definition.section("documentation_quality")["fields"]
+    km = definition.section("time_to_referral")
+    return {
+        "data_end": f"DATE {_quote(end.isoformat())}" if end else "NULL",
+        "washout_days": str(definition.washout_days),
+        "max_tier_days": str(definition.max_tier_days),
+        "age_band_other": _quote(definition.age_band_other),
+        "red_flag_names": ", ".join(flags),
+        "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
+        "red_flag_columns_i": ", ".join(f"i.{f}" for f in flags),
+        "true_flag_items": ", ".join(f"CASE WHEN {f} THEN {_quote(f)} END" for f in flags),
+        "days_to_outcome_pivot": ",\n        ".join(
+            f"min(days_to_event) FILTER (WHERE outcome = {_quote(o)}) AS days_to_{o}"
+            for o in definition.outcome_names
+        ),
+        "days_to_outcome_columns": ", ".join(f"d.days_to_{o}" for o in definition.outcome_names),
+        "max_window": str(max(definition.windows)),
+        "z": repr(definition.z),
+        "km_outcome": km["outcome"],
+        "max_day": str(int(km["max_day"])),
+        "overuse_tier": overuse["index_tier"],
+        "overuse_min_age": str(int(overuse["min_age"])),
+        "overuse_max_age": str(int(overuse["max_age"])),
+        "overuse_window": str(int(overuse["window_days"])),
+        "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
+        "documented_columns": ", ".join(f"i.{c} IS NOT NULL AS {c}" for c in documented),
+        "documented_names": ", ".join(documented),
+    }
+
+
+def _ranked(values: list[str] | tuple[str, ...], name: str, rank: str) -> pd.DataFrame:
+    return pd.DataFrame({name: list(values), rank: range(1, len(values) + 1)})
+
+
+def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
+    """The small lookup tables (dim_*) the models join to, straight from cohorts.yml."""
+    bands = definition.age_bands
+    gaps = definition.section("care_gaps")["definitions"]
+    targets = definition.section("rule_performance")["targets"]
+    thresholds = definition.section("rule_performance").get(
+        "tier_thresholds", list(definition.tiers[:-1])
+    )
+    tiers = _ranked(definition.tiers, "tier", "tier_rank")
+    flags = _ranked(definition.red_flags, "flag", "flag_rank")
+    band_frame = pd.DataFrame(
+        {
+            "age_band": [b[0] for b in bands],
+            "min_age": [b[1] for b in bands],
+            "max_age": [b[2] for b in bands],
+            "band_rank": range(1, len(bands) + 1),
+        }
+    )
+    stratum_values = pd.concat(
+        [
+            tiers.rename(columns={"tier": "stratum_value", "tier_rank": "value_rank"}).assign(
+                stratum_type="index_tier"
+            ),
+            tiers.rename(columns={"tier": "stratum_value", "tier_rank": "value_rank"}).assign(
+                stratum_type="episode_max_tier"
+            ),
+            flags.rename(columns={"flag": "stratum_value", "flag_rank": "value_rank"}).assign(
+                stratum_type="flag"
+            ),
+            band_frame[["age_band", "band_rank"]]
+            .rename(columns={"age_band": "stratum_value", "band_rank": "value_rank"})
+            .assign(stratum_type="age_band"),
+        ]
+    )[["stratum_type", "stratum_value", "value_rank"]]
+    return {
+        "dim_tiers": tiers,
+        "dim_windows": pd.DataFrame(
+            {"window_days": pd.Series(list(definition.windows), dtype="int32")}
+        ),
+        "dim_outcomes": pd.DataFrame(
+            {
+                "outcome": [o.name for o in definition.outcomes],
+                "referral_type": [o.referral_type for o in definition.outcomes],
+                "modality": pd.Series([o.modality for o in definition.outcomes], dtype=object),
+                "body_region": pd.Series(
+                    [o.body_region for o in definition.outcomes], dtype=object
+                ),
+                "outcome_rank": range(1, len(definition.outcomes) + 1),
+            }
+        ),
+        "dim_red_flags": flags,
+        "dim_age_bands": band_frame,
+        "dim_stratum_types": _ranked(definition.stratum_types, "stratum_type", "type_rank"),
+        "dim_stratum_values": stratum_values,
+        "dim_care_gaps": pd.DataFrame(
+            {
+                "care_gap": [g["name"] for g in gaps],
+                "index_tier": [g["index_tier"] for g in gaps],
+                "outcome": [g["outcome"] for g in gaps],
+                "window_days": pd.Series([int(g["window_days"]) for g in gaps], dtype="int32"),
+                "gap_rank": range(1, len(gaps) + 1),
+            }
+        ),
+        "dim_overuse_outcomes": pd.DataFrame(
+            {"outcome": list(definition.section("overuse")["outcomes"])}
+        ),
+        "dim_rule_targets": pd.DataFrame(
+            [(t["name"], vs) for t in targets for vs in t["value_sets"]],
+            columns=["target", "value_set"],
+        ),
+        "dim_tier_thresholds": pd.DataFrame({"tier": list(thresholds)})
+        .merge(tiers, on="tier")
+        .rename(columns={"tier_rank": "threshold_rank"}),
+        "dim_documentation_fields": _ranked(
+            definition.section("documentation_quality")["fields"], "field", "field_rank"
+        ),
+    }
+
+
+def create_dimensions(con: duckdb.DuckDBPyConnection, definition: CohortDefinition) -> None:
+    for name, frame in dimension_tables(definition).items():
+        con.register("_dimension", frame)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {COHORT_SCHEMA}.{name} AS SELECT * FROM _dimension"
+            )
+        finally:
+            con.unregister("_dimension")
+
+
+def model_sql(layer: str, name: str, context: dict[str, str]) -> str:
+    return render((SQL_DIR / layer / f"{name}.sql").read_text(encoding="utf-8"), context, name)
+
+
+def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    present = {
+        (s, t)
+        for s, t in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall()
+    }
+    if ("features", "presentation_flags") not in present:
+        raise UserError(
+            "features.presentation_flags is missing from the warehouse; "
+            "run the scoring stage (`redflags score` or `redflags run`) first"
+        )
+
+
+def build_cohorts(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    data_end: date | None = None,
+    definition: CohortDefinition | None = None,
+) -> dict[str, object]:
+    """Build every cohort model and every mart into the scratch schema (not yet published)."""
+    definition = definition or load_definition()
+    create_schemas(con)
+    _check_inputs(con)
+    attached = {
+        d for (d,) in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    if COHORT_SCHEMA in attached:
+        con.execute(f"DETACH {COHORT_SCHEMA}")
+    con.execute(f"ATTACH ':memory:' AS {COHORT_SCHEMA}")
+    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
+    con.execute(f"CREATE SCHEMA {BUILD_SCHEMA}")
+    load_value_sets_table(con)
+    create_dimensions(con, definition)
+    context = render_context(definition, data_end)
+    for name in COHORT_MODELS:
+        con.execute(model_sql("cohorts", name, context))
+    for name in MARTS:
+        con.execute(model_sql("marts", name, context))
+    # what publish_marts logs, kept beside the marts it describes
+    con.execute(
+        f"""CREATE TABLE {BUILD_SCHEMA}.build_info AS
+            SELECT d.data_end_date,
+                   (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
+                    FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
+            FROM {COHORT_SCHEMA}.int_data_end AS d"""
+    )
+    end = con.execute(f"SELECT data_end_date FROM {BUILD_SCHEMA}.build_info").fetchone()[0]
+    counts = {
+        name: con.execute(f"SELECT count(*) FROM {BUILD_SCHEMA}.{name}").fetchone()[0]
+        for name in MARTS
+    }
+    return {"data_end": end, "marts": counts}
+
+
+def publish_marts(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    definition: CohortDefinition | None = None,
+) -> dict[str, int]:
+    """Replace marts.* with the scratch build in one transaction and log the run.
+
+    Readers of the warehouse see either the previous marts or all of this run's.
+    """
+    definition = definition or load_definition()
+    built = {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [BUILD_SCHEMA],
+        ).fetchall()
+    }
+    missing = [m for m in MARTS if m not in built]
+    if missing:
+        raise UserError(
+            f"no built marts to publish ({', '.join(missing)}); run build_cohorts first"
+        )
+    docs = load_mart_docs()
+    data_end, rules_version = con.execute(
+        f"SELECT data_end_date, rules_version FROM {BUILD_SCHEMA}.build_info"
+    ).fetchone()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    details = {
+        "windows": list(definition.windows),
+        "outcomes": list(definition.outcome_names),
+        "washout_days": definition.washout_days,
+        "cohorts_version": definition.version,
+        "marts_published_at": now.isoformat(),
+    }
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in MARTS:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {MARTS_SCHEMA}.{name} AS "
+                f"SELECT * FROM {BUILD_SCHEMA}.{name}"
+            )
+            doc = docs[name]
+            con.execute(f"COMMENT ON TABLE {MARTS_SCHEMA}.{name} IS {_quote(doc.description)}")
+            columns = con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [MARTS_SCHEMA, name],
+            ).fetchall()
+            for (column,) in columns:
+                comment = column_comment(doc, column, definition)
+                con.execute(
+                    f"COMMENT ON COLUMN {MARTS_SCHEMA}.{name}.{column} IS {_quote(comment)}"
+                )
+            counts[name] = con.execute(f"SELECT count(*) FROM {MARTS_SCHEMA}.{name}").fetchone()[0]
+        con.execute(
+            """INSERT INTO ops.run_log (run_id, started_at, finished_at, status, rules_version,
+                                        data_end, details)
+               VALUES (?, ?, ?, 'marts_published', ?, ?, ?)
+               ON CONFLICT (run_id) DO UPDATE SET
+                   rules_version = excluded.rules_version,
+                   data_end = excluded.data_end,
+                   finished_at = excluded.finished_at,
+                   details = json_merge_patch(coalesce(ops.run_log.details, '{}'),
+                                              excluded.details)""",
+            [run_id, now, now, rules_version, data_end, json.dumps(details | {"marts": counts})],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
+    return counts
+
+
+def build_and_publish(
+    warehouse: str | Path, run_id: str, *, data_end: date | None = None
+) -> dict[str, int]:
+    """Both steps on one warehouse file: what `redflags run` does after scoring."""
+    from pipelines.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        build_cohorts(con, data_end=data_end)
+        return publish_marts(con, run_id)
+    finally:
+        con.close()

@@ -1,0 +1,130 @@
+"""The cohort definition (schemas/cohorts.yml) as a typed object, checked on load.
+
+Names from the file (outcomes, flags, fields) are rendered into SQL as identifiers,
+so they are checked to be plain snake_case words here; a bad file fails with the
+file and key named, before any SQL runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import yaml
+
+from pipelines.errors import UserError
+from pipelines.paths import SCHEMAS_DIR
+
+COHORTS_FILE = SCHEMAS_DIR / "cohorts.yml"
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    referral_type: str
+    modality: str | None
+    body_region: str | None
+
+
+@dataclass(frozen=True)
+class CohortDefinition:
+    """Everything the SQL models read from cohorts.yml."""
+
+    raw: dict[str, Any]
+    version: str
+    washout_days: int
+    max_tier_days: int
+    tiers: tuple[str, ...]
+    data_end: date | None
+    windows: tuple[int, ...]
+    outcomes: tuple[Outcome, ...]
+    red_flags: tuple[str, ...]
+    stratum_types: tuple[str, ...]
+    age_bands: tuple[tuple[str, int, int], ...]
+    age_band_other: str
+    confidence_level: float
+    min_cell: int
+
+    @property
+    def z(self) -> float:
+        """Two-sided normal quantile of the confidence level (1.959963984540054 for 95%)."""
+        return NormalDist().inv_cdf(0.5 + self.confidence_level / 2)
+
+    @property
+    def outcome_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outcomes)
+
+    def section(self, key: str) -> dict[str, Any]:
+        return self.raw[key]
+
+
+def _identifier(value: object, where: str, path: Path) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise UserError(
+            f"{path}: {where} = {value!r} must be a snake_case name (a-z, 0-9, _); fix the file"
+        )
+    return value
+
+
+def _positive_int(value: object, where: str, path: Path) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UserError(f"{path}: {where} = {value!r} must be a whole number >= 0; fix the file")
+    return value
+
+
+def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
+    """Read and check schemas/cohorts.yml."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the cohort definition ({exc})") from exc
+    try:
+        washout = raw["inclusion_rules"][0]
+        outcomes = tuple(
+            Outcome(
+                name=_identifier(o["name"], f"outcomes.definitions[{i}].name", path),
+                referral_type=o["referral_type"],
+                modality=o.get("modality"),
+                body_region=o.get("body_region"),
+            )
+            for i, o in enumerate(raw["outcomes"]["definitions"])
+        )
+        strata = raw["strata"]
+        data_end = raw["data_end"].get("date")
+        definition = CohortDefinition(
+            raw=raw,
+            version=hashlib.sha256(text.encode()).hexdigest()[:12],
+            washout_days=_positive_int(washout["washout_days"], "washout_days", path),
+            max_tier_days=_positive_int(raw["episode"]["max_tier_days"], "max_tier_days", path),
+            tiers=tuple(_identifier(t, "tiers", path) for t in raw["tiers"]),
+            data_end=date.fromisoformat(str(data_end)) if data_end else None,
+            windows=tuple(
+                sorted(_positive_int(w, "windows.days", path) for w in raw["windows"]["days"])
+            ),
+            outcomes=outcomes,
+            red_flags=tuple(_identifier(f, "red_flags", path) for f in raw["red_flags"]),
+            stratum_types=tuple(_identifier(s, "strata.types", path) for s in strata["types"]),
+            age_bands=tuple(
+                (b["label"], int(b["min"]), int(b["max"])) for b in strata["age_bands"]
+            ),
+            age_band_other=str(strata["age_band_other"]),
+            confidence_level=float(raw["summary"]["confidence_level"]),
+            min_cell=_positive_int(raw["disclosure"]["min_cell"], "disclosure.min_cell", path),
+        )
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"{path}: the cohort definition is incomplete or malformed ({exc!r})"
+        ) from exc
+    for name in definition.raw["documentation_quality"]["fields"]:
+        _identifier(name, "documentation_quality.fields", path)
+    if not definition.windows:
+        raise UserError(f"{path}: windows.days is empty; give at least one window")
+    return definition

@@ -1,0 +1,17 @@
+-- Rule (inclusion: washout, {{ washout_days }} days): a back-pain presentation is an index
+-- presentation when no other back-pain presentation of the same patient lies in the
+-- {{ washout_days }} days before it, the same day included. Ordering by
+-- (encounter_date, encounter_id), that is: the previous presentation is more than
+-- {{ washout_days }} days earlier, or there is none. Same day: not an index (the earlier
+-- encounter_id is); exactly {{ washout_days }} days: not an index; one day more: an index.
+CREATE OR REPLACE TABLE cohorts.int_washout AS
+SELECT
+    encounter_id,
+    patient_id,
+    encounter_date,
+    tier,
+    encounter_date - lag(encounter_date) OVER patient_order AS days_since_previous,
+    coalesce(encounter_date - lag(encounter_date) OVER patient_order > {{ washout_days }}, TRUE)
+        AS is_index
+FROM cohorts.int_back_pain_presentations
+WINDOW patient_order AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id);

@@ -1,0 +1,87 @@
+-- Mart rule_performance, when staging.diagnoses has rows: how well each tier threshold
+-- (index tier at or above it) and each red flag (TRUE at the index) predict the target
+-- (cohorts.yml rule_performance: a diagnosis in the lung_cancer or bone_metastasis value
+-- set with 0 <= diagnosis_date - index_date <= {{ rule_within_days }}, on or before the data end).
+-- Every index presentation counts; one without the diagnosis is a negative.
+-- TP, FP, FN, TN; sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP),
+-- NPV TN/(TN+FN), LR+ = sensitivity / (1 - specificity); NULL where a denominator is 0.
+CREATE OR REPLACE TABLE marts_build.rule_performance AS
+WITH diagnoses AS (
+    SELECT patient_id, diagnosis_date,
+        upper(replace(replace(trim(code), '.', ''), ' ', '')) AS code_norm, code_system
+    FROM staging.diagnoses
+    WHERE diagnosis_date <= (SELECT data_end_date FROM cohorts.int_data_end)
+),
+target_codes AS (
+    SELECT t.target, v.code, v.code_system, v.is_prefix
+    FROM cohorts.dim_rule_targets AS t
+    JOIN staging.value_sets AS v USING (value_set)
+),
+target_diagnoses AS (
+    SELECT DISTINCT c.target, d.patient_id, d.diagnosis_date
+    FROM diagnoses AS d
+    JOIN target_codes AS c
+        ON d.code_system = c.code_system
+        AND (d.code_norm = c.code OR (c.is_prefix AND starts_with(d.code_norm, c.code)))
+),
+outcomes AS (
+    SELECT
+        t.target,
+        i.encounter_id,
+        EXISTS (
+            SELECT 1 FROM target_diagnoses AS d
+            WHERE d.target = t.target AND d.patient_id = i.patient_id
+              AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
+        ) AS has_target
+    FROM cohorts.int_index_presentations AS i
+    CROSS JOIN (SELECT DISTINCT target FROM cohorts.dim_rule_targets) AS t
+),
+rules AS (
+    SELECT 'tier_at_or_above' AS rule_type, tier AS rule, threshold_rank AS rule_rank
+    FROM cohorts.dim_tier_thresholds
+    UNION ALL
+    SELECT 'flag', flag, 100 + flag_rank FROM cohorts.dim_red_flags
+),
+positives AS (
+    SELECT 'tier_at_or_above' AS rule_type, th.tier AS rule, i.encounter_id
+    FROM cohorts.int_index_presentations AS i
+    JOIN cohorts.dim_tiers AS it ON it.tier = i.index_tier
+    JOIN cohorts.dim_tier_thresholds AS th ON it.tier_rank <= th.threshold_rank
+    UNION ALL
+    SELECT 'flag', unnest(true_flags), encounter_id
+    FROM cohorts.int_index_strata
+),
+totals AS (
+    SELECT target, count(*) FILTER (WHERE has_target) AS n_target,
+        count(*) FILTER (WHERE NOT has_target) AS n_non_target
+    FROM outcomes GROUP BY target
+),
+positive_counts AS (
+    SELECT o.target, p.rule_type, p.rule,
+        count(*) FILTER (WHERE o.has_target) AS tp,
+        count(*) FILTER (WHERE NOT o.has_target) AS fp
+    FROM positives AS p JOIN outcomes AS o USING (encounter_id)
+    GROUP BY ALL
+),
+confusion AS (
+    SELECT
+        t.target, r.rule_type, r.rule, r.rule_rank,
+        CAST(coalesce(p.tp, 0) AS BIGINT) AS tp,
+        CAST(coalesce(p.fp, 0) AS BIGINT) AS fp,
+        CAST(t.n_target - coalesce(p.tp, 0) AS BIGINT) AS fn,
+        CAST(t.n_non_target - coalesce(p.fp, 0) AS BIGINT) AS tn
+    FROM totals AS t
+    CROSS JOIN rules AS r
+    LEFT JOIN positive_counts AS p USING (target, rule_type, rule)
+    WHERE (SELECT count(*) FROM staging.diagnoses) > 0
+)
+SELECT
+    target, rule_type, rule, tp, fp, fn, tn,
+    CASE WHEN tp + fn > 0 THEN tp / (tp + fn) END AS sensitivity,
+    CASE WHEN tn + fp > 0 THEN tn / (tn + fp) END AS specificity,
+    CASE WHEN tp + fp > 0 THEN tp / (tp + fp) END AS ppv,
+    CASE WHEN tn + fn > 0 THEN tn / (tn + fn) END AS npv,
+    CASE WHEN tp + fn > 0 AND tn + fp > 0 AND fp > 0
+         THEN (tp / (tp + fn)) / (fp / (tn + fp)) END AS lr_positive
+FROM confusion
+ORDER BY target, rule_rank;

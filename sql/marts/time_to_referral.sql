@@ -1,0 +1,75 @@
+-- Mart time_to_referral: cumulative incidence of the first {{ km_outcome }} by day 0..{{ max_day }}
+-- after the index, per index tier and for `all`, by Kaplan-Meier. An index presentation
+-- leaves the risk set at its first event, or, without one, is censored at its data-end
+-- follow-up (followup_days; still at risk on that day, events counted before
+-- censorings). n_at_risk(t) = presentations whose exit day is t or later; S(t) = product
+-- over s <= t of (1 - n_events(s) / n_at_risk(s)); cumulative_incidence = 1 - S(t).
+-- The 95% interval is Greenwood's variance on the log(-log S) scale (Kalbfleisch &
+-- Prentice; R survfit conf.type = "log-log"): S^exp(+-z sigma / |log S|), with
+-- sigma^2 = sum n_events / (n_at_risk (n_at_risk - n_events)); NULL while S = 1 or once
+-- S = 0.
+CREATE OR REPLACE TABLE marts_build.time_to_referral AS
+WITH subjects AS (
+    SELECT
+        i.index_tier AS tier,
+        coalesce(e.days_to_event, f.followup_days) AS exit_day,
+        e.days_to_event IS NOT NULL AS is_event
+    FROM cohorts.int_index_presentations AS i
+    JOIN cohorts.int_followup AS f USING (encounter_id)
+    LEFT JOIN cohorts.fct_index_outcomes AS e
+        ON e.encounter_id = i.encounter_id AND e.outcome = '{{ km_outcome }}'
+),
+exits AS (
+    SELECT tier, exit_day, is_event FROM subjects
+    UNION ALL
+    SELECT 'all', exit_day, is_event FROM subjects
+),
+exit_counts AS (
+    SELECT
+        tier,
+        least(exit_day, {{ max_day }} + 1) AS day,
+        count(*) FILTER (WHERE is_event AND exit_day <= {{ max_day }}) AS n_events,
+        count(*) AS n_exits
+    FROM exits
+    GROUP BY ALL
+),
+totals AS (SELECT tier, sum(n_exits) AS n_total FROM exit_counts GROUP BY tier),
+grid AS (
+    SELECT t.tier, t.n_total, d.day
+    FROM totals AS t CROSS JOIN range(0, {{ max_day }} + 1) AS d(day)
+),
+daily AS (
+    SELECT
+        g.tier,
+        CAST(g.day AS INTEGER) AS day,
+        CAST(g.n_total - coalesce(sum(coalesce(x.n_exits, 0)) OVER before, 0) AS BIGINT)
+            AS n_at_risk,
+        CAST(coalesce(x.n_events, 0) AS BIGINT) AS n_events
+    FROM grid AS g
+    LEFT JOIN exit_counts AS x ON x.tier = g.tier AND x.day = g.day
+    WINDOW before AS (PARTITION BY g.tier ORDER BY g.day
+                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
+km AS (
+    SELECT
+        *,
+        product(CASE WHEN n_at_risk > 0 THEN 1 - n_events / n_at_risk ELSE 1 END)
+            OVER running AS survival,
+        sum(CASE WHEN n_at_risk > n_events THEN n_events / (n_at_risk * (n_at_risk - n_events))
+                 ELSE 0 END) OVER running AS greenwood
+    FROM daily
+    WINDOW running AS (PARTITION BY tier ORDER BY day ROWS UNBOUNDED PRECEDING)
+)
+SELECT
+    tier,
+    day,
+    n_at_risk,
+    n_events,
+    1 - survival AS cumulative_incidence,
+    CASE WHEN survival > 0 AND survival < 1 THEN
+        1 - survival ** exp(-{{ z }} * sqrt(greenwood) / abs(ln(survival))) END AS ci_low,
+    CASE WHEN survival > 0 AND survival < 1 THEN
+        1 - survival ** exp({{ z }} * sqrt(greenwood) / abs(ln(survival))) END AS ci_high
+FROM km
+LEFT JOIN cohorts.dim_tiers AS t USING (tier)
+ORDER BY t.tier_rank NULLS FIRST, day;
