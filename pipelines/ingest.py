@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -44,7 +45,9 @@ from pipelines.validation.identifiers import (
 )
 from pipelines.validation.outcomes import FileRejected
 from pipelines.validation.suites import BOOLEAN_FALSE, BOOLEAN_TRUE
+from pipelines.warehouse import create_schemas, open_warehouse
 
+DEFAULT_DOCS_DIR = Path("data") / "docs"
 LOADED, UNCHANGED, REJECTED, REPLACED, PRUNED = (
     "loaded",
     "unchanged",
@@ -458,7 +461,7 @@ def ingest_directory(
 ) -> IngestSummary:
     """Every canonical file of `input_dir`, intake first (referrals and diagnoses refer to it)."""
     files = discover(input_dir)
-    validator = Validator(load_date or date.today(), docs_dir)
+    validator = _validator(load_date or date.today(), docs_dir)
     summary = IngestSummary(run_id)
     for table in TABLES:
         for path in files[table]:
@@ -499,3 +502,53 @@ def record_run(con: duckdb.DuckDBPyConnection, summary: IngestSummary, input_dir
             *values.values(),
         ],
     )
+
+
+# ---------------------------------------------------------------- entry points for flow and CLI
+
+
+@cache
+def _validator(load_date: date, docs_dir: Path | None) -> Validator:
+    """One GX context per process and day: building suites and Checkpoints costs seconds."""
+    return Validator(load_date, docs_dir)
+
+
+def ingest_file_into(
+    warehouse: str,
+    table: str,
+    path: str,
+    run_id: str,
+    docs_dir: str | None = None,
+    load_date: date | None = None,
+) -> dict:
+    """Ingest one file into the warehouse file; a plain-data report (for a Prefect task)."""
+    validator = _validator(load_date or date.today(), Path(docs_dir) if docs_dir else None)
+    with open_warehouse(warehouse) as con:
+        return asdict(ingest_file(con, validator, table, Path(path), run_id))
+
+
+def finish_ingest(
+    warehouse: str, input_dir: str, run_id: str, reports: list[dict], *, prune: bool = False
+) -> dict:
+    """Handle files gone from the input and record the run's counts in ops.run_log."""
+    summary = IngestSummary(run_id, [FileReport(**r) for r in reports])
+    with open_warehouse(warehouse) as con:
+        present = [f.path for f in summary.files]
+        summary.pruned, summary.missing = handle_removed_files(
+            con, Path(input_dir), present, prune=prune
+        )
+        record_run(con, summary, Path(input_dir))
+    return summary.to_dict()
+
+
+def validate_directory(
+    input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
+) -> IngestSummary:
+    """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
+    run_id = "validate-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    con = duckdb.connect()
+    try:
+        create_schemas(con)
+        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
+    finally:
+        con.close()
