@@ -85,7 +85,11 @@ def test_ragged_rows_are_quarantined_with_their_line(tmp_path: Path):
 
 
 def test_unbalanced_quote_swallows_only_its_own_line(tmp_path: Path):
-    text = f'{HEADER},chief_complaint\nE1,P1,2024-01-02,55,F,"back pain\nE2,P2,2024-01-03,40,M,"cough, dry"\n'
+    text = (
+        f"{HEADER},chief_complaint\n"
+        'E1,P1,2024-01-02,55,F,"back pain\n'
+        'E2,P2,2024-01-03,40,M,"cough, dry"\n'
+    )
     summary, con = ingest(tmp_path, {"intake.csv": text})
     assert_counts(report(summary, "intake.csv"), 2, 1, 1)
     assert quarantined(con) == [(2, None, "balanced_quotes", 'E1,P1,2024-01-02,55,F,"back pain')]
@@ -199,14 +203,20 @@ def test_wrong_types_are_quarantined_per_value(tmp_path: Path):
 
 
 def test_booleans_of_many_spellings_are_staged_as_booleans(tmp_path: Path):
-    text = f"{HEADER},night_pain\nE1,P1,2024-01-02,40,F,Yes\nE2,P2,2024-01-02,40,F,0\nE3,P3,2024-01-02,40,F,\n"
+    text = (
+        f"{HEADER},night_pain\n"
+        "E1,P1,2024-01-02,40,F,Yes\nE2,P2,2024-01-02,40,F,0\nE3,P3,2024-01-02,40,F,\n"
+    )
     _, con = ingest(tmp_path, {"intake.csv": text})
     rows = con.execute("SELECT night_pain FROM staging.intake ORDER BY source_row").fetchall()
     assert rows == [(True,), (False,), (None,)]
 
 
 def test_impossible_dates_are_quarantined(tmp_path: Path):
-    text = f"{HEADER}\nE1,P1,2024-02-30,55,F\nE2,P2,2023-13-01,55,F\nE3,P3,2024-02-29,55,F\nE4,P4,02/03/2024,55,F\n"
+    text = (
+        f"{HEADER}\nE1,P1,2024-02-30,55,F\nE2,P2,2023-13-01,55,F\n"
+        "E3,P3,2024-02-29,55,F\nE4,P4,02/03/2024,55,F\n"
+    )
     summary, con = ingest(tmp_path, {"intake.csv": text})
     assert_counts(report(summary, "intake.csv"), 4, 1, 3)
     assert quarantined(con) == [
