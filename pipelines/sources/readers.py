@@ -19,7 +19,6 @@ import csv
 import gzip
 import hashlib
 import io
-import itertools
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -196,63 +195,84 @@ def _bad_lines(rows: np.ndarray, rule: str, text: pa.Array) -> pa.Table:
 
 
 def _split_lines(lines: list[str], first_line: int, header: Header) -> Chunk:
-    """Split a block of CSV lines into fields, vectorised; quoted lines go through `csv`."""
+    """Split a block of CSV lines into fields with Arrow's parser, keeping each line's number.
+
+    Each line is prefixed with its number as an extra first field, so parsed rows
+    carry their line number and a line Arrow cannot split (wrong field count) is
+    handed back with its number. A line with an odd number of quotes never reaches
+    the parser: its quote would run into the next line.
+    """
+    import pyarrow.csv as pcsv
+
     names, delimiter = header.columns, header.delimiter or ","
-    n_cols = len(names)
     text = pc.utf8_rtrim(pa.array(lines, pa.string()), characters="\r\n")
     line_no = np.arange(first_line, first_line + len(lines), dtype=np.int64)
     blank = pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
     n_quotes = pc.count_substring(text, '"').to_numpy(zero_copy_only=False)
     unbalanced = ~blank & (n_quotes % 2 == 1)
-    quoted = ~blank & (n_quotes > 0) & ~unbalanced
-    plain = ~blank & (n_quotes == 0)
+    parse = ~blank & ~unbalanced
+    bad = [_bad_lines(line_no[unbalanced], UNBALANCED_QUOTES, text.filter(unbalanced))]
 
-    parts: list[pa.Table] = []
-    bad: list[pa.Table] = [
-        _bad_lines(line_no[unbalanced], UNBALANCED_QUOTES, text.filter(unbalanced))
-    ]
+    # "<line><delimiter><text>\n" per line: the separator goes between the inputs, so the
+    # newline is appended by joining with an empty string.
+    numbered = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(
+            pa.array(line_no[parse].astype(str)), text.filter(parse), delimiter
+        ),
+        "",
+        "\n",
+    )
+    ragged: list[str] = []
 
-    plain_text = text.filter(plain)
-    fields = pc.split_pattern(plain_text, delimiter)
-    counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
-    fits = counts == n_cols
-    plain_rows = line_no[plain]
-    bad.append(_bad_lines(plain_rows[~fits], RAGGED_ROW, plain_text.filter(~fits)))
-    flat = pc.list_flatten(fields.filter(fits))
-    n_fit = int(fits.sum())
-    columns = {
-        name: flat.take(pa.array(np.arange(j, n_fit * n_cols, n_cols, dtype=np.int64)))
-        for j, name in enumerate(names)
-    }
-    parts.append(pa.table({**columns, "source_row": pa.array(plain_rows[fits])}))
+    def keep_ragged(row) -> str:
+        ragged.append(row.text)
+        return "skip"
 
-    if quoted.any():
-        quoted_text = text.filter(quoted)
-        records = list(csv.reader(quoted_text.to_pylist(), delimiter=delimiter))
-        lengths = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
-        q_fits = lengths == n_cols
-        q_rows = line_no[quoted]
-        bad.append(_bad_lines(q_rows[~q_fits], RAGGED_ROW, quoted_text.filter(~q_fits)))
-        kept = list(itertools.compress(records, q_fits))
-        by_column = list(zip(*kept, strict=True)) if kept else [()] * n_cols
-        parts.append(
-            pa.table(
-                {
-                    **{name: pa.array(by_column[j], pa.string()) for j, name in enumerate(names)},
-                    "source_row": pa.array(q_rows[q_fits]),
-                }
-            )
+    payload = _joined_bytes(numbered)
+    all_names = ["__line", *names]
+    if not payload:
+        empty = {n: pa.array([], pa.string()) for n in names}
+        return Chunk(
+            pa.table({**empty, "source_row": pa.array([], pa.int64())}), pa.concat_tables(bad)
         )
-    rows = pa.concat_tables(parts)
-    rows = rows.take(pc.sort_indices(rows["source_row"]))
+    parsed = pcsv.read_csv(
+        pa.BufferReader(payload),
+        read_options=pcsv.ReadOptions(column_names=all_names, block_size=1 << 22),
+        parse_options=pcsv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=False,
+            ignore_empty_lines=True,
+            invalid_row_handler=keep_ragged,
+        ),
+        convert_options=pcsv.ConvertOptions(
+            column_types={"__line": pa.int64(), **dict.fromkeys(names, pa.string())},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    if ragged:
+        ragged_text = pa.array(ragged, pa.string())
+        prefix_and_rest = pc.split_pattern(ragged_text, delimiter, max_splits=1)
+        numbers = pc.cast(pc.list_element(prefix_and_rest, 0), pa.int64()).to_numpy()
+        rest = pc.list_element(prefix_and_rest, 1)
+        bad.append(_bad_lines(numbers, RAGGED_ROW, rest))
     rows = pa.table(
         {
-            **{n: _empty_to_null(rows[n].combine_chunks()) for n in names},
-            "source_row": rows["source_row"],
+            **{n: _empty_to_null(parsed[n].combine_chunks()) for n in names},
+            "source_row": parsed["__line"].combine_chunks(),
         }
     )
     bad_lines = pa.concat_tables(bad)
     return Chunk(rows, bad_lines.take(pc.sort_indices(bad_lines["source_row"])))
+
+
+def _joined_bytes(strings: pa.Array) -> pa.Buffer | None:
+    """The concatenated UTF-8 bytes of a string array, without copying each value."""
+    if len(strings) == 0:
+        return None
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)
+    start, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
+    return strings.buffers()[2][start:end]
 
 
 def _csv_chunks(info: FileInfo, header: Header, max_bytes: int) -> Iterator[Chunk]:
