@@ -36,7 +36,7 @@ from pipelines.sources.readers import (
     read_header,
 )
 from pipelines.validation import outcomes
-from pipelines.validation.checkpoint import Validator
+from pipelines.validation.checkpoint import DistinctValues, Failure, Validator
 from pipelines.validation.identifiers import (
     identifier_rules,
     reject_five_digit_zip,
@@ -205,6 +205,32 @@ def _write_quarantine(
         con.unregister("chunk_failures")
 
 
+def _quarantine_failing_values(
+    con: duckdb.DuckDBPyConnection, table: str, failure: Failure, file: str, run_id: str
+) -> None:
+    """Every row of the file that holds a value the suite rejected goes to quarantine."""
+    column = failure.column
+    con.register("failing_values", pa.table({"value": pc.drop_null(failure.values)}))
+    try:
+        con.execute(
+            f"""INSERT INTO quarantine.{table}
+            SELECT source_file, source_row, $column, $rule, {column}, run_id
+            FROM raw.{table}
+            WHERE source_file = $file AND run_id = $run
+              AND ({column} IN (SELECT value FROM failing_values)
+                   OR ($null_failed AND {column} IS NULL))""",
+            {
+                "column": column,
+                "rule": failure.rule,
+                "file": file,
+                "run": run_id,
+                "null_failed": failure.values.null_count > 0,
+            },
+        )
+    finally:
+        con.unregister("failing_values")
+
+
 def _quarantine_spanning_rules(
     con: duckdb.DuckDBPyConnection, contract: Contract, file: str, run_id: str
 ) -> None:
@@ -323,6 +349,7 @@ def ingest_file(
     path = Path(path).resolve()
     file = str(path)
     contract = load_contract(table)
+    con.execute("SET enable_progress_bar = false")
     report = FileReport(path=file, table=table, status=LOADED)
     size, sha = 0, ""
     try:
@@ -377,13 +404,15 @@ def _load_rows(
     if replaced and replaced[0]:
         _remove_rows_of(con, table, file)
     pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
+    distinct = DistinctValues(contract)
     for chunk in iter_chunks(info, header, max_bytes=chunk_bytes):
         report.rows_read += chunk.n_read
         reject_five_digit_zip(info.path, chunk.rows)
         scrubbed = scrub(contract, chunk.rows)
         report.redacted += scrubbed.redacted
         report.capped += scrubbed.capped
-        failures = validator.validate(contract, scrubbed.rows)
+        distinct.add(scrubbed.rows)
+        _write_raw(con, contract, scrubbed.rows, file, run_id)
         # An unparseable line is quarantined as read, but never with an identifier in it.
         bad = chunk.bad_lines
         bad_failures = pa.table(
@@ -394,8 +423,9 @@ def _load_rows(
                 "value": pc.replace_substring_regex(bad["value"], pattern, redaction),
             }
         )
-        _write_raw(con, contract, scrubbed.rows, file, run_id)
-        _write_quarantine(con, table, pa.concat_tables([failures, bad_failures]), file, run_id)
+        _write_quarantine(con, table, bad_failures, file, run_id)
+    for failure in validator.validate(contract, distinct):
+        _quarantine_failing_values(con, table, failure, file, run_id)
     if report.rows_read == 0:
         report.warnings.append(f"{info.path.name}: a header but no rows")
     _quarantine_spanning_rules(con, contract, file, run_id)

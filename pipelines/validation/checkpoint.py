@@ -1,15 +1,21 @@
-"""Run the contract suites as Great Expectations Checkpoints and turn failures into rows.
+"""Run a table's suite as a Great Expectations Checkpoint over a file's distinct values.
 
-One ephemeral GX context per process holds a pandas data source, one Checkpoint
-per suite (see `suites.py`) and, when asked, a Data Docs site on disk. A chunk of
-rows is validated by running its two Checkpoints; `result_format` COMPLETE makes
-GX return the index of every failing row, which is mapped back to the file's
-line numbers and becomes a table of failures (source_row, column_name, rule, value).
+While a file is read chunk by chunk, `DistinctValues` keeps what the suite needs to
+see: the distinct values of each column it tells apart (booleans, enums, numbers,
+dates) and, for ids and free text, one example and NULL. After the last chunk the
+Checkpoint validates that small frame once; `result_format` COMPLETE returns the
+index of every failing frame row, which names the failing values. The ingest stage
+then quarantines every row of the file holding one of them (in DuckDB), so a
+failure is found for all rows at once and GX never sees a million rows.
+
+One ephemeral GX context per process holds a pandas data source, one Checkpoint per
+table and, when asked, a Data Docs site on disk.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -30,18 +36,61 @@ from pipelines.validation.suites import (
 
 DOCS_SITE = "redflags"
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
-FAILURES_SCHEMA = pa.schema(
-    [
-        ("source_row", pa.int64()),
-        ("column_name", pa.string()),
-        ("rule", pa.string()),
-        ("value", pa.string()),
-    ]
-)
+
+
+@dataclass
+class Failure:
+    """One failed expectation: the column, the rule, and the values that broke it."""
+
+    column: str
+    rule: str
+    values: pa.Array  # may hold NULL (a `required` failure)
+
+
+class DistinctValues:
+    """What a table's suite must see of a file, gathered chunk by chunk in bounded memory."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self._seen: dict[str, pa.Array] = {}
+
+    def add(self, rows: pa.Table) -> None:
+        for column in self.contract.columns:
+            if column.name not in rows.column_names:
+                continue
+            values = rows[column.name]
+            if checked_by_value(column):
+                new = pc.unique(values)
+            else:
+                example = pc.drop_null(values).slice(0, 1)
+                has_null = values.null_count > 0
+                new = pa.concat_arrays(
+                    [example.combine_chunks(), pa.nulls(1 if has_null else 0, pa.string())]
+                )
+            old = self._seen.get(column.name)
+            self._seen[column.name] = (
+                pc.unique(pa.concat_arrays([old, new])) if old is not None else new
+            )
+            if not checked_by_value(column):
+                kept = pc.drop_null(self._seen[column.name]).slice(0, 1)
+                nulls = self._seen[column.name].null_count
+                self._seen[column.name] = pa.concat_arrays(
+                    [kept, pa.nulls(min(nulls, 1), pa.string())]
+                )
+
+    def values(self) -> dict[str, pa.Array]:
+        """Distinct values per contract column; a column absent from the file is all NULL."""
+        return {
+            c.name: self._seen.get(c.name, pa.nulls(1, pa.string())) for c in self.contract.columns
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not self._seen or all(len(v) == 0 for v in self._seen.values())
 
 
 class Validator:
-    """The GX context of one run: suites and Checkpoints are built once per table."""
+    """The GX context of one run: one suite and one Checkpoint per table, built once."""
 
     def __init__(self, load_date: date, docs_dir: Path | None) -> None:
         import great_expectations as gx
@@ -71,25 +120,17 @@ class Validator:
             )
         self.source = self.context.data_sources.add_pandas("redflags")
         self._checkpoints: dict[str, object] = {}
-        self._suites: dict[tuple[str, str], object] = {}
 
-    def _suite(self, contract: Contract, kind: str):
-        key = (contract.table, kind)
-        if key not in self._suites:
-            build = suites.values_suite if kind == "values" else suites.rows_suite
-            self._suites[key] = build(contract, self.load_date)
-        return self._suites[key]
-
-    def checkpoint(self, suite):
-        """The Checkpoint of one suite: validate a whole dataframe, update Data Docs."""
-        if suite.name in self._checkpoints:
-            return self._checkpoints[suite.name]
+    def checkpoint(self, contract: Contract):
+        """The Checkpoint of one table: validate a whole dataframe, update Data Docs."""
+        if contract.table in self._checkpoints:
+            return self._checkpoints[contract.table]
         gx = self.gx
-        asset = self.source.add_dataframe_asset(suite.name)
-        batch = asset.add_batch_definition_whole_dataframe(suite.name)
-        suite = self.context.suites.add(suite)
+        asset = self.source.add_dataframe_asset(contract.table)
+        batch = asset.add_batch_definition_whole_dataframe(contract.table)
+        suite = self.context.suites.add(suites.table_suite(contract, self.load_date))
         definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)
+            gx.ValidationDefinition(name=contract.table, data=batch, suite=suite)
         )
         actions = (
             [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])]
@@ -98,43 +139,22 @@ class Validator:
         )
         checkpoint = self.context.checkpoints.add(
             gx.Checkpoint(
-                name=suite.name,
+                name=contract.table,
                 validation_definitions=[definition],
                 actions=actions,
                 result_format=RESULT_FORMAT,
             )
         )
-        self._checkpoints[suite.name] = checkpoint
+        self._checkpoints[contract.table] = checkpoint
         return checkpoint
 
-    def validate(self, contract: Contract, rows: pa.Table) -> pa.Table:
-        """Every failing (row, column, rule) of one chunk, with the value as read."""
-        found: list[pa.Table] = []
-        distinct = _distinct_values(contract, rows)
-        frame = values_frame(contract, distinct)
-        suite = self._suite(contract, "values")
-        for column, rule, positions in self._failures(suite, frame):
-            values = distinct[column]
-            failing = values.take(pa.array(np.where(positions < len(values), positions, 0)))
-            mask = pc.is_in(rows[column], value_set=pc.unique(failing), skip_nulls=False)
-            found.append(_failure_rows(rows, mask, column, rule))
-        rows_suite = self._suite(contract, "rows")
-        row_columns = suites.rows_columns(contract)
-        if rows_suite.expectations and row_columns:
-            frame = pd.DataFrame(
-                {name: rows[name].to_numpy(zero_copy_only=False) for name in row_columns},
-                index=pd.Index(rows["source_row"].to_numpy()),
-            )
-            for column, rule, source_rows in self._failures(rows_suite, frame):
-                mask = pc.is_in(rows["source_row"], value_set=pa.array(source_rows, pa.int64()))
-                found.append(_failure_rows(rows, mask, column, rule))
-        if not found:
-            return FAILURES_SCHEMA.empty_table()
-        return pa.concat_tables(found)
-
-    def _failures(self, suite, frame: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
-        """(column, rule, failing indices) of each failed expectation of one Checkpoint run."""
-        result = self.checkpoint(suite).run(batch_parameters={"dataframe": frame})
+    def validate(self, contract: Contract, distinct: DistinctValues) -> list[Failure]:
+        """Run the table's Checkpoint once over a file's distinct values."""
+        if distinct.empty:
+            return []
+        values = distinct.values()
+        frame = values_frame(contract, values)
+        result = self.checkpoint(contract).run(batch_parameters={"dataframe": frame})
         failures = []
         for validation in result.run_results.values():
             for outcome in validation.results:
@@ -143,26 +163,16 @@ class Validator:
                 if outcome.exception_info and outcome.exception_info.get("raised_exception"):
                     raise RuntimeError(
                         f"Great Expectations could not evaluate {outcome.expectation_config.type} "
-                        f"of suite {suite.name}: {outcome.exception_info.get('exception_message')}"
+                        f"for {contract.table}: {outcome.exception_info.get('exception_message')}"
                     )
                 meta = outcome.expectation_config.meta
-                indices = np.asarray(outcome.result.get("unexpected_index_list") or [], np.int64)
-                failures.append((meta["column"], meta["rule"], indices))
+                positions = np.asarray(outcome.result.get("unexpected_index_list") or [], np.int64)
+                column_values = values[meta["column"]]
+                # Frame rows past a column's distinct values repeat its first value.
+                positions = np.where(positions < len(column_values), positions, 0)
+                failing = pc.unique(column_values.take(pa.array(positions, pa.int64())))
+                failures.append(Failure(meta["column"], meta["rule"], failing))
         return failures
-
-
-def _distinct_values(contract: Contract, rows: pa.Table) -> dict[str, pa.Array]:
-    """The distinct values (NULL included) of each column checked by value."""
-    distinct = {}
-    for column in contract.columns:
-        if checked_by_value(column):
-            values = rows[column.name] if column.name in rows.column_names else None
-            distinct[column.name] = (
-                pc.unique(values)
-                if values is not None and len(values)
-                else pa.nulls(1, pa.string())
-            )
-    return distinct
 
 
 def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFrame:
@@ -171,13 +181,12 @@ def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFr
     Derived columns (the number of an integer, the date and ISO spelling of a date)
     are computed from the same padded values, so they line up row by row.
     """
-    length = max(len(v) for v in distinct.values())
+    length = max(1, max(len(v) for v in distinct.values()))
     frame: dict[str, pd.Series] = {}
     for column in contract.columns:
-        if column.name not in distinct:
-            continue
         values = distinct[column.name]
-        padded = values.to_pylist() + [values[0].as_py()] * (length - len(values))
+        first = values[0].as_py() if len(values) else None
+        padded = values.to_pylist() + [first] * (length - len(values))
         text = pd.Series(padded, dtype=object)
         if column.type == "boolean":
             text = text.str.lower()
@@ -189,17 +198,3 @@ def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFr
             frame[column.name + DATE_SUFFIX] = parsed
         frame[column.name] = text
     return pd.DataFrame(frame)
-
-
-def _failure_rows(rows: pa.Table, mask: pa.Array, column: str, rule: str) -> pa.Table:
-    source_rows = rows["source_row"].filter(mask)
-    n = len(source_rows)
-    return pa.table(
-        {
-            "source_row": source_rows,
-            "column_name": pa.array(np.full(n, column, dtype=object), pa.string()),
-            "rule": pa.array(np.full(n, rule, dtype=object), pa.string()),
-            "value": rows[column].filter(mask),
-        },
-        schema=FAILURES_SCHEMA,
-    )

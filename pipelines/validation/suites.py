@@ -1,18 +1,12 @@
 """Great Expectations suites built from the contracts in `schemas/*.yml`.
 
-Each table has two suites, because Great Expectations' pandas engine costs time
-per row *and* per expectation:
-
-- `<table>.values` checks every constraint that depends on a value alone
-  (required, castable type, allowed set, range, not after the load date) on a
-  frame of the *distinct* values of each column. A column of 1,000,000 booleans
-  has three distinct values, so the suite runs on a few thousand rows at most,
-  and a failing value is mapped back to every row that holds it.
-- `<table>.rows` checks the columns whose values are nearly all distinct (ids,
-  codes: text without an allowed set) row by row; only `required` applies to them.
-
-Uniqueness and references span chunks and files; the ingest stage checks them in
-DuckDB under the same rule names.
+One suite per table, one expectation per contract constraint: required, castable
+type, allowed set, range, not after the load date. Every one of them depends on a
+single value only, so the suite runs on a frame of the file's *distinct* values
+(see `checkpoint.py`), never on a million rows: Great Expectations' pandas engine
+costs time per row and per expectation, and a column of a million booleans has
+three distinct values. Uniqueness and references span chunks and files; the ingest
+stage checks them in DuckDB under the same rule names.
 
 Every expectation carries `meta = {"column": <contract column>, "rule": <rule>}`,
 which is how a failure becomes a quarantine row.
@@ -41,7 +35,11 @@ DATE_SUFFIX = "__date"
 
 
 def checked_by_value(column: Column) -> bool:
-    """Whether the column is validated on its distinct values (not an id or free text)."""
+    """Whether the suite tells the column's values apart, beyond NULL or not.
+
+    Text without an allowed set (ids, codes, free text) is only ever `required`, so
+    one non-NULL example and NULL stand for all its values.
+    """
     return not (column.type == "string" and column.allowed is None)
 
 
@@ -107,24 +105,10 @@ def column_expectations(column: Column, load_date: date) -> list[gxe.Expectation
     return found
 
 
-def values_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name=f"{contract.table}.values")
+def table_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
+    """The suite of one table: every column's expectations, in contract order."""
+    suite = gx.ExpectationSuite(name=contract.table)
     for column in contract.columns:
-        if checked_by_value(column):
-            for expectation in column_expectations(column, load_date):
-                suite.add_expectation(expectation)
+        for expectation in column_expectations(column, load_date):
+            suite.add_expectation(expectation)
     return suite
-
-
-def rows_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
-    suite = gx.ExpectationSuite(name=f"{contract.table}.rows")
-    for column in contract.columns:
-        if not checked_by_value(column):
-            for expectation in column_expectations(column, load_date):
-                suite.add_expectation(expectation)
-    return suite
-
-
-def rows_columns(contract: Contract) -> list[str]:
-    """Columns of the rows frame: ids and codes that the rows suite checks."""
-    return [c.name for c in contract.columns if not checked_by_value(c) and c.required]
