@@ -217,7 +217,7 @@ def _split_lines(lines: list[str], first_line: int, header: Header) -> Chunk:
     # newline is appended by joining with an empty string.
     numbered = pc.binary_join_element_wise(
         pc.binary_join_element_wise(
-            pa.array(line_no[parse].astype(str)), text.filter(parse), delimiter
+            pc.cast(pa.array(line_no[parse]), pa.string()), text.filter(parse), delimiter
         ),
         "",
         "\n",
