@@ -44,7 +44,6 @@ from pipelines.validation.identifiers import (
     scrub,
 )
 from pipelines.validation.outcomes import FileRejected
-from pipelines.validation.suites import BOOLEAN_FALSE, BOOLEAN_TRUE
 from pipelines.warehouse import create_schemas, open_warehouse
 
 DEFAULT_DOCS_DIR = Path("data") / "docs"
@@ -146,18 +145,14 @@ def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
 
 
 def cast_sql(column: Column) -> str:
-    """How a validated text value becomes the contract's type (generated, not hand-copied)."""
-    name = column.name
-    if column.type == "boolean":
-        true = ", ".join(f"'{t}'" for t in BOOLEAN_TRUE)
-        false = ", ".join(f"'{t}'" for t in BOOLEAN_FALSE)
-        return (
-            f"CASE WHEN lower({name}) IN ({true}) THEN true "
-            f"WHEN lower({name}) IN ({false}) THEN false END AS {name}"
-        )
+    """How a validated text value becomes the contract's type (generated, not hand-copied).
+
+    DuckDB's boolean cast reads every spelling the suite allows (true/t/yes/y/1 and
+    false/f/no/n/0, any case), so a plain CAST suffices for every type.
+    """
     if column.type == "string":
-        return name
-    return f"CAST({name} AS {column.duckdb_type}) AS {name}"
+        return column.name
+    return f"CAST({column.name} AS {column.duckdb_type}) AS {column.name}"
 
 
 def staging_insert_sql(contract: Contract) -> str:
@@ -277,9 +272,9 @@ def _stage_accepted(
     of_file = f"source_file = '{_quote(file)}' AND run_id = '{_quote(run_id)}'"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW accepted_rows AS
-        SELECT * FROM raw.{table}
-        WHERE {of_file}
-          AND source_row NOT IN (SELECT source_row FROM quarantine.{table} WHERE {of_file})"""
+        SELECT r.* FROM (SELECT * FROM raw.{table} WHERE {of_file}) r
+        ANTI JOIN (SELECT source_row FROM quarantine.{table} WHERE {of_file}) q
+        ON r.source_row = q.source_row"""
     )
     con.execute(staging_insert_sql(contract))
     return con.execute(
