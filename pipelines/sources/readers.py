@@ -194,7 +194,7 @@ def _bad_lines(rows: np.ndarray, rule: str, text: pa.Array) -> pa.Table:
     )
 
 
-def _split_lines(lines: list[str], first_line: int, header: Header) -> Chunk:
+def _split_lines(lines: pa.Array, first_line: int, header: Header) -> Chunk:
     """Split a block of CSV lines into fields with Arrow's parser, keeping each line's number.
 
     Each line is prefixed with its number as an extra first field, so parsed rows
@@ -205,7 +205,7 @@ def _split_lines(lines: list[str], first_line: int, header: Header) -> Chunk:
     import pyarrow.csv as pcsv
 
     names, delimiter = header.columns, header.delimiter or ","
-    text = pc.utf8_rtrim(pa.array(lines, pa.string()), characters="\r\n")
+    text = pc.utf8_rtrim(lines, characters="\r\n")
     line_no = np.arange(first_line, first_line + len(lines), dtype=np.int64)
     blank = pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
     n_quotes = pc.count_substring(text, '"').to_numpy(zero_copy_only=False)
@@ -287,9 +287,21 @@ def _csv_chunks(info: FileInfo, header: Header, max_bytes: int) -> Iterator[Chun
         for _ in range(header.line):
             f.readline()
         next_line = header.line + 1
-        while lines := f.readlines(max_bytes):
+        while lines := _read_lines(f, max_bytes):
             yield _split_lines(lines, next_line, header)
             next_line += len(lines)
+
+
+def _read_lines(f: io.TextIOBase, max_chars: int) -> pa.Array | None:
+    """The next whole lines of about `max_chars` characters, split by Arrow, not by Python."""
+    block = f.read(max_chars)
+    if not block:
+        return None
+    if not block.endswith("\n"):
+        block += f.readline()
+    if block.endswith("\n"):
+        block = block[:-1]
+    return pc.list_flatten(pc.split_pattern(pa.array([block], pa.string()), "\n"))
 
 
 def _as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -339,7 +351,7 @@ def _jsonl_chunks(info: FileInfo, max_bytes: int) -> Iterator[Chunk]:
     with _open_text(info) as f:
         next_line = 1
         while lines := f.readlines(max_bytes):
-            text = pc.utf8_rtrim(pa.array(lines, pa.string()), characters="\r\n")
+            text = pc.utf8_rtrim(lines, characters="\r\n")
             line_no = np.arange(next_line, next_line + len(lines), dtype=np.int64)
             next_line += len(lines)
             filled = pc.invert(pc.equal(pc.utf8_trim_whitespace(text), "")).to_numpy(
