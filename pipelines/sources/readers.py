@@ -178,9 +178,16 @@ def iter_chunks(
 
 
 def _empty_to_null(values: pa.Array) -> pa.Array:
-    """Values trimmed; an empty value is NULL (CSV has no other way to say 'not recorded')."""
+    """Values trimmed; an empty value is NULL (CSV has no other way to say 'not recorded').
+
+    Most columns hold no empty string (the CSV parser already made them NULL), so the
+    NULLs are only written when one is there.
+    """
     trimmed = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+    empty = pc.equal(trimmed, "")
+    if not pc.any(empty).as_py():
+        return trimmed
+    return pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
 
 
 def _bad_lines(rows: np.ndarray, rule: str, text: pa.Array) -> pa.Table:
@@ -246,8 +253,9 @@ def _split_lines(lines: pa.Array, first_line: int, header: Header) -> Chunk:
         ),
         convert_options=pcsv.ConvertOptions(
             column_types={"__line": pa.int64(), **dict.fromkeys(names, pa.string())},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         ),
     )
     if ragged:
