@@ -212,3 +212,34 @@ def test_validate_cli_exit_codes_and_no_traceback(tmp_path: Path):
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
     assert "nope: not a directory" in missing.stderr
+
+
+@pytest.mark.slow
+def test_run_reports_the_ingest_stage_and_goes_on_past_a_rejected_file(tmp_path: Path):
+    input_dir = tmp_path / "in"
+    input_dir.mkdir()
+    (input_dir / "intake.csv").write_text(
+        f"{HEADER}\nE1,P1,2024-01-02,55,F\nE2,P2,2024-01-03,104,M\nE3,P3,2024-01-04,40,Q\n",
+        encoding="utf-8",
+    )
+    (input_dir / "referrals.csv").write_text(
+        "referral_id,patient_id,referral_date,referral_type,phone\nR1,P1,2024-01-05,imaging,555\n",
+        encoding="utf-8",
+    )
+    warehouse = tmp_path / "w.duckdb"
+    args = ["run", "--input", str(input_dir), "--warehouse", str(warehouse)]
+    result = cli(*args, "--docs", str(tmp_path / "docs"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "intake.csv     intake     loaded       3         2            1  allowed(sex) 1" in (
+        result.stdout
+    )
+    assert "referrals.csv: column(s) phone hold direct identifiers" in result.stdout
+    assert "0 match(es) in free text replaced by [REDACTED]; 1 age(s) above 90 stored as 90" in (
+        result.stdout
+    )
+    assert fetch(
+        warehouse,
+        "SELECT rows_read, rows_accepted, rows_quarantined, files_rejected, ages_capped "
+        "FROM ops.run_log",
+    ) == [(3, 2, 1, 1, 1)]
