@@ -30,6 +30,7 @@ from pipelines.paths import SQL_DIR
 from pipelines.sources.canonical import discover
 from pipelines.sources.readers import (
     DEFAULT_CHUNK_BYTES,
+    FileInfo,
     Header,
     inspect_file,
     iter_chunks,
@@ -46,7 +47,6 @@ from pipelines.validation.identifiers import (
 from pipelines.validation.outcomes import FileRejected
 from pipelines.warehouse import create_schemas, open_warehouse
 
-DEFAULT_DOCS_DIR = Path("data") / "docs"
 LOADED, UNCHANGED, REJECTED, REPLACED, PRUNED = (
     "loaded",
     "unchanged",
@@ -385,7 +385,7 @@ def _load_rows(
     con: duckdb.DuckDBPyConnection,
     validator: Validator,
     contract: Contract,
-    info,
+    info: FileInfo,
     header: Header,
     report: FileReport,
     run_id: str,

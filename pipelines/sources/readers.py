@@ -77,9 +77,15 @@ def inspect_file(path: Path) -> FileInfo:
     if kind is None:
         raise FileRejected("unsupported", f"{path}: not a .csv, .csv.gz, .parquet or .jsonl file")
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_READ_BLOCK):
-            digest.update(block)
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_READ_BLOCK):
+                digest.update(block)
+    except OSError as exc:
+        raise FileRejected(
+            "unreadable",
+            f"{path}: cannot be read ({exc.strerror}); check that it is a file you may read",
+        ) from exc
     info = FileInfo(path=path, kind=kind, size=path.stat().st_size, sha256=digest.hexdigest())
     if kind == "parquet":
         return info
@@ -296,7 +302,15 @@ def _csv_chunks(info: FileInfo, header: Header, max_bytes: int) -> Iterator[Chun
             f.readline()
         next_line = header.line + 1
         while lines := _read_lines(f, max_bytes):
-            yield _split_lines(lines, next_line, header)
+            try:
+                chunk = _split_lines(lines, next_line, header)
+            except pa.ArrowInvalid as exc:
+                raise FileRejected(
+                    "corrupt",
+                    f"{info.path}: cannot be read as CSV between lines {next_line} and "
+                    f"{next_line + len(lines) - 1} ({exc}); export it again",
+                ) from exc
+            yield chunk
             next_line += len(lines)
 
 
