@@ -125,7 +125,7 @@ def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
             other_contract = load_contract(other)
             if other != contract.table and set(other_contract.required_names) <= present:
                 hint = (
-                    f"it looks like a {other} file: rename it to start with "
+                    f"its columns are those of {other}: rename it to start with "
                     f"'{other_contract.file_prefix}'"
                 )
         raise FileRejected(

@@ -165,7 +165,7 @@ def test_a_file_of_another_table_is_named_as_such(tmp_path: Path):
     summary, _ = ingest(tmp_path, {"referrals.csv": GOOD_INTAKE})
     r = report(summary, "referrals.csv")
     assert r.status == REJECTED
-    assert "it looks like a intake file: rename it to start with 'intake'" in r.message
+    assert "its columns are those of intake: rename it to start with 'intake'" in r.message
 
 
 def test_unknown_extra_columns_are_kept_in_raw_and_warned(tmp_path: Path):
