@@ -41,6 +41,11 @@ SourceKind = Annotated[
         help="Kind of INPUT: canonical files, an OMOP CDM folder, or FHIR R4 Bundles/NDJSON.",
     ),
 ]
+DocsDir = Annotated[
+    Path,
+    typer.Option("--docs", help="Directory for the Great Expectations Data Docs (HTML)."),
+]
+DEFAULT_DOCS = Path("data") / "docs"
 
 
 @app.callback()
@@ -61,6 +66,11 @@ def run(
     input_dir: InputDir = SAMPLE_DIR,
     warehouse: WarehousePath = DEFAULT_WAREHOUSE,
     source: SourceKind = DEFAULT_SOURCE,
+    docs: DocsDir = DEFAULT_DOCS,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Remove the rows of files that are gone from INPUT."),
+    ] = False,
 ) -> None:
     """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE."""
     from pipelines.flows.prefect_env import configure_prefect
@@ -74,16 +84,21 @@ def run(
         adapter(source).check_input(input_dir)
     configure_prefect()
     from pipelines.flows.run import redflags_run
+    from pipelines.ingest import IngestSummary
+    from pipelines.ingest_report import format_summary
 
-    result = redflags_run(input_dir=str(input_dir), warehouse=str(warehouse), source=source)
+    result = redflags_run(
+        input_dir=str(input_dir), warehouse=str(warehouse), source=source,
+        docs_dir=str(docs), prune=prune,
+    )
     typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
     if result.get("source_report"):
         from pipelines.sources.report import summary_lines
 
         for line in summary_lines(result["source_report"]):
             typer.echo(f"  {line}")
-    for table, n in result["raw"].items():
-        typer.echo(f"  raw.{table:<10} {n:>10,} rows")
+    typer.echo(format_summary(IngestSummary.from_dict(result["ingest"])))
+    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
     typer.echo(f"  report         {result['report']}")
 
 
@@ -284,6 +299,30 @@ def export(
             f", {item['suppressed_rows']:,} rows suppressed" if "suppressed_rows" in item else ""
         )
         typer.echo(f"  {item['path']:<50} {item['rows']:>10,} rows{extra}")
+
+
+@app.command()
+def validate(
+    input_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Directory of canonical input files.")
+    ],
+    docs: DocsDir = DEFAULT_DOCS,
+) -> None:
+    """Validate the files of DIR without loading them; print what each file would bring.
+
+    Exit code 0 when every row is valid, 1 when rows would be quarantined or files
+    rejected, 2 for a usage error.
+    """
+    from pipelines.ingest import validate_directory
+    from pipelines.ingest_report import format_summary
+    from pipelines.sources.canonical import discover
+
+    discover(input_dir)  # a missing directory is a usage error (exit 2)
+    summary = validate_directory(input_dir, docs_dir=docs)
+    typer.echo(format_summary(summary, checked_only=True))
+    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    if not summary.clean:
+        raise typer.Exit(1)
 
 
 def main() -> None:

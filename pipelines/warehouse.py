@@ -21,10 +21,29 @@ SCHEMAS: tuple[str, ...] = ("raw", "quarantine", "staging", "features", "marts",
 RAW_LINEAGE = "source_file VARCHAR, source_row BIGINT, run_id VARCHAR"
 
 
+# Columns of a file that the contract does not know, kept in raw as one JSON object per row.
+RAW_EXTRA = "extra_columns VARCHAR"
+
+
 def raw_table_sql(table: str) -> str:
-    """raw.<table> keeps values exactly as read (text); staging casts them per the contract."""
+    """raw.<table> keeps values exactly as read (text); staging casts them per the contract.
+
+    Free text is already scrubbed of identifiers and ages capped: nothing identifying is stored.
+    """
     columns = ",\n    ".join(f"{name} VARCHAR" for name in load_contract(table).names)
-    return f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_LINEAGE}\n)"
+    return (
+        f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_EXTRA},\n"
+        f"    {RAW_LINEAGE}\n)"
+    )
+
+
+def quarantine_table_sql(table: str) -> str:
+    """quarantine.<table>: one row per (row, rule) that failed, with the value as read."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS quarantine.{table} (\n"
+        "    source_file VARCHAR,\n    source_row BIGINT,\n    column_name VARCHAR,\n"
+        "    rule VARCHAR,\n    value VARCHAR,\n    run_id VARCHAR\n)"
+    )
 
 
 def staging_table_sql(table: str) -> str:
@@ -42,7 +61,32 @@ OPS_DDL = (
     engine VARCHAR,
     rules_version VARCHAR,
     data_end DATE,
-    details JSON
+    details JSON,
+    files_seen INTEGER,
+    files_loaded INTEGER,
+    files_unchanged INTEGER,
+    files_rejected INTEGER,
+    files_pruned INTEGER,
+    rows_read BIGINT,
+    rows_accepted BIGINT,
+    rows_quarantined BIGINT,
+    values_redacted BIGINT,
+    ages_capped BIGINT
+)""",
+    # One row per version of an input file that a run looked at; `status` is loaded,
+    # rejected, replaced (a later version of the file took its rows) or pruned.
+    """CREATE TABLE IF NOT EXISTS ops.ingest_manifest (
+    file_path VARCHAR,
+    size_bytes BIGINT,
+    content_hash VARCHAR,
+    table_name VARCHAR,
+    rows_read BIGINT,
+    rows_accepted BIGINT,
+    rows_quarantined BIGINT,
+    status VARCHAR,
+    message VARCHAR,
+    run_id VARCHAR,
+    ingested_at TIMESTAMP
 )""",
 )
 
@@ -67,6 +111,7 @@ def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for table in TABLES:
         con.execute(raw_table_sql(table))
         con.execute(staging_table_sql(table))
+        con.execute(quarantine_table_sql(table))
     for ddl in OPS_DDL:
         con.execute(ddl)
 

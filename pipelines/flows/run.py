@@ -1,4 +1,4 @@
-"""The `redflags run` flow."""
+"""The `redflags run` flow: the stages wired as Prefect tasks around plain functions."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from pipelines import ingest
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
-from pipelines.sources.canonical import discover, load_raw_file
+from pipelines.sources.canonical import discover
 from pipelines.warehouse import open_warehouse, table_counts
 
 
@@ -32,17 +33,26 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
-def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
-    """Load every canonical file of the input directory into raw.<table>."""
-    files = discover(input_dir)
+@task
+def find_input_files(input_dir: str) -> dict[str, list[str]]:
+    """The canonical files of the input directory, by table."""
+    return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+
+
+# One file in, validated and split into staging and quarantine; the report is plain data.
+ingest_file = task(
+    ingest.ingest_file_into,
+    name="ingest_file",
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_unless_user_error,
+)
+record_ingest = task(ingest.finish_ingest, name="record_ingest")
+
+
+@task
+def count_raw_rows(warehouse: str) -> dict[str, int]:
     with open_warehouse(warehouse) as con:
-        con.execute("BEGIN TRANSACTION")
-        for table in TABLES:
-            con.execute(f"DELETE FROM raw.{table}")
-            for path in files[table]:
-                load_raw_file(con, table, path, run_id)
-        con.execute("COMMIT")
         return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
 
 
@@ -115,29 +125,51 @@ def cohort_stages(warehouse: str, run_id: str, export_dir: str | None = None) ->
 
 
 @flow(name="redflags-run", log_prints=True)
-def redflags_run(input_dir: str, warehouse: str, source: str = CANONICAL) -> dict[str, object]:
+def redflags_run(
+    input_dir: str,
+    warehouse: str,
+    source: str = CANONICAL,
+    docs_dir: str | None = None,
+    prune: bool = False,
+) -> dict:
     """Run the whole pipeline once.
 
     Steps:
     0. convert_source (omop, fhir only): source folder -> canonical Parquet files
-    1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
-    2. (scoring: staging.intake -> features.presentation_flags; branch `scoring`)
-    3. build_cohorts: index presentations, outcomes, marts into a scratch schema
-    4. publish_marts: marts.* replaced in one transaction, ops.run_log updated
-    5. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
+    1. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
+    2. ingest_file, per file, intake first (referrals and diagnoses must name known
+       patients): read in chunks, scrub identifiers, validate with the GX suites,
+       raw.<table> + quarantine.<table> + staging.<table>, ops.ingest_manifest
+    3. record_ingest: files gone from the input (kept, or removed with --prune),
+       the run's counts in ops.run_log
+    4. (scoring: staging.intake -> features.presentation_flags)
+    5. build_cohorts: index presentations, outcomes, marts into a scratch schema
+    6. publish_marts: marts.* replaced in one transaction, ops.run_log updated
+    7. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
     """
     run_id = new_run_id()
+    warehouse = str(Path(warehouse))
     source_report = None
     if source != CANONICAL:
         input_dir, source_report = convert_source(source, str(Path(input_dir)), warehouse)
-    raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    result: dict[str, object] = {"run_id": run_id, "raw": raw}
+    files = find_input_files(str(Path(input_dir)))
+    reports = [
+        ingest_file(warehouse, table, path, run_id, docs_dir)
+        for table in TABLES
+        for path in files[table]
+    ]
+    summary = record_ingest(warehouse, str(Path(input_dir)), run_id, reports, prune=prune)
+    result: dict[str, object] = {
+        "run_id": run_id,
+        "ingest": summary,
+        "raw": count_raw_rows(warehouse),
+        "source_report": source_report,
+    }
     # Until the scoring task is merged there are no scores to build cohorts from;
     # once it is, call cohort_stages unconditionally after it.
-    if _has_scores(str(Path(warehouse))):
-        result |= cohort_stages(str(Path(warehouse)), run_id)
-    result["source_report"] = source_report
-    result["report"] = write_report(str(Path(warehouse)), run_id)
+    if _has_scores(warehouse):
+        result |= cohort_stages(warehouse, run_id)
+    result["report"] = write_report(warehouse, run_id)
     return result
 
 

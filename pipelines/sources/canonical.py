@@ -1,10 +1,11 @@
-"""Canonical input files: `intake*`, `referrals*`, `diagnoses*` in one directory."""
+"""Canonical input files: `intake*`, `referrals*`, `diagnoses*` in one directory.
+
+Which file is which table; reading them is `readers.py`, loading them `pipelines/ingest.py`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import duckdb
 
 from pipelines.contracts import TABLES, load_contract
 from pipelines.errors import UserError
@@ -38,35 +39,3 @@ def discover(input_dir: str | Path) -> dict[str, list[Path]]:
                 found[table].append(path)
                 break
     return found
-
-
-def read_as_text_sql(path: Path) -> str:
-    """A DuckDB relation over the file with every contract column as text (missing ones NULL)."""
-    kind = file_kind(path)
-    quoted = str(path).replace("'", "''")
-    if kind == "csv":
-        return f"read_csv('{quoted}', header = true, all_varchar = true)"
-    if kind == "parquet":
-        return f"read_parquet('{quoted}')"
-    if kind == "jsonl":
-        return f"read_json('{quoted}', format = 'newline_delimited')"
-    raise UserError(f"{path}: unsupported file kind")
-
-
-def load_raw_file(con: duckdb.DuckDBPyConnection, table: str, path: Path, run_id: str) -> int:
-    """Append one file to raw.<table> as text, with its lineage; returns the rows loaded."""
-    contract = load_contract(table)
-    relation = read_as_text_sql(path)
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-    missing = [c for c in contract.required_names if c not in present]
-    if missing:
-        raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of {table}")
-    select = ", ".join(
-        f"CAST({name} AS VARCHAR)" if name in present else "NULL" for name in contract.names
-    )
-    before = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
-    con.execute(
-        f"INSERT INTO raw.{table} SELECT {select}, ?, row_number() OVER () + 1, ? FROM {relation}",
-        [str(path), run_id],
-    )
-    return con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0] - before

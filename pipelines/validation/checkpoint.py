@@ -1,0 +1,200 @@
+"""Run a table's suite as a Great Expectations Checkpoint over a file's distinct values.
+
+While a file is read chunk by chunk, `DistinctValues` keeps what the suite needs to
+see: the distinct values of each column it tells apart (booleans, enums, numbers,
+dates) and, for ids and free text, one example and NULL. After the last chunk the
+Checkpoint validates that small frame once; `result_format` COMPLETE returns the
+index of every failing frame row, which names the failing values. The ingest stage
+then quarantines every row of the file holding one of them (in DuckDB), so a
+failure is found for all rows at once and GX never sees a million rows.
+
+One ephemeral GX context per process holds a pandas data source, one Checkpoint per
+table and, when asked, a Data Docs site on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.contracts import Contract
+from pipelines.validation import suites
+from pipelines.validation.suites import (
+    DATE_FORMAT,
+    DATE_SUFFIX,
+    ISO_SUFFIX,
+    NUMBER_SUFFIX,
+    checked_by_value,
+)
+
+DOCS_SITE = "redflags"
+RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+
+
+@dataclass
+class Failure:
+    """One failed expectation: the column, the rule, and the values that broke it."""
+
+    column: str
+    rule: str
+    values: pa.Array  # may hold NULL (a `required` failure)
+
+
+class DistinctValues:
+    """What a table's suite must see of a file, gathered chunk by chunk in bounded memory."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self._seen: dict[str, pa.Array] = {}
+
+    def add(self, rows: pa.Table) -> None:
+        for column in self.contract.columns:
+            if column.name not in rows.column_names:
+                continue
+            values = rows[column.name]
+            if checked_by_value(column):
+                new = pc.unique(values)
+            else:
+                example = pc.drop_null(values).slice(0, 1)
+                has_null = values.null_count > 0
+                new = pa.concat_arrays(
+                    [example.combine_chunks(), pa.nulls(1 if has_null else 0, pa.string())]
+                )
+            old = self._seen.get(column.name)
+            self._seen[column.name] = (
+                pc.unique(pa.concat_arrays([old, new])) if old is not None else new
+            )
+            if not checked_by_value(column):
+                kept = pc.drop_null(self._seen[column.name]).slice(0, 1)
+                nulls = self._seen[column.name].null_count
+                self._seen[column.name] = pa.concat_arrays(
+                    [kept, pa.nulls(min(nulls, 1), pa.string())]
+                )
+
+    def values(self) -> dict[str, pa.Array]:
+        """Distinct values per contract column; a column absent from the file is all NULL."""
+        return {
+            c.name: self._seen.get(c.name, pa.nulls(1, pa.string())) for c in self.contract.columns
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not self._seen or all(len(v) == 0 for v in self._seen.values())
+
+
+class Validator:
+    """The GX context of one run: one suite and one Checkpoint per table, built once."""
+
+    def __init__(self, load_date: date, docs_dir: Path | None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        # GX reports through our summary, not through its own progress bars and log lines.
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self.gx = gx
+        self.load_date = load_date
+        self.docs_dir = Path(docs_dir) if docs_dir else None
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(
+            globally=False, metric_calculations=False
+        )
+        if self.docs_dir is not None:
+            self.docs_dir.mkdir(parents=True, exist_ok=True)
+            self.context.add_data_docs_site(
+                DOCS_SITE,
+                {
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(self.docs_dir.resolve()),
+                    },
+                },
+            )
+        self.source = self.context.data_sources.add_pandas("redflags")
+        self._checkpoints: dict[str, object] = {}
+
+    def checkpoint(self, contract: Contract):
+        """The Checkpoint of one table: validate a whole dataframe, update Data Docs."""
+        if contract.table in self._checkpoints:
+            return self._checkpoints[contract.table]
+        gx = self.gx
+        asset = self.source.add_dataframe_asset(contract.table)
+        batch = asset.add_batch_definition_whole_dataframe(contract.table)
+        suite = self.context.suites.add(suites.table_suite(contract, self.load_date))
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=contract.table, data=batch, suite=suite)
+        )
+        actions = (
+            [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])]
+            if self.docs_dir is not None
+            else []
+        )
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=contract.table,
+                validation_definitions=[definition],
+                actions=actions,
+                result_format=RESULT_FORMAT,
+            )
+        )
+        self._checkpoints[contract.table] = checkpoint
+        return checkpoint
+
+    def validate(self, contract: Contract, distinct: DistinctValues) -> list[Failure]:
+        """Run the table's Checkpoint once over a file's distinct values."""
+        if distinct.empty:
+            return []
+        values = distinct.values()
+        frame = values_frame(contract, values)
+        result = self.checkpoint(contract).run(batch_parameters={"dataframe": frame})
+        failures = []
+        for validation in result.run_results.values():
+            for outcome in validation.results:
+                if outcome.success:
+                    continue
+                if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+                    raise RuntimeError(
+                        f"Great Expectations could not evaluate {outcome.expectation_config.type} "
+                        f"for {contract.table}: {outcome.exception_info.get('exception_message')}"
+                    )
+                meta = outcome.expectation_config.meta
+                positions = np.asarray(outcome.result.get("unexpected_index_list") or [], np.int64)
+                column_values = values[meta["column"]]
+                # Frame rows past a column's distinct values repeat its first value.
+                positions = np.where(positions < len(column_values), positions, 0)
+                failing = pc.unique(column_values.take(pa.array(positions, pa.int64())))
+                failures.append(Failure(meta["column"], meta["rule"], failing))
+        return failures
+
+
+def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFrame:
+    """A frame whose column c holds c's distinct values, padded by repeating the first.
+
+    Derived columns (the number of an integer, the date and ISO spelling of a date)
+    are computed from the same padded values, so they line up row by row.
+    """
+    length = max(1, max(len(v) for v in distinct.values()))
+    frame: dict[str, pd.Series] = {}
+    for column in contract.columns:
+        values = distinct[column.name]
+        first = values[0].as_py() if len(values) else None
+        padded = values.to_pylist() + [first] * (length - len(values))
+        text = pd.Series(padded, dtype=object)
+        if column.type == "boolean":
+            text = text.str.lower()
+        elif column.type == "integer":
+            frame[column.name + NUMBER_SUFFIX] = pd.to_numeric(text, errors="coerce")
+        elif column.type == "date":
+            parsed = pd.to_datetime(text, format=DATE_FORMAT, errors="coerce")
+            frame[column.name + ISO_SUFFIX] = parsed.dt.strftime(DATE_FORMAT).astype(object)
+            frame[column.name + DATE_SUFFIX] = parsed
+        frame[column.name] = text
+    return pd.DataFrame(frame)

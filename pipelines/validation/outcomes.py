@@ -1,0 +1,41 @@
+"""What validation can decide about a file or a row, named once for every layer.
+
+Rule names are what a user reads in `quarantine.<table>.rule` and in the
+`redflags validate` table, so they say what was expected of the value.
+"""
+
+from __future__ import annotations
+
+# Row-level rules found while reading a file (before any value is looked at).
+RAGGED_ROW = "field_count"  # the line has more or fewer fields than the header
+UNBALANCED_QUOTES = "balanced_quotes"  # a quote opened on the line is never closed
+
+# Row-level rules of the Great Expectations suites (one per contract constraint).
+REQUIRED = "required"
+INTEGER = "integer"
+BOOLEAN = "boolean"
+DATE = "date"
+ALLOWED = "allowed"
+RANGE = "range"
+NOT_AFTER_LOAD_DATE = "not_after_load_date"
+
+# Row-level rules that span chunks and files, checked in DuckDB.
+UNIQUE = "unique"
+
+
+def known_in(reference: str) -> str:
+    """The rule of a `references: intake.patient_id` column: the value is known in intake."""
+    return f"known_in_{reference.split('.')[0]}"
+
+
+class FileRejected(Exception):
+    """A file that breaks a table-level rule: nothing of it is stored.
+
+    The message names the file, says what is wrong and what to do; `reason` is a
+    short tag for the manifest and the summary table.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
