@@ -43,13 +43,24 @@ def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
         return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
 
 
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def score_presentations(warehouse: str, engine: str = "duckdb") -> int:
+    """staging.intake -> features.presentation_flags; the rules version goes to ops."""
+    from pipelines.scoring.jobs import score_warehouse
+
+    with open_warehouse(warehouse) as con:
+        return score_warehouse(con, engine)
+
+
 @flow(name="redflags-run", log_prints=True)
-def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
+def redflags_run(input_dir: str, warehouse: str, engine: str = "duckdb") -> dict[str, object]:
     """Run the whole pipeline once.
 
     Steps:
     1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    2. score_presentations: staging.intake -> features.presentation_flags
     """
     run_id = new_run_id()
     raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw}
+    scored = score_presentations(str(Path(warehouse)), engine)
+    return {"run_id": run_id, "raw": raw, "scored": scored}

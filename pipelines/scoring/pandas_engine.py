@@ -7,8 +7,8 @@ import pandas as pd
 from pipelines.contracts import load_contract
 from pipelines.scoring import history, normalise
 from pipelines.scoring import predicates as p
-from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
 from pipelines.scoring.output import cast_output
+from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
 
 
 def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
