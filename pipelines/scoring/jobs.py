@@ -49,7 +49,9 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Create staging.intake from a canonical intake file; bad values stop with file/row/column."""
     kind = _kind(path, "input")
     if not path.is_file():
-        raise UserError(f"{path}: no such file; pass a canonical intake CSV or Parquet file", 2)
+        raise UserError(
+            f"{path}: no such file; pass a canonical intake CSV or Parquet file", exit_code=2
+        )
     contract = load_contract("intake")
     reader = (
         f"read_csv({_quote(path)}, header = true, all_varchar = true)"
