@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from pipelines.errors import UserError
-from pipelines.scoring import load_rules, score_frame
-from pipelines.scoring import normalise
+from pipelines.scoring import load_rules, normalise, score_frame
 from pipelines.scoring.duckdb_engine import SQL_PATH, render_sql
 from pipelines.scoring.jobs import score_warehouse
 from pipelines.scoring.rules import RULES_PATH
@@ -24,12 +23,43 @@ from tests.scoring_helpers import intake_frame
 RULES = load_rules()
 
 # Copied by hand from INTERFACES.md (features.presentation_flags).
-INTERFACE_COLUMNS = """encounter_id patient_id encounter_date age_years back_pain pain_site
-prior_cancer night_pain rest_pain progressive_pain unexplained_weight_loss fatigue appetite_loss
-fever persistent_cough dyspnea chest_pain hemoptysis limb_numbness limb_tingling limb_weakness
-bladder_bowel_dysfunction pain_persistent progressive repeat_presentation age_40_plus age_50_plus
-thoracic_pain ever_smoked neuro_symptom lung_symptom_count tier score completeness
-rules_version""".split()
+INTERFACE_COLUMNS = [
+    "encounter_id",
+    "patient_id",
+    "encounter_date",
+    "age_years",
+    "back_pain",
+    "pain_site",
+    "prior_cancer",
+    "night_pain",
+    "rest_pain",
+    "progressive_pain",
+    "unexplained_weight_loss",
+    "fatigue",
+    "appetite_loss",
+    "fever",
+    "persistent_cough",
+    "dyspnea",
+    "chest_pain",
+    "hemoptysis",
+    "limb_numbness",
+    "limb_tingling",
+    "limb_weakness",
+    "bladder_bowel_dysfunction",
+    "pain_persistent",
+    "progressive",
+    "repeat_presentation",
+    "age_40_plus",
+    "age_50_plus",
+    "thoracic_pain",
+    "ever_smoked",
+    "neuro_symptom",
+    "lung_symptom_count",
+    "tier",
+    "score",
+    "completeness",
+    "rules_version",
+]
 
 
 def test_output_columns_are_the_interface():
@@ -76,13 +106,13 @@ ROW = {
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_changing_a_weight_changes_the_score(tmp_path: Path, engine: str):
     # Default: prior_cancer 4 + age_50_plus 1 = 5.
-    assert score_frame(intake_frame([ROW]), engine, RULES).at[0, "score"] == 5
+    assert score_frame(intake_frame([ROW]), engine, RULES).loc[0, "score"] == 5
 
     def edit(raw: dict) -> None:
         raw["score"]["weights"]["prior_cancer"] = 10
 
     rules = load_rules(_copy_rules(tmp_path, edit))
-    assert score_frame(intake_frame([ROW]), engine, rules).at[0, "score"] == 11
+    assert score_frame(intake_frame([ROW]), engine, rules).loc[0, "score"] == 11
     assert rules.version != RULES.version
 
 
@@ -122,9 +152,9 @@ def test_a_new_phrase_in_the_rules_is_matched(tmp_path: Path):
         raw["phrases"]["fever"].append("night sweats")
 
     for engine in ("duckdb", "pandas"):
-        assert pd.isna(score_frame(intake_frame([row]), engine, RULES).at[0, "fever"])
+        assert pd.isna(score_frame(intake_frame([row]), engine, RULES).loc[0, "fever"])
         rules = load_rules(_copy_rules(tmp_path, edit))
-        assert score_frame(intake_frame([row]), engine, rules).at[0, "fever"]
+        assert score_frame(intake_frame([row]), engine, rules).loc[0, "fever"]
 
 
 def test_bad_rules_name_the_file_and_rule(tmp_path: Path):
@@ -242,7 +272,8 @@ def test_score_warehouse_writes_features_and_ops(tmp_path: Path, engine: str):
 
 
 # ---------------------------------------------------------------- CLI
-INTAKE_CSV = """encounter_id,patient_id,encounter_date,age_years,sex,chief_complaint,dx_codes,back_pain
+INTAKE_CSV = """\
+encounter_id,patient_id,encounter_date,age_years,sex,chief_complaint,dx_codes,back_pain
 E1,P1,2024-01-02,55,F,"back pain, denies weight loss",,
 E2,P2,2024-02-03,33,M,cough,,
 E3,P1,2024-03-04,62,F,low back pain,R04.2,true
@@ -279,8 +310,8 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     frame = pd.read_parquet(parquet).set_index("encounter_id")
     # E3: hemoptysis code at 62 -> high; 3 + age_50 1 + pain_persistent (62 days after E1) 1.
-    assert (frame.at["E3", "tier"], frame.at["E3", "score"]) == ("high", 5)
-    assert frame.at["E2", "tier"] == "not_back_pain"
+    assert (frame.loc["E3", "tier"], frame.loc["E3", "score"]) == ("high", 5)
+    assert frame.loc["E2", "tier"] == "not_back_pain"
 
 
 @pytest.mark.slow
@@ -321,3 +352,14 @@ def test_render_module_writes_the_sql(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(render, "SQL_PATH", target)
     render.main()
     assert target.read_text(encoding="utf-8") == SQL_PATH.read_text(encoding="utf-8")
+
+
+def test_sample_data_gives_every_tier(tmp_path: Path):
+    """data/sample/ (written by `redflags generate`) exercises every tier."""
+    from pipelines.paths import SAMPLE_DIR
+    from pipelines.scoring.jobs import score_file
+
+    out = tmp_path / "scored.parquet"
+    score_file(SAMPLE_DIR / "intake.csv", out)
+    tiers = set(pd.read_parquet(out)["tier"])
+    assert tiers == {"urgent", "high", "moderate", "low", "not_back_pain"}

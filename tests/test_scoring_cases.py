@@ -61,10 +61,10 @@ def scored(request) -> pd.DataFrame:
 def test_case(scored: pd.DataFrame, n: int):
     case = CASES[n]
     wrong = {
-        f"{eid}.{column}": (scored.at[f"{n}:{eid}", column], want)
+        f"{eid}.{column}": (scored.loc[f"{n}:{eid}", column], want)
         for eid, expected in case["expect"].items()
         for column, want in expected.items()
-        if not _same(scored.at[f"{n}:{eid}", column], want)
+        if not _same(scored.loc[f"{n}:{eid}", column], want)
     }
     assert not wrong, f"(actual, expected): {wrong}"
 
