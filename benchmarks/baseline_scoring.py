@@ -83,7 +83,7 @@ def clauses(text: str | None) -> list[list[str]]:
     """Words of each clause: clauses end at . ; , but however; words are [a-z0-9']+."""
     if not text:
         return []
-    text = re.sub(r"[^A-Za-z0-9'.;,]+", " ", text).lower()
+    text = re.sub(r"[^a-z0-9'.;,]+", " ", text.lower())
     out: list[list[str]] = []
     current: list[str] = []
     for token in re.findall(r"[a-z0-9']+|[.;,]", text):

@@ -32,7 +32,7 @@ def render_sql(rules: RuleSet) -> str:
     raw_booleans = [f.name for f in rules.effective]
     inputs = _select(
         [(c, c) for c in carried + raw_booleans]
-        + [(p.TEXT, normalise.complaint_text_sql(rules.text)), (p.CODES, normalise.codes_sql())]
+        + [(p.TEXT, normalise.complaint_text_sql()), (p.CODES, normalise.codes_sql())]
     )
     effective = _select(
         [(c, c) for c in carried + list(p.MATCHED)]
@@ -59,14 +59,15 @@ def render_sql(rules: RuleSet) -> str:
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read, the complaint normalised (lower-case
-    -- ASCII words, clauses separated by " , ") and dx_codes normalised.
+    -- The intake columns the rules read, the complaint in lower case and
+    -- dx_codes normalised (upper case, no dots or spaces).
     SELECT
 {inputs}
     FROM {SOURCE}
 ),
 cued AS (
-    -- Whether the complaint holds a negation cue at all (most do not).
+    -- Whether the complaint holds a negation cue at all; only those texts are
+    -- normalised into words and clauses to find negated mentions.
     SELECT *, {normalise.has_cue_sql(rules.text)} AS {p.HAS_CUE}
     FROM inputs
 ),

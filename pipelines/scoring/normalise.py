@@ -1,7 +1,10 @@
-"""The normalised complaint text and codes both engines match against.
+"""The complaint text and codes as both engines match them, written once per engine.
 
-The steps are in schemas/red_flags.yml (`text:`) and pipelines/scoring/text.py;
-here they are written once for pandas and once for SQL, side by side.
+The hot path works on the lower-cased complaint (`complaint_text`): mentions are
+found there with patterns equivalent to word-boundary matches in the normalised
+text (pipelines/scoring/text.py). The full normalisation (steps in
+schemas/red_flags.yml `text:`) is only computed for the few texts that hold a
+negation cue and a mention, where words and clauses must be counted.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.scoring import predicates as p
-from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules
+from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules, keywords
 
 # dx_codes: drop dots and white space, make non-ASCII unmatchable, upper case
 # (pipelines.value_sets.normalize_code does the same for the value sets).
@@ -17,16 +20,23 @@ CODE_DROP = r"[.\s]"
 NON_ASCII = r"[^\x00-\x7F]"
 
 
-def complaint_text_pandas(chief_complaint: pd.Series, text: TextRules) -> pd.Series:
-    s = chief_complaint.astype("string[pyarrow]").fillna("")
-    s = s.str.replace(KEEP, " ", regex=True).str.lower()
+def complaint_text_pandas(chief_complaint: pd.Series) -> pd.Series:
+    return chief_complaint.astype("string[pyarrow]").fillna("").str.lower()
+
+
+def complaint_text_sql() -> str:
+    return "lower(coalesce(chief_complaint, ''))"
+
+
+def normalised_pandas(complaint_text: pd.Series, text: TextRules) -> pd.Series:
+    s = complaint_text.str.replace(KEEP, " ", regex=True)
     s = s.str.replace(text.clause_word_pattern, ",", regex=True)
     return s.str.replace(text.clause_mark_pattern, CLAUSE_MARK, regex=True)
 
 
-def complaint_text_sql(text: TextRules) -> str:
-    s = f"regexp_replace(coalesce(chief_complaint, ''), {p.sql_str(KEEP)}, ' ', 'g')"
-    s = f"regexp_replace(lower({s}), {p.sql_str(text.clause_word_pattern)}, ',', 'g')"
+def normalised_sql(complaint_text: str, text: TextRules) -> str:
+    s = f"regexp_replace({complaint_text}, {p.sql_str(KEEP)}, ' ', 'g')"
+    s = f"regexp_replace({s}, {p.sql_str(text.clause_word_pattern)}, ',', 'g')"
     return (
         f"regexp_replace({s}, {p.sql_str(text.clause_mark_pattern)}, {p.sql_str(CLAUSE_MARK)}, 'g')"
     )
@@ -45,8 +55,11 @@ def codes_sql() -> str:
 
 
 def has_cue_pandas(complaint_text: pd.Series, text: TextRules) -> pd.Series:
-    return complaint_text.str.contains(text.cue_pattern, regex=True).astype("boolean")
+    return p.contains_phrases_pandas(complaint_text, list(text.cues), text)
 
 
 def has_cue_sql(text: TextRules) -> str:
-    return f"regexp_matches({p.TEXT}, {p.sql_str(text.cue_pattern)})"
+    return p.contains_phrases_sql(p.TEXT, list(text.cues), text)
+
+
+__all__ = ["keywords"]

@@ -26,7 +26,7 @@ def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         index=intake.index,
     ).astype(dtypes)
     frame = frame.sort_values(history.ORDER, kind="stable").reset_index(drop=True)
-    frame[p.TEXT] = normalise.complaint_text_pandas(frame["chief_complaint"], rules.text)
+    frame[p.TEXT] = normalise.complaint_text_pandas(frame["chief_complaint"])
     frame[p.CODES] = normalise.codes_pandas(frame["dx_codes"])
     frame[p.HAS_CUE] = normalise.has_cue_pandas(frame[p.TEXT], rules.text)
     return frame

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.scoring.text import TextRules
+from pipelines.scoring.text import TextRules, keywords
 
 BOOL = "boolean"
 INT = "Int64"
@@ -345,6 +345,24 @@ class InValueSet(Expr):
         return f"regexp_matches({CODES}, {sql_str(env.code_patterns[self.value_set])})"
 
 
+def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRules) -> pd.Series:
+    """Whether the lower-cased text mentions a phrase: keyword pre-filter, then the regex."""
+    candidate = pd.Series(False, index=text.index)
+    for word in keywords(phrases):
+        candidate = candidate | text.str.contains(word, regex=False)
+    result = pd.Series(False, index=text.index, dtype=BOOL)
+    rows = candidate.to_numpy(dtype=bool)
+    found = text[rows].str.contains(rules.raw_mention_pattern(phrases), regex=True)
+    result[rows] = found.astype(BOOL)
+    return result
+
+
+def contains_phrases_sql(text: str, phrases: list[str], rules: TextRules) -> str:
+    words = " OR ".join(f"contains({text}, {sql_str(w)})" for w in keywords(phrases))
+    pattern = sql_str(rules.raw_mention_pattern(phrases))
+    return f"(CASE WHEN {words} THEN regexp_matches({text}, {pattern}) ELSE false END)"
+
+
 @dataclass
 class TextMentionsAny(Expr):
     """The complaint mentions one of the phrases, negated or not."""
@@ -357,22 +375,22 @@ class TextMentionsAny(Expr):
     def pandas(self, env: Env) -> pd.Series:
         key = ("any", self.phrases)
         if key not in env.cache:
-            pattern = env.text.mention_pattern(env.phrases[self.phrases])
-            env.cache[key] = env.column(TEXT).str.contains(pattern, regex=True).astype(BOOL)
+            env.cache[key] = contains_phrases_pandas(
+                env.column(TEXT), env.phrases[self.phrases], env.text
+            )
         return env.cache[key]
 
     def sql(self, env: Env) -> str:
-        pattern = env.text.mention_pattern(env.phrases[self.phrases])
-        return f"regexp_matches({TEXT}, {sql_str(pattern)})"
+        return contains_phrases_sql(TEXT, env.phrases[self.phrases], env.text)
 
 
 @dataclass
 class TextMentions(Expr):
     """The complaint mentions one of the phrases at least once without negation.
 
-    Negated mentions are cut out of the text (cue to mention, replaced by a clause
-    mark), then the mention is looked for again. Only texts that mention the
-    phrase and hold a cue need the second step.
+    Only texts that mention a phrase and hold a negation cue need words and
+    clauses: those are normalised, their negated mentions cut out (cue to
+    mention, replaced by a clause mark), and the mention looked for again.
     """
 
     phrases: str
@@ -381,25 +399,33 @@ class TextMentions(Expr):
         return {TEXT, HAS_CUE}
 
     def pandas(self, env: Env) -> pd.Series:
+        from pipelines.scoring.normalise import normalised_pandas
+
         key = ("affirmed", self.phrases)
         if key not in env.cache:
-            mention = env.text.mention_pattern(env.phrases[self.phrases])
-            negated = env.text.negated_mention_pattern(env.phrases[self.phrases])
+            phrases = env.phrases[self.phrases]
             result = TextMentionsAny(self.phrases).pandas(env).copy()
-            check = result & env.column(HAS_CUE)
-            text = env.column(TEXT)[check.to_numpy(dtype=bool)]
-            left = text.str.replace(negated, " , ", regex=True).str.contains(mention, regex=True)
-            result[left.index] = left.astype(BOOL)
+            check = (result & env.column(HAS_CUE)).to_numpy(dtype=bool)
+            text = normalised_pandas(env.column(TEXT)[check], env.text)
+            left = text.str.replace(env.text.negated_mention_pattern(phrases), " , ", regex=True)
+            result[check] = left.str.contains(env.text.mention_pattern(phrases), regex=True).astype(
+                BOOL
+            )
             env.cache[key] = result
         return env.cache[key]
 
     def sql(self, env: Env) -> str:
-        mention = sql_str(env.text.mention_pattern(env.phrases[self.phrases]))
-        negated = sql_str(env.text.negated_mention_pattern(env.phrases[self.phrases]))
+        from pipelines.scoring.normalise import normalised_sql
+
+        phrases = env.phrases[self.phrases]
+        mention = sql_str(env.text.mention_pattern(phrases))
+        negated = sql_str(env.text.negated_mention_pattern(phrases))
+        normalised = normalised_sql(TEXT, env.text)
         return (
-            f"(CASE WHEN NOT regexp_matches({TEXT}, {mention}) THEN false "
+            f"(CASE WHEN NOT {TextMentionsAny(self.phrases).sql(env)} THEN false "
             f"WHEN NOT {HAS_CUE} THEN true "
-            f"ELSE regexp_matches(regexp_replace({TEXT}, {negated}, ' , ', 'g'), {mention}) END)"
+            f"ELSE regexp_matches(regexp_replace({normalised}, {negated}, ' , ', 'g'), "
+            f"{mention}) END)"
         )
 
 

@@ -13,14 +13,28 @@ import re
 from dataclasses import dataclass
 
 WORD = "[a-z0-9']+"
-# Characters kept by step 1; every other run becomes one space.
-KEEP = "[^A-Za-z0-9'.;,]+"
+# Step 2: every run of characters other than [a-z0-9'.;,] becomes one space. The
+# pattern leaves a lone space alone (it would become itself), which is far faster.
+KEEP = "[^a-z0-9'.;,]{2,}|[^a-z0-9'.;, ]"
 CLAUSE_MARK = " , "
+# In the lower-cased text before normalisation: what separates a phrase's words
+# (a run that normalisation turns into one space) and what bounds a word.
+RAW_GAP = "[^a-z0-9'.;,]+"
+RAW_EDGE = "[^a-z0-9]"
 
 
 def normalise_phrase(phrase: str) -> str:
     """A phrase as it appears in normalised text: lower case, single spaces."""
-    return " ".join(re.sub(KEEP, " ", phrase).lower().split())
+    return " ".join(re.sub(KEEP, " ", phrase.lower()).split())
+
+
+def keywords(phrases: list[str]) -> list[str]:
+    """Literal substrings one of which every mention contains (a cheap pre-filter).
+
+    The longest word of each phrase; a keyword containing another is dropped.
+    """
+    words = {max(normalise_phrase(p).split(), key=len) for p in phrases}
+    return sorted(w for w in words if not any(o != w and o in w for o in words))
 
 
 def alternation(phrases: list[str]) -> str:
@@ -50,6 +64,17 @@ class TextRules:
     @property
     def cue_pattern(self) -> str:
         return rf"\b(?:{alternation(list(self.cues))})\b"
+
+    def raw_mention_pattern(self, phrases: list[str]) -> str:
+        """A mention in the lower-cased text before normalisation.
+
+        Matches exactly where mention_pattern matches the normalised text: a word
+        gap is a run normalisation turns into one space, a word edge is any
+        character that is not [a-z0-9] (or the ends).
+        """
+        unique = sorted({normalise_phrase(p) for p in phrases}, key=lambda p: (-len(p), p))
+        alternatives = "|".join(RAW_GAP.join(re.escape(w) for w in p.split()) for p in unique)
+        return f"(?:^|{RAW_EDGE})(?:{alternatives})(?:{RAW_EDGE}|$)"
 
     def mention_pattern(self, phrases: list[str]) -> str:
         """Any mention of one of the phrases, at word boundaries."""
