@@ -87,26 +87,23 @@ def episode_days(
 def history_sql(source: str, window_days: int, washout_days: int) -> str:
     """The same helpers as window functions over `source` (a CTE name); returns CTEs."""
     order = "PARTITION BY patient_id ORDER BY encounter_date, encounter_id"
-    return f"""ordered AS (
+    return f"""history AS (
     -- Each patient's presentations in order (encounter_date, encounter_id): a
-    -- same-day visit with a larger encounter_id is later.
-    SELECT *, row_number() OVER ({order}) AS visit_seq
-    FROM {source}
-),
-history AS (
-    -- The previous back-pain presentation (strictly earlier in that order) and
-    -- the back-pain presentations with 0 <= days before this one <= {window_days},
-    -- up to and including this one.
+    -- same-day visit with a larger encounter_id is later. The previous back-pain
+    -- presentation is the greatest (date, id) before this one; its pain_score
+    -- rides along in the struct. Back-pain presentations with
+    -- 0 <= days before this one <= {window_days} are counted up to and including this one.
     SELECT
         *,
-        encounter_date - max(encounter_date) FILTER (WHERE back_pain) OVER earlier
+        encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
             AS days_since_previous,
-        arg_max_null(pain_score, visit_seq) FILTER (WHERE back_pain) OVER earlier
+        (max(CASE WHEN back_pain THEN {{'encounter_date': encounter_date,
+            'encounter_id': encounter_id, 'pain_score': pain_score}} END) OVER earlier).pain_score
             AS previous_pain_score,
-        count(*) FILTER (WHERE back_pain) OVER so_far
-            - count(*) FILTER (WHERE back_pain) OVER older_than_window
+        sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
+            - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
             AS n_back_pain_window
-    FROM ordered
+    FROM {source}
     WINDOW
         earlier AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
@@ -119,9 +116,10 @@ episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
     -- back-pain presentation with no earlier one in the {washout_days} days before it.
     SELECT
-        * EXCLUDE (visit_seq),
-        CASE WHEN back_pain THEN encounter_date - max(encounter_date) FILTER (
-            WHERE back_pain AND NOT coalesce(days_since_previous <= {washout_days}, false)
+        *,
+        CASE WHEN back_pain THEN encounter_date - max(CASE
+            WHEN back_pain AND NOT coalesce(days_since_previous <= {washout_days}, false)
+            THEN encounter_date END
         ) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS episode_days
     FROM history
 )"""

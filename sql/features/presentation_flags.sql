@@ -94,26 +94,23 @@ effective AS (
         coalesce(bladder_bowel_dysfunction, (CASE WHEN (regexp_matches(codes, '(?:^|;)(?:R15[^;]*|R32|R33[^;]*)(?:;|$)') OR (CASE WHEN NOT (CASE WHEN contains(complaint_text, 'dysfunction') OR contains(complaint_text, 'incontinence') OR contains(complaint_text, 'retention') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:bladder[^a-z0-9''.;,]+dysfunction|bowel[^a-z0-9''.;,]+dysfunction|urinary[^a-z0-9''.;,]+retention|incontinence)(?:[^a-z0-9]|$)') ELSE false END) THEN false WHEN NOT has_negation_cue THEN true ELSE regexp_matches(regexp_replace(regexp_replace(regexp_replace(regexp_replace(complaint_text, '[^a-z0-9''.;,]{2,}|[^a-z0-9''.;, ]', ' ', 'g'), '\b(?:however|but)\b', ',', 'g'), ' *[\.;,][ \.;,]*', ' , ', 'g'), '\b(?:(?:without|denied|denies|not|no)(?: [a-z0-9'']+){0,4}|(?:negative for)(?: [a-z0-9'']+){0,3}) (?:bladder dysfunction|bowel dysfunction|urinary retention|incontinence)\b', ' , ', 'g'), '\b(?:bladder dysfunction|bowel dysfunction|urinary retention|incontinence)\b') END)) THEN true WHEN (CASE WHEN contains(complaint_text, 'dysfunction') OR contains(complaint_text, 'incontinence') OR contains(complaint_text, 'retention') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:bladder[^a-z0-9''.;,]+dysfunction|bowel[^a-z0-9''.;,]+dysfunction|urinary[^a-z0-9''.;,]+retention|incontinence)(?:[^a-z0-9]|$)') ELSE false END) THEN false ELSE NULL END)) AS bladder_bowel_dysfunction
     FROM cued
 ),
-ordered AS (
-    -- Each patient's presentations in order (encounter_date, encounter_id): a
-    -- same-day visit with a larger encounter_id is later.
-    SELECT *, row_number() OVER (PARTITION BY patient_id ORDER BY encounter_date, encounter_id) AS visit_seq
-    FROM effective
-),
 history AS (
-    -- The previous back-pain presentation (strictly earlier in that order) and
-    -- the back-pain presentations with 0 <= days before this one <= 90,
-    -- up to and including this one.
+    -- Each patient's presentations in order (encounter_date, encounter_id): a
+    -- same-day visit with a larger encounter_id is later. The previous back-pain
+    -- presentation is the greatest (date, id) before this one; its pain_score
+    -- rides along in the struct. Back-pain presentations with
+    -- 0 <= days before this one <= 90 are counted up to and including this one.
     SELECT
         *,
-        encounter_date - max(encounter_date) FILTER (WHERE back_pain) OVER earlier
+        encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
             AS days_since_previous,
-        arg_max_null(pain_score, visit_seq) FILTER (WHERE back_pain) OVER earlier
+        (max(CASE WHEN back_pain THEN {'encounter_date': encounter_date,
+            'encounter_id': encounter_id, 'pain_score': pain_score} END) OVER earlier).pain_score
             AS previous_pain_score,
-        count(*) FILTER (WHERE back_pain) OVER so_far
-            - count(*) FILTER (WHERE back_pain) OVER older_than_window
+        sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
+            - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
             AS n_back_pain_window
-    FROM ordered
+    FROM effective
     WINDOW
         earlier AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
@@ -126,9 +123,10 @@ episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
     -- back-pain presentation with no earlier one in the 180 days before it.
     SELECT
-        * EXCLUDE (visit_seq),
-        CASE WHEN back_pain THEN encounter_date - max(encounter_date) FILTER (
-            WHERE back_pain AND NOT coalesce(days_since_previous <= 180, false)
+        *,
+        CASE WHEN back_pain THEN encounter_date - max(CASE
+            WHEN back_pain AND NOT coalesce(days_since_previous <= 180, false)
+            THEN encounter_date END
         ) OVER (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS episode_days
     FROM history
 ),
