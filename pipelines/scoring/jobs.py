@@ -60,7 +60,8 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     )
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW intake_file AS SELECT * FROM {reader}")
-        present = {r[0] for r in con.execute("DESCRIBE intake_file").fetchall()}
+        described = con.execute("DESCRIBE intake_file").fetchall()
+        present = {r[0]: r[1] for r in described}
     except duckdb.Error as exc:
         raise UserError(f"{path}: cannot read the file ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in contract.required_names if c not in present]
@@ -73,16 +74,20 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     # One pass finds the first bad value of every column (line 1 is the header).
     checks = []
     for c in contract.columns:
-        if c.name not in present:
-            continue
+        if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
+            continue  # a typed column (Parquet) holds no value of the wrong type
         text = f"CAST({c.name} AS VARCHAR)"
         bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
         if c.required:
             bad += f" OR {c.name} IS NULL"
         checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
         checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
+    named = [
+        c
+        for c in contract.columns
+        if c.name in present and (present[c.name] != c.duckdb_type or c.required)
+    ]
     found = con.execute(f"SELECT {', '.join(checks)} FROM intake_numbered").fetchone()
-    named = [c for c in contract.columns if c.name in present]
     problems = [
         (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(named) if found[2 * i + 1]
     ]
@@ -94,15 +99,19 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         raise UserError(
             f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun"
         )
-    select = ", ".join(
-        f"CAST(CAST({c.name} AS VARCHAR) AS {c.duckdb_type}) AS {c.name}"
-        if c.name in present
-        else f"CAST(NULL AS {c.duckdb_type}) AS {c.name}"
-        for c in contract.columns
-    )
+    select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM intake_file")
     return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchone()[0]
+
+
+def _typed(column, file_type: str | None) -> str:
+    """A column of the file as its contract type (NULL when the file lacks it)."""
+    if file_type is None:
+        return f"CAST(NULL AS {column.duckdb_type}) AS {column.name}"
+    if file_type == column.duckdb_type:
+        return column.name
+    return f"CAST(CAST({column.name} AS VARCHAR) AS {column.duckdb_type}) AS {column.name}"
 
 
 def scored_relation_sql(con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet) -> str:
