@@ -365,3 +365,20 @@ def test_sample_data_gives_every_tier(tmp_path: Path):
     score_file(SAMPLE_DIR / "intake.csv", out)
     tiers = set(pd.read_parquet(out)["tier"])
     assert tiers == {"urgent", "high", "moderate", "low", "not_back_pain"}
+
+
+def test_flow_task_scores_staging_into_features(tmp_path: Path):
+    """The Prefect task's function: staging.intake -> features.presentation_flags."""
+    from pipelines.flows.prefect_env import configure_prefect
+
+    configure_prefect()
+    from pipelines.flows.run import score_presentations
+
+    warehouse = tmp_path / "w.duckdb"
+    con = _warehouse_with_intake(warehouse, [{**ROW}])
+    con.close()
+    assert score_presentations.fn(str(warehouse), "pandas") == 1
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("SELECT tier, score FROM features.presentation_flags").fetchall() == [
+        ("high", 5)
+    ]

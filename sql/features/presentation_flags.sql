@@ -1,5 +1,5 @@
 -- features.presentation_flags: red-flag features, tier and score per presentation.
--- GENERATED from schemas/red_flags.yml (rules_version 5bece89a2bd4c85a) by
+-- GENERATED from schemas/red_flags.yml (rules_version 6176f968341d4650) by
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
@@ -184,7 +184,7 @@ scored AS (
         (CASE WHEN (NOT coalesce(back_pain, false)) THEN 'not_back_pain' WHEN (bladder_bowel_dysfunction OR limb_weakness OR (neuro_symptom AND prior_cancer)) THEN 'urgent' WHEN (prior_cancer OR (hemoptysis AND age_40_plus) OR (age_40_plus AND ((lung_symptom_count >= 2) OR (ever_smoked AND (lung_symptom_count >= 1)))) OR (age_50_plus AND unexplained_weight_loss)) THEN 'high' WHEN (night_pain OR rest_pain OR progressive OR thoracic_pain OR unexplained_weight_loss OR hemoptysis OR neuro_symptom OR fever OR repeat_presentation OR (pain_persistent AND age_50_plus)) THEN 'moderate' ELSE 'low' END) AS tier,
         CAST(((CASE WHEN prior_cancer THEN 4 ELSE 0 END) + (CASE WHEN hemoptysis THEN 3 ELSE 0 END) + (CASE WHEN bladder_bowel_dysfunction THEN 3 ELSE 0 END) + (CASE WHEN limb_weakness THEN 3 ELSE 0 END) + (CASE WHEN unexplained_weight_loss THEN 2 ELSE 0 END) + (CASE WHEN night_pain THEN 1 ELSE 0 END) + (CASE WHEN rest_pain THEN 1 ELSE 0 END) + (CASE WHEN progressive THEN 1 ELSE 0 END) + (CASE WHEN thoracic_pain THEN 1 ELSE 0 END) + (CASE WHEN pain_persistent THEN 1 ELSE 0 END) + (CASE WHEN age_50_plus THEN 1 ELSE 0 END) + (CASE WHEN ever_smoked THEN 1 ELSE 0 END) + (CASE WHEN persistent_cough THEN 1 ELSE 0 END) + (CASE WHEN dyspnea THEN 1 ELSE 0 END) + (CASE WHEN chest_pain THEN 1 ELSE 0 END) + (CASE WHEN fatigue THEN 1 ELSE 0 END) + (CASE WHEN appetite_loss THEN 1 ELSE 0 END) + (CASE WHEN fever THEN 1 ELSE 0 END) + (CASE WHEN limb_numbness THEN 1 ELSE 0 END) + (CASE WHEN limb_tingling THEN 1 ELSE 0 END) + (CASE WHEN repeat_presentation THEN 1 ELSE 0 END)) AS INTEGER) AS score,
         CAST((CAST(back_pain IS NOT NULL AS INTEGER) + CAST(prior_cancer IS NOT NULL AS INTEGER) + CAST(night_pain IS NOT NULL AS INTEGER) + CAST(rest_pain IS NOT NULL AS INTEGER) + CAST(progressive_pain IS NOT NULL AS INTEGER) + CAST(unexplained_weight_loss IS NOT NULL AS INTEGER) + CAST(fatigue IS NOT NULL AS INTEGER) + CAST(appetite_loss IS NOT NULL AS INTEGER) + CAST(fever IS NOT NULL AS INTEGER) + CAST(persistent_cough IS NOT NULL AS INTEGER) + CAST(dyspnea IS NOT NULL AS INTEGER) + CAST(chest_pain IS NOT NULL AS INTEGER) + CAST(hemoptysis IS NOT NULL AS INTEGER) + CAST(limb_numbness IS NOT NULL AS INTEGER) + CAST(limb_tingling IS NOT NULL AS INTEGER) + CAST(limb_weakness IS NOT NULL AS INTEGER) + CAST(bladder_bowel_dysfunction IS NOT NULL AS INTEGER)) AS DOUBLE) / 17 AS completeness,
-        '5bece89a2bd4c85a' AS rules_version
+        '6176f968341d4650' AS rules_version
     FROM features
 )
 SELECT
