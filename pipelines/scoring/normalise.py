@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.scoring import predicates as p
-from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules, keywords
+from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules
 
 # dx_codes: drop dots and white space, make non-ASCII unmatchable, upper case
 # (pipelines.value_sets.normalize_code does the same for the value sets).
@@ -60,6 +60,3 @@ def has_cue_pandas(complaint_text: pd.Series, text: TextRules) -> pd.Series:
 
 def has_cue_sql(text: TextRules) -> str:
     return p.contains_phrases_sql(p.TEXT, list(text.cues), text)
-
-
-__all__ = ["keywords"]
