@@ -10,9 +10,9 @@ from datetime import date, timedelta
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scoring_helpers import intake_frame
 
 from pipelines.scoring import load_rules, score_frame
-from tests.scoring_helpers import intake_frame
 
 RULES = load_rules()
 BOOLEANS = [f.name for f in RULES.effective if f.name != "pain_site"]

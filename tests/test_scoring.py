@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from scoring_helpers import intake_frame
 
 from pipelines.errors import UserError
 from pipelines.scoring import load_rules, normalise, score_frame
@@ -18,7 +19,6 @@ from pipelines.scoring.duckdb_engine import SQL_PATH, render_sql
 from pipelines.scoring.jobs import score_warehouse
 from pipelines.scoring.rules import RULES_PATH
 from pipelines.warehouse import create_schemas
-from tests.scoring_helpers import intake_frame
 
 RULES = load_rules()
 

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from scoring_helpers import intake_frame, load_cases
+from test_parity import BOOLEANS, CODES, FRAGMENTS
 
 from benchmarks.baseline_scoring import frame_to_rows, score_rows
 from pipelines.scoring import load_rules, score_frame
-from tests.scoring_helpers import intake_frame, load_cases
-from tests.test_parity import BOOLEANS, CODES, FRAGMENTS
 
 RULES = load_rules()
 COMPARED = [

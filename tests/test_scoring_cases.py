@@ -6,9 +6,9 @@ import math
 
 import pandas as pd
 import pytest
+from scoring_helpers import intake_frame, load_cases
 
 from pipelines.scoring import load_rules, score_frame
-from tests.scoring_helpers import intake_frame, load_cases
 
 DEFAULTS, CASES = load_cases()
 RULES = load_rules()
