@@ -30,6 +30,22 @@ InputDir = Annotated[
     Path, typer.Option("--input", "-i", help="Directory of canonical input files.")
 ]
 WarehousePath = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file.")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine", "-e", help="Scoring engine: duckdb or pandas (the same result either way)."
+    ),
+]
+
+
+def check_engine(engine: str) -> str:
+    from pipelines.scoring import ENGINES
+
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}", exit_code=2)
+    return engine
+
+
 # The choices of --source, from the adapters registry (typer validates an Enum).
 SourceChoice = Enum("SourceChoice", {kind: kind for kind in SOURCE_KINDS}, type=str)
 DEFAULT_SOURCE = SourceChoice(CANONICAL)
@@ -71,11 +87,13 @@ def run(
         bool,
         typer.Option("--prune", help="Remove the rows of files that are gone from INPUT."),
     ] = False,
+    engine: EngineOption = "duckdb",
 ) -> None:
     """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE."""
     from pipelines.flows.prefect_env import configure_prefect
     from pipelines.sources.canonical import discover
 
+    check_engine(engine)
     source = source.value
     # Bad arguments fail here, in one line, before Prefect starts.
     if source == CANONICAL:
@@ -89,7 +107,7 @@ def run(
 
     result = redflags_run(
         input_dir=str(input_dir), warehouse=str(warehouse), source=source,
-        docs_dir=str(docs), prune=prune,
+        docs_dir=str(docs), prune=prune, engine=engine,
     )
     typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
     if result.get("source_report"):
@@ -99,6 +117,10 @@ def run(
             typer.echo(f"  {line}")
     typer.echo(format_summary(IngestSummary.from_dict(result["ingest"])))
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    for table, n in result["raw"].items():
+        typer.echo(f"  raw.{table:<10} {n:>10,} rows")
+    if result.get("scored") is not None:
+        typer.echo(f"  features.presentation_flags {result['scored']:>10,} rows ({engine})")
     typer.echo(f"  report         {result['report']}")
 
 
@@ -323,6 +345,25 @@ def validate(
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
     if not summary.clean:
         raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    input_file: Annotated[Path, typer.Argument(help="Canonical intake file (.csv or .parquet).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output file; .csv or .parquet picks the format.")
+    ],
+    engine: EngineOption = "duckdb",
+) -> None:
+    """Score every presentation of an intake file for red flags (no warehouse needed).
+
+    Writes the columns of features.presentation_flags: effective flags, history
+    features, tier, score, completeness and rules_version.
+    """
+    from pipelines.scoring.jobs import score_file
+
+    n = score_file(input_file, out, check_engine(engine), progress=echo_err)
+    typer.echo(f"scored {n:,} presentations: {input_file} -> {out}")
 
 
 def main() -> None:

@@ -70,6 +70,15 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
     return str(out_dir), report.as_dict()
 
 
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+def score_presentations(warehouse: str, engine: str = "duckdb") -> int:
+    """staging.intake -> features.presentation_flags; the rules version goes to ops."""
+    from pipelines.scoring.jobs import score_warehouse
+
+    with open_warehouse(warehouse) as con:
+        return score_warehouse(con, engine)
+
+
 @task
 def write_report(warehouse: str, run_id: str) -> str:
     """Write the HTML report beside the warehouse, from the marts this run published."""
@@ -131,6 +140,7 @@ def redflags_run(
     source: str = CANONICAL,
     docs_dir: str | None = None,
     prune: bool = False,
+    engine: str = "duckdb",
 ) -> dict:
     """Run the whole pipeline once.
 
@@ -142,7 +152,7 @@ def redflags_run(
        raw.<table> + quarantine.<table> + staging.<table>, ops.ingest_manifest
     3. record_ingest: files gone from the input (kept, or removed with --prune),
        the run's counts in ops.run_log
-    4. (scoring: staging.intake -> features.presentation_flags)
+    4. score_presentations: staging.intake -> features.presentation_flags
     5. build_cohorts: index presentations, outcomes, marts into a scratch schema
     6. publish_marts: marts.* replaced in one transaction, ops.run_log updated
     7. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
@@ -164,21 +174,8 @@ def redflags_run(
         "ingest": summary,
         "raw": count_raw_rows(warehouse),
         "source_report": source_report,
+        "scored": score_presentations(warehouse, engine),
     }
-    # Until the scoring task is merged there are no scores to build cohorts from;
-    # once it is, call cohort_stages unconditionally after it.
-    if _has_scores(warehouse):
-        result |= cohort_stages(warehouse, run_id)
+    result |= cohort_stages(warehouse, run_id)
     result["report"] = write_report(warehouse, run_id)
     return result
-
-
-def _has_scores(warehouse: str) -> bool:
-    """Transitional guard for the merge: whether features.presentation_flags exists."""
-    with open_warehouse(warehouse) as con:
-        return bool(
-            con.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_schema = 'features' AND table_name = 'presentation_flags'"
-            ).fetchone()[0]
-        )

@@ -1,0 +1,129 @@
+"""The DuckDB engine: the rules rendered as one readable SQL query.
+
+`render_sql` is what sql/features/presentation_flags.sql holds (a test checks the
+file is current). The query reads `staging.intake`.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from pipelines.paths import SQL_DIR
+from pipelines.scoring import history, normalise
+from pipelines.scoring import predicates as p
+from pipelines.scoring.output import cast_output, sql_types
+from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
+
+SQL_PATH = SQL_DIR / "features" / "presentation_flags.sql"
+SOURCE = "staging.intake"
+
+
+def _select(items: list[tuple[str, str]]) -> str:
+    return ",\n".join(
+        f"        {expr} AS {name}" if expr != name else f"        {name}" for name, expr in items
+    )
+
+
+def render_sql(rules: RuleSet) -> str:
+    """The whole scoring query, one CTE per stage, each opening with its rule."""
+    env = rules.env()
+    carried = list(ID_COLUMNS + INPUT_COLUMNS)
+    raw_booleans = [f.name for f in rules.effective]
+    inputs = _select(
+        [(c, c) for c in carried + raw_booleans]
+        + [(p.TEXT, normalise.complaint_text_sql()), (p.CODES, normalise.codes_sql())]
+    )
+    effective = _select(
+        [(c, c) for c in carried + list(p.MATCHED)]
+        + [(f.name, f"-- {f.name}\n        " + f.expr.sql(env)) for f in rules.effective]
+    )
+    features = _select([("*", "*")] + [(f.name, f.expr.sql(env)) for f in rules.features])
+    types = sql_types(rules)
+    final = _select(
+        [(c, c) for c in rules.output_columns if c in carried or c in raw_booleans]
+        + [(f.name, f.name) for f in rules.features]
+        + [
+            ("tier", rules.tier.sql(env)),
+            ("score", f"CAST({rules.score.sql(env)} AS INTEGER)"),
+            (
+                "completeness",
+                f"CAST({rules.completeness.sql(env)} AS DOUBLE) / {len(rules.symptom_names)}",
+            ),
+            ("rules_version", p.sql_str(rules.version)),
+        ]
+    )
+    final_columns = ",\n".join(f"    CAST({c} AS {t}) AS {c}" for c, t in types.items())
+    return f"""-- features.presentation_flags: red-flag features, tier and score per presentation.
+-- GENERATED from schemas/red_flags.yml (rules_version {rules.version}) by
+-- `python -m pipelines.scoring.render`; do not edit by hand.
+WITH
+inputs AS (
+    -- The intake columns the rules read, the complaint in lower case and
+    -- dx_codes normalised (upper case, no dots or spaces).
+    SELECT
+{inputs}
+    FROM {SOURCE}
+),
+cued AS (
+    -- Whether the complaint holds a negation cue at all; only those texts are
+    -- normalised into words and clauses to find negated mentions.
+    SELECT *, {normalise.has_cue_sql(rules.text)} AS {p.HAS_CUE}
+    FROM inputs
+),
+effective AS (
+    -- Effective value of each field: structured > code or un-negated text >
+    -- negated-only text > NULL; back_pain never NULL; pain_site falls back to
+    -- codes, text, then 'unspecified'.
+    SELECT
+{effective}
+    FROM cued
+),
+{history.history_sql("effective", rules.window_days, rules.washout_days)},
+features AS (
+    -- Derived features (red_flags.yml `features:`).
+    SELECT
+{features}
+    FROM episodes
+),
+scored AS (
+    -- Tier (first that matches; NULL counts as not present), score (sum of the
+    -- weights of TRUE features) and completeness (share of the
+    -- {len(rules.symptom_names)} fields not NULL).
+    SELECT
+{final}
+    FROM features
+)
+SELECT
+{final_columns}
+FROM scored
+ORDER BY {", ".join(history.ORDER)}
+"""
+
+
+def register_intake(con: duckdb.DuckDBPyConnection, intake: pd.DataFrame) -> None:
+    """Make a DataFrame the engine's `staging.intake` (typed per the contract)."""
+    from pipelines.contracts import load_contract
+
+    contract = load_contract("intake")
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.register("intake_frame", intake)
+    present = set(intake.columns)
+    select = ", ".join(
+        f"CAST({c.name} AS {c.duckdb_type}) AS {c.name}"
+        if c.name in present
+        else f"CAST(NULL AS {c.duckdb_type}) AS {c.name}"
+        for c in contract.columns
+    )
+    con.execute(f"CREATE OR REPLACE TABLE {SOURCE} AS SELECT {select} FROM intake_frame")
+    con.unregister("intake_frame")
+
+
+def score_duckdb(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    """Score a frame in an in-memory database (used by tests and the CLI)."""
+    con = duckdb.connect()
+    try:
+        register_intake(con, intake)
+        return cast_output(con.execute(render_sql(rules)).df(), rules)
+    finally:
+        con.close()

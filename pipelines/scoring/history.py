@@ -1,0 +1,125 @@
+"""History helpers: what the patient's earlier presentations say about this one.
+
+Presentations are ordered by (encounter_date, encounter_id) within a patient, as
+the cohort definition orders them; only rows at or before the current one in
+that order count, so a later visit never changes an earlier result. The pandas
+functions use groupby on frames sorted in that order; `history_sql` is the same
+logic as DuckDB window functions. The helper columns are listed in
+schemas/red_flags.yml (`history:`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ORDER = ["patient_id", "encounter_date", "encounter_id"]
+
+
+def _day_number(encounter_date: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 as int64 (dates are whole days)."""
+    return encounter_date.to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def previous_back_pain_row(patient_id: pd.Series, back_pain: pd.Series) -> pd.Series:
+    """Position of the patient's last back-pain presentation before this row (NA if none)."""
+    position = pd.Series(np.arange(len(back_pain)), index=back_pain.index, dtype="Int64")
+    mine = position.where(back_pain.to_numpy(dtype=bool))
+    return mine.groupby(patient_id.to_numpy()).shift(1).groupby(patient_id.to_numpy()).ffill()
+
+
+def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> pd.Series:
+    days = _day_number(encounter_date)
+    known = previous_row.notna().to_numpy()
+    rows = previous_row.fillna(0).to_numpy(dtype=np.int64)
+    result = pd.Series(days - days[rows], index=encounter_date.index, dtype="Int64")
+    return result.where(known)
+
+
+def previous_pain_score(pain_score: pd.Series, previous_row: pd.Series) -> pd.Series:
+    known = previous_row.notna().to_numpy()
+    rows = previous_row.fillna(0).to_numpy(dtype=np.int64)
+    values = pain_score.astype("Int64").array[rows]
+    result = pd.Series(values, index=pain_score.index, dtype="Int64")
+    return result.where(known)
+
+
+def n_back_pain_window(
+    patient_id: pd.Series, encounter_date: pd.Series, back_pain: pd.Series, window_days: int
+) -> pd.Series:
+    """Back-pain presentations with 0 <= this date - their date <= window, up to this row.
+
+    Cumulative count of back-pain rows up to this one, minus the count up to the
+    last row older than the window (found by binary search on (patient, day)).
+    """
+    days = _day_number(encounter_date)
+    group = pd.factorize(patient_id.to_numpy(), sort=False)[0].astype(np.int64)
+    span = (days.max() - days.min() + window_days + 2) if len(days) else 1
+    key = group * span + (days - (days.min() if len(days) else 0))
+    bp = back_pain.to_numpy(dtype=bool).astype(np.int64)
+    so_far = pd.Series(bp).groupby(group).cumsum().to_numpy()
+    first_in_window = np.searchsorted(key, key - window_days, side="left")
+    group_start = np.searchsorted(key, group * span, side="left")
+    before = np.where(first_in_window > group_start, so_far[np.maximum(first_in_window - 1, 0)], 0)
+    return pd.Series(so_far - before, index=back_pain.index, dtype="Int64")
+
+
+def episode_days(
+    patient_id: pd.Series,
+    encounter_date: pd.Series,
+    back_pain: pd.Series,
+    days_since_previous: pd.Series,
+    washout_days: int,
+) -> pd.Series:
+    """Days since the index presentation of the current back-pain episode.
+
+    An index is a back-pain presentation with no earlier back-pain presentation in
+    the washout before it; NA for a presentation that is not back pain.
+    """
+    bp = back_pain.to_numpy(dtype=bool)
+    recent = (days_since_previous <= washout_days).fillna(False).to_numpy(dtype=bool)
+    is_index = bp & ~recent
+    days = pd.Series(_day_number(encounter_date), index=back_pain.index, dtype="Int64")
+    start = days.where(is_index).groupby(patient_id.to_numpy()).ffill()
+    return (days - start).where(bp)
+
+
+def history_sql(source: str, window_days: int, washout_days: int) -> str:
+    """The same helpers as window functions over `source` (a CTE name); returns CTEs."""
+    order = "PARTITION BY patient_id ORDER BY encounter_date, encounter_id"
+    return f"""history AS (
+    -- Each patient's presentations in order (encounter_date, encounter_id): a
+    -- same-day visit with a larger encounter_id is later. The previous back-pain
+    -- presentation is the greatest (date, id) before this one; its pain_score
+    -- rides along in the struct. Back-pain presentations with
+    -- 0 <= days before this one <= {window_days} are counted up to and including this one.
+    SELECT
+        *,
+        encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
+            AS days_since_previous,
+        (max(CASE WHEN back_pain THEN {{'encounter_date': encounter_date,
+            'encounter_id': encounter_id, 'pain_score': pain_score}} END) OVER earlier).pain_score
+            AS previous_pain_score,
+        sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
+            - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
+            AS n_back_pain_window
+    FROM {source}
+    WINDOW
+        earlier AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+        so_far AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+        older_than_window AS (
+            PARTITION BY patient_id ORDER BY encounter_date
+            RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL {window_days + 1} DAYS PRECEDING
+        )
+),
+episodes AS (
+    -- Days since the index of the current back-pain episode: an index is a
+    -- back-pain presentation with no earlier one in the {washout_days} days before it.
+    SELECT
+        *,
+        CASE WHEN back_pain THEN encounter_date - max(CASE
+            WHEN back_pain AND NOT coalesce(days_since_previous <= {washout_days}, false)
+            THEN encounter_date END
+        ) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS episode_days
+    FROM history
+)"""

@@ -1,0 +1,181 @@
+"""Scoring jobs: a canonical intake file to a scored file, or staging to features.
+
+Both jobs load the intake into DuckDB first (typed per schemas/intake.yml); the
+DuckDB engine then runs the rendered SQL in place, the pandas engine fetches the
+typed table as a frame. Output is written by DuckDB in both cases, so a CSV has
+true/false booleans and empty NULLs whichever engine scored it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import load_contract
+from pipelines.errors import UserError
+from pipelines.scoring.duckdb_engine import SOURCE, render_sql
+from pipelines.scoring.output import table_ddl
+from pipelines.scoring.rules import RuleSet, load_rules
+
+TABLE = "features.presentation_flags"
+OPS_DDL = """CREATE TABLE IF NOT EXISTS ops.rules_versions (
+    rules_version VARCHAR PRIMARY KEY,
+    rules_path VARCHAR,
+    rules_text VARCHAR,
+    first_used_at TIMESTAMP
+)"""
+
+
+def _kind(path: Path, role: str) -> str:
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith(".parquet"):
+        return "parquet"
+    raise UserError(
+        f"{path}: the {role} must end in .csv or .parquet (the extension picks the format)",
+        exit_code=2,
+    )
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Create staging.intake from a canonical intake file; bad values stop with file/row/column."""
+    kind = _kind(path, "input")
+    if not path.is_file():
+        raise UserError(
+            f"{path}: no such file; pass a canonical intake CSV or Parquet file", exit_code=2
+        )
+    contract = load_contract("intake")
+    reader = (
+        f"read_csv({_quote(path)}, header = true, all_varchar = true)"
+        if kind == "csv"
+        else f"read_parquet({_quote(path)})"
+    )
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW intake_file AS SELECT * FROM {reader}")
+        described = con.execute("DESCRIBE intake_file").fetchall()
+        present = {r[0]: r[1] for r in described}
+    except duckdb.Error as exc:
+        raise UserError(f"{path}: cannot read the file ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in contract.required_names if c not in present]
+    if missing:
+        raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of intake")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW intake_numbered AS "
+        "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
+    )
+    # One pass finds the first bad value of every column (line 1 is the header).
+    checks = []
+    for c in contract.columns:
+        if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
+            continue  # a typed column (Parquet) holds no value of the wrong type
+        text = f"CAST({c.name} AS VARCHAR)"
+        bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
+        if c.required:
+            bad += f" OR {c.name} IS NULL"
+        checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
+        checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
+    named = [
+        c
+        for c in contract.columns
+        if c.name in present and (present[c.name] != c.duckdb_type or c.required)
+    ]
+    found = con.execute(f"SELECT {', '.join(checks)} FROM intake_numbered").fetchone()
+    problems = [
+        (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(named) if found[2 * i + 1]
+    ]
+    if problems:
+        line, column, value = min(problems, key=lambda x: x[0])
+        where = f"{path}, line {line}, column {column.name}"
+        if value is None:
+            raise UserError(f"{where}: a value is required; fill it in or drop the row")
+        raise UserError(
+            f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun"
+        )
+    select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM intake_file")
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchone()[0]
+
+
+def _typed(column, file_type: str | None) -> str:
+    """A column of the file as its contract type (NULL when the file lacks it)."""
+    if file_type is None:
+        return f"CAST(NULL AS {column.duckdb_type}) AS {column.name}"
+    if file_type == column.duckdb_type:
+        return column.name
+    return f"CAST(CAST({column.name} AS VARCHAR) AS {column.duckdb_type}) AS {column.name}"
+
+
+def scored_relation_sql(con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet) -> str:
+    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered."""
+    if engine == "duckdb":
+        return render_sql(rules)
+    from pipelines.scoring.pandas_engine import score_pandas
+
+    frame = score_pandas(con.execute(f"SELECT * FROM {SOURCE}").df(), rules)
+    con.register("scored_frame", frame)
+    return "SELECT * REPLACE (CAST(encounter_date AS DATE) AS encounter_date) FROM scored_frame"
+
+
+def score_file(
+    input_path: Path,
+    output_path: Path,
+    engine: str = "duckdb",
+    rules: RuleSet | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Score a canonical intake file into OUTPUT (format by extension); returns rows."""
+    out_kind = _kind(output_path, "output")
+    rules = rules or load_rules()
+    con = duckdb.connect()
+    try:
+        progress(f"reading {input_path}")
+        n = load_intake_file(con, input_path)
+        progress(f"scoring {n:,} presentations with the {engine} engine")
+        select = scored_relation_sql(con, engine, rules)
+        options = "FORMAT csv, HEADER true" if out_kind == "csv" else "FORMAT parquet"
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({select}) TO {_quote(output_path)} ({options})")
+        progress(f"wrote {output_path}")
+        return n
+    finally:
+        con.close()
+
+
+def record_rules_version(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
+    con.execute(OPS_DDL)
+    con.execute(
+        "INSERT INTO ops.rules_versions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [
+            rules.version,
+            str(rules.path),
+            rules.path.read_text(encoding="utf-8"),
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+
+
+def score_warehouse(
+    con: duckdb.DuckDBPyConnection, engine: str = "duckdb", rules: RuleSet | None = None
+) -> int:
+    """staging.intake -> features.presentation_flags (replaced whole, in one transaction)."""
+    rules = rules or load_rules()
+    select = scored_relation_sql(con, engine, rules)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(table_ddl(rules, TABLE))
+        con.execute(f"INSERT INTO {TABLE} {select}")
+        record_rules_version(con, rules)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]

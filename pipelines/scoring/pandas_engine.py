@@ -1,0 +1,83 @@
+"""The pandas engine: the rules evaluated column by column, no loop over rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipelines.contracts import load_contract
+from pipelines.scoring import history, normalise
+from pipelines.scoring import predicates as p
+from pipelines.scoring.output import cast_output
+from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
+
+
+def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    """Typed intake columns in history order, plus normalised text and codes.
+
+    Contract columns the frame lacks are NULL, as in the DuckDB engine.
+    """
+    dtypes = load_contract("intake").pandas_dtypes()
+    dtypes = {k: ("string[pyarrow]" if v == "string" else v) for k, v in dtypes.items()}
+    frame = pd.DataFrame(
+        {
+            c: intake[c] if c in intake.columns else pd.Series(pd.NA, index=intake.index)
+            for c in dtypes
+        },
+        index=intake.index,
+    ).astype(dtypes)
+    frame = frame.sort_values(history.ORDER, kind="stable").reset_index(drop=True)
+    frame[p.TEXT] = normalise.complaint_text_pandas(frame["chief_complaint"])
+    frame[p.CODES] = normalise.codes_pandas(frame["dx_codes"])
+    frame[p.HAS_CUE] = normalise.has_cue_pandas(frame[p.TEXT], rules.text)
+    return frame
+
+
+def effective(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    env = rules.env()
+    env.frame = frame
+    out = frame[list(ID_COLUMNS + INPUT_COLUMNS + p.MATCHED)].copy()
+    for feature in rules.effective:
+        out[feature.name] = feature.expr.pandas(env)
+    return out
+
+
+def with_history(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    patient, date, bp = frame["patient_id"], frame["encounter_date"], frame["back_pain"]
+    previous = history.previous_back_pain_row(patient, bp)
+    out = frame.copy()
+    out["days_since_previous"] = history.days_since_previous(date, previous)
+    out["previous_pain_score"] = history.previous_pain_score(frame["pain_score"], previous)
+    out["n_back_pain_window"] = history.n_back_pain_window(patient, date, bp, rules.window_days)
+    out["episode_days"] = history.episode_days(
+        patient, date, bp, out["days_since_previous"], rules.washout_days
+    )
+    return out
+
+
+def features(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    env = rules.env()
+    env.frame = frame
+    out = frame.copy()
+    for feature in rules.features:
+        out[feature.name] = feature.expr.pandas(env)
+    return out
+
+
+def scored(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    env = rules.env()
+    env.frame = frame
+    out = frame.copy()
+    out["tier"] = rules.tier.pandas(env)
+    out["score"] = rules.score.pandas(env)
+    out["completeness"] = rules.completeness.pandas(env).astype("float64") / len(
+        rules.symptom_names
+    )
+    out["rules_version"] = rules.version
+    return out
+
+
+def score_pandas(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+    """features.presentation_flags for an intake frame, ordered by patient and visit."""
+    frame = inputs(intake, rules)
+    frame = scored(features(with_history(effective(frame, rules), rules), rules), rules)
+    return cast_output(frame[rules.output_columns], rules)

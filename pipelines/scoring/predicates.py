@@ -1,0 +1,472 @@
+"""The predicate vocabulary of the rules: one pandas and one SQL translation each.
+
+A rule in schemas/red_flags.yml is a tree of these nodes. Booleans are
+three-valued in both engines: pandas' nullable "boolean" dtype follows Kleene
+logic for &, | and ~, exactly as SQL's AND, OR and NOT do. Nothing may be added
+to one engine only: a node is a class with both methods side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipelines.scoring.text import TextRules, keywords
+
+BOOL = "boolean"
+INT = "Int64"
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class Env:
+    """What nodes need besides the columns: patterns of text and codes, a cache."""
+
+    text: TextRules
+    phrases: dict[str, list[str]]
+    code_patterns: dict[str, str]
+    frame: pd.DataFrame | None = None
+    cache: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
+
+    def column(self, name: str) -> pd.Series:
+        assert self.frame is not None
+        return self.frame[name]
+
+
+class Expr:
+    """A node of a rule: evaluates to a Series (pandas) or renders to SQL."""
+
+    def pandas(self, env: Env) -> pd.Series:
+        raise NotImplementedError
+
+    def sql(self, env: Env) -> str:
+        raise NotImplementedError
+
+    def columns(self) -> set[str]:
+        """Columns the node reads, to check rules refer to what exists."""
+        return set().union(*(c.columns() for c in self.children())) if self.children() else set()
+
+    def children(self) -> list[Expr]:
+        return []
+
+
+@dataclass
+class Column(Expr):
+    name: str
+
+    def pandas(self, env: Env) -> pd.Series:
+        return env.column(self.name)
+
+    def sql(self, env: Env) -> str:
+        return self.name
+
+    def columns(self) -> set[str]:
+        return {self.name}
+
+
+@dataclass
+class Literal(Expr):
+    value: bool | int | str | None
+
+    def pandas(self, env: Env) -> pd.Series:
+        index = env.frame.index
+        if isinstance(self.value, bool):
+            return pd.Series(self.value, index=index, dtype=BOOL)
+        if isinstance(self.value, int):
+            return pd.Series(self.value, index=index, dtype=INT)
+        if self.value is None:
+            return pd.Series(pd.NA, index=index, dtype=BOOL)
+        return pd.Series(self.value, index=index, dtype="string[pyarrow]")
+
+    def sql(self, env: Env) -> str:
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        if self.value is None:
+            return "NULL"
+        if isinstance(self.value, int):
+            return str(self.value)
+        return sql_str(self.value)
+
+
+@dataclass
+class IsTrue(Expr):
+    """TRUE when the argument is TRUE; NULL counts as not present."""
+
+    arg: Expr
+
+    def children(self) -> list[Expr]:
+        return [self.arg]
+
+    def pandas(self, env: Env) -> pd.Series:
+        return self.arg.pandas(env).fillna(False).astype(BOOL)
+
+    def sql(self, env: Env) -> str:
+        return f"coalesce({self.arg.sql(env)}, false)"
+
+
+@dataclass
+class Compare(Expr):
+    """gte / lte / eq: NULL when the left side is NULL."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+    def children(self) -> list[Expr]:
+        return [self.left, self.right]
+
+    def pandas(self, env: Env) -> pd.Series:
+        left, right = self.left.pandas(env), self.right.pandas(env)
+        result = {">=": left >= right, "<=": left <= right, "=": left == right}[self.op]
+        return result.astype(BOOL).mask(left.isna() | right.isna())
+
+    def sql(self, env: Env) -> str:
+        return f"({self.left.sql(env)} {self.op} {self.right.sql(env)})"
+
+
+@dataclass
+class Minus(Expr):
+    left: Expr
+    right: Expr
+
+    def children(self) -> list[Expr]:
+        return [self.left, self.right]
+
+    def pandas(self, env: Env) -> pd.Series:
+        return (self.left.pandas(env) - self.right.pandas(env)).astype(INT)
+
+    def sql(self, env: Env) -> str:
+        return f"({self.left.sql(env)} - {self.right.sql(env)})"
+
+
+@dataclass
+class In(Expr):
+    """The column holds one of the values; NULL when the column is NULL."""
+
+    arg: Expr
+    values: tuple[str, ...]
+
+    def children(self) -> list[Expr]:
+        return [self.arg]
+
+    def pandas(self, env: Env) -> pd.Series:
+        value = self.arg.pandas(env)
+        return value.isin(list(self.values)).astype(BOOL).mask(value.isna())
+
+    def sql(self, env: Env) -> str:
+        return f"({self.arg.sql(env)} IN ({', '.join(sql_str(v) for v in self.values)}))"
+
+
+@dataclass
+class Lookup(Expr):
+    """A boolean per listed value; NULL for a value not listed (or NULL)."""
+
+    arg: Expr
+    values: dict[str, bool]
+
+    def children(self) -> list[Expr]:
+        return [self.arg]
+
+    def pandas(self, env: Env) -> pd.Series:
+        value = self.arg.pandas(env)
+        result = pd.Series(pd.NA, index=value.index, dtype=BOOL)
+        for key, flag in self.values.items():
+            result = result.mask(value.eq(key).fillna(False).astype(bool), flag)
+        return result
+
+    def sql(self, env: Env) -> str:
+        whens = " ".join(
+            f"WHEN {sql_str(k)} THEN {'true' if v else 'false'}" for k, v in self.values.items()
+        )
+        return f"(CASE {self.arg.sql(env)} {whens} END)"
+
+
+@dataclass
+class All(Expr):
+    args: list[Expr]
+
+    def children(self) -> list[Expr]:
+        return self.args
+
+    def pandas(self, env: Env) -> pd.Series:
+        result = self.args[0].pandas(env).astype(BOOL)
+        for arg in self.args[1:]:
+            result = result & arg.pandas(env).astype(BOOL)
+        return result
+
+    def sql(self, env: Env) -> str:
+        return "(" + " AND ".join(a.sql(env) for a in self.args) + ")"
+
+
+@dataclass
+class Any_(Expr):
+    args: list[Expr]
+
+    def children(self) -> list[Expr]:
+        return self.args
+
+    def pandas(self, env: Env) -> pd.Series:
+        result = self.args[0].pandas(env).astype(BOOL)
+        for arg in self.args[1:]:
+            result = result | arg.pandas(env).astype(BOOL)
+        return result
+
+    def sql(self, env: Env) -> str:
+        return "(" + " OR ".join(a.sql(env) for a in self.args) + ")"
+
+
+@dataclass
+class Not(Expr):
+    arg: Expr
+
+    def children(self) -> list[Expr]:
+        return [self.arg]
+
+    def pandas(self, env: Env) -> pd.Series:
+        return ~self.arg.pandas(env).astype(BOOL)
+
+    def sql(self, env: Env) -> str:
+        return f"(NOT {self.arg.sql(env)})"
+
+
+@dataclass
+class WeightedCount(Expr):
+    """Sum of the weights of the TRUE arguments (count_true: every weight 1).
+
+    NULL counts as not present, so the result is never NULL.
+    """
+
+    args: list[Expr]
+    weights: list[int]
+
+    def children(self) -> list[Expr]:
+        return self.args
+
+    def pandas(self, env: Env) -> pd.Series:
+        total = pd.Series(0, index=env.frame.index, dtype=INT)
+        for arg, weight in zip(self.args, self.weights, strict=True):
+            total = total + arg.pandas(env).fillna(False).astype(INT) * weight
+        return total
+
+    def sql(self, env: Env) -> str:
+        terms = " + ".join(
+            f"(CASE WHEN {a.sql(env)} THEN {w} ELSE 0 END)"
+            for a, w in zip(self.args, self.weights, strict=True)
+        )
+        return f"({terms})"
+
+
+@dataclass
+class CountKnown(Expr):
+    """How many arguments are not NULL (for completeness)."""
+
+    args: list[Expr]
+
+    def children(self) -> list[Expr]:
+        return self.args
+
+    def pandas(self, env: Env) -> pd.Series:
+        total = pd.Series(0, index=env.frame.index, dtype=INT)
+        for arg in self.args:
+            total = total + arg.pandas(env).notna().astype(INT)
+        return total
+
+    def sql(self, env: Env) -> str:
+        return (
+            "(" + " + ".join(f"CAST({a.sql(env)} IS NOT NULL AS INTEGER)" for a in self.args) + ")"
+        )
+
+
+@dataclass
+class Coalesce(Expr):
+    args: list[Expr]
+
+    def children(self) -> list[Expr]:
+        return self.args
+
+    def pandas(self, env: Env) -> pd.Series:
+        result = self.args[0].pandas(env)
+        for arg in self.args[1:]:
+            result = result.mask(result.isna(), arg.pandas(env))
+        return result
+
+    def sql(self, env: Env) -> str:
+        return "coalesce(" + ", ".join(a.sql(env) for a in self.args) + ")"
+
+
+@dataclass
+class When(Expr):
+    """CASE: the value of the first condition that is TRUE (NULL is not TRUE)."""
+
+    branches: list[tuple[Expr, Expr]]
+    otherwise: Expr
+
+    def children(self) -> list[Expr]:
+        return [x for pair in self.branches for x in pair] + [self.otherwise]
+
+    def pandas(self, env: Env) -> pd.Series:
+        result = self.otherwise.pandas(env)
+        for condition, value in reversed(self.branches):
+            hit = condition.pandas(env).fillna(False).astype(bool)
+            result = result.mask(hit, value.pandas(env))
+        return result
+
+    def sql(self, env: Env) -> str:
+        whens = " ".join(f"WHEN {c.sql(env)} THEN {v.sql(env)}" for c, v in self.branches)
+        return f"(CASE {whens} ELSE {self.otherwise.sql(env)} END)"
+
+
+# The normalised text and codes the two nodes below read (built by the engines).
+TEXT = "complaint_text"
+CODES = "codes"
+HAS_CUE = "has_negation_cue"
+MATCHED = (TEXT, CODES, HAS_CUE)
+
+
+@dataclass
+class InValueSet(Expr):
+    """A code of dx_codes is in the value set (never NULL: no codes, no match)."""
+
+    value_set: str
+
+    def columns(self) -> set[str]:
+        return {CODES}
+
+    def pandas(self, env: Env) -> pd.Series:
+        pattern = env.code_patterns[self.value_set]
+        return env.column(CODES).str.contains(pattern, regex=True).fillna(False).astype(BOOL)
+
+    def sql(self, env: Env) -> str:
+        return f"regexp_matches({CODES}, {sql_str(env.code_patterns[self.value_set])})"
+
+
+def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRules) -> pd.Series:
+    """Whether the lower-cased text mentions a phrase: keyword pre-filter, then the regex."""
+    candidate = pd.Series(False, index=text.index)
+    for word in keywords(phrases):
+        candidate = candidate | text.str.contains(word, regex=False)
+    result = pd.Series(False, index=text.index, dtype=BOOL)
+    rows = candidate.to_numpy(dtype=bool)
+    found = text[rows].str.contains(rules.raw_mention_pattern(phrases), regex=True)
+    result[rows] = found.astype(BOOL)
+    return result
+
+
+def contains_phrases_sql(text: str, phrases: list[str], rules: TextRules) -> str:
+    words = " OR ".join(f"contains({text}, {sql_str(w)})" for w in keywords(phrases))
+    pattern = sql_str(rules.raw_mention_pattern(phrases))
+    return f"(CASE WHEN {words} THEN regexp_matches({text}, {pattern}) ELSE false END)"
+
+
+@dataclass
+class TextMentionsAny(Expr):
+    """The complaint mentions one of the phrases, negated or not."""
+
+    phrases: str
+
+    def columns(self) -> set[str]:
+        return {TEXT}
+
+    def pandas(self, env: Env) -> pd.Series:
+        key = ("any", self.phrases)
+        if key not in env.cache:
+            env.cache[key] = contains_phrases_pandas(
+                env.column(TEXT), env.phrases[self.phrases], env.text
+            )
+        return env.cache[key]
+
+    def sql(self, env: Env) -> str:
+        return contains_phrases_sql(TEXT, env.phrases[self.phrases], env.text)
+
+
+@dataclass
+class TextMentions(Expr):
+    """The complaint mentions one of the phrases at least once without negation.
+
+    Only texts that mention a phrase and hold a negation cue need words and
+    clauses: those are normalised, their negated mentions cut out (cue to
+    mention, replaced by a clause mark), and the mention looked for again.
+    """
+
+    phrases: str
+
+    def columns(self) -> set[str]:
+        return {TEXT, HAS_CUE}
+
+    def pandas(self, env: Env) -> pd.Series:
+        from pipelines.scoring.normalise import normalised_pandas
+
+        key = ("affirmed", self.phrases)
+        if key not in env.cache:
+            phrases = env.phrases[self.phrases]
+            result = TextMentionsAny(self.phrases).pandas(env).copy()
+            check = (result & env.column(HAS_CUE)).to_numpy(dtype=bool)
+            text = normalised_pandas(env.column(TEXT)[check], env.text)
+            left = text.str.replace(env.text.negated_mention_pattern(phrases), " , ", regex=True)
+            result[check] = left.str.contains(env.text.mention_pattern(phrases), regex=True).astype(
+                BOOL
+            )
+            env.cache[key] = result
+        return env.cache[key]
+
+    def sql(self, env: Env) -> str:
+        from pipelines.scoring.normalise import normalised_sql
+
+        phrases = env.phrases[self.phrases]
+        mention = sql_str(env.text.mention_pattern(phrases))
+        negated = sql_str(env.text.negated_mention_pattern(phrases))
+        normalised = normalised_sql(TEXT, env.text)
+        return (
+            f"(CASE WHEN NOT {TextMentionsAny(self.phrases).sql(env)} THEN false "
+            f"WHEN NOT {HAS_CUE} THEN true "
+            f"ELSE regexp_matches(regexp_replace({normalised}, {negated}, ' , ', 'g'), "
+            f"{mention}) END)"
+        )
+
+
+def parse(raw: Any, where: str) -> Expr:
+    """Build a node from its YAML form; `where` names the rule for error messages."""
+    if isinstance(raw, bool) or raw is None:
+        return Literal(raw)
+    if isinstance(raw, int):
+        return Literal(raw)
+    if isinstance(raw, str):
+        return Column(raw)
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ValueError(f"{where}: expected a column, a literal or one predicate, got {raw!r}")
+    ((name, arg),) = raw.items()
+    if name in ("all", "any", "count_true", "count_known", "coalesce"):
+        if not isinstance(arg, list) or not arg:
+            raise ValueError(f"{where}: {name} takes a non-empty list")
+        args = [parse(a, where) for a in arg]
+        if name == "count_true":
+            return WeightedCount(args, [1] * len(args))
+        return {"all": All, "any": Any_, "count_known": CountKnown, "coalesce": Coalesce}[name](
+            args
+        )
+    if name in ("not", "is_true"):
+        return {"not": Not, "is_true": IsTrue}[name](parse(arg, where))
+    if name in ("gte", "lte", "eq", "minus"):
+        if not isinstance(arg, list) or len(arg) != 2:
+            raise ValueError(f"{where}: {name} takes [left, right]")
+        left = parse(arg[0], where)
+        right = Literal(arg[1]) if name == "eq" else parse(arg[1], where)
+        if name == "minus":
+            return Minus(left, right)
+        return Compare({"gte": ">=", "lte": "<=", "eq": "="}[name], left, right)
+    if name == "in":
+        return In(parse(arg[0], where), tuple(str(v) for v in arg[1]))
+    if name == "lookup":
+        return Lookup(Column(arg["column"]), {str(k): bool(v) for k, v in arg["values"].items()})
+    if name == "in_value_set":
+        return InValueSet(str(arg))
+    if name == "text_mentions":
+        return TextMentions(str(arg))
+    if name == "text_mentions_any":
+        return TextMentionsAny(str(arg))
+    raise ValueError(f"{where}: unknown predicate {name!r}")

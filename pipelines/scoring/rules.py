@@ -1,0 +1,218 @@
+"""Load schemas/red_flags.yml into rule trees both engines evaluate.
+
+The file is the single source of the scoring logic; its SHA-256 (first 16 hex
+digits) is the rules_version stored with every scored row and in ops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipelines.errors import UserError
+from pipelines.paths import SCHEMAS_DIR, VALUE_SETS_DIR
+from pipelines.scoring import predicates as p
+from pipelines.scoring.text import TextRules
+from pipelines.value_sets import value_set
+
+RULES_PATH = SCHEMAS_DIR / "red_flags.yml"
+
+# Intake columns carried into the rules besides the 17 booleans and pain_site.
+ID_COLUMNS = ("encounter_id", "patient_id", "encounter_date", "age_years")
+INPUT_COLUMNS = ("smoking_status", "pain_duration_days", "pain_score")
+# Helper columns of the history stage (see `history:` in red_flags.yml).
+HISTORY_COLUMNS = (
+    "days_since_previous",
+    "previous_pain_score",
+    "n_back_pain_window",
+    "episode_days",
+)
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    expr: p.Expr
+    type: str  # "boolean" | "integer" | "string"
+    evidence: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    path: Path
+    version: str
+    text: TextRules
+    phrases: dict[str, list[str]]
+    code_patterns: dict[str, str]
+    effective: list[Feature]  # back_pain, pain_site, then the other 16 booleans
+    symptom_names: list[str]  # the 17 booleans of completeness
+    window_days: int
+    washout_days: int
+    features: list[Feature]
+    tier: p.Expr
+    tier_names: list[str]
+    score: p.Expr
+    completeness: p.Expr
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The columns of features.presentation_flags, in order."""
+        return [
+            *ID_COLUMNS,
+            *(f.name for f in self.effective),
+            *(f.name for f in self.features),
+            "tier",
+            "score",
+            "completeness",
+            "rules_version",
+        ]
+
+    def env(self) -> p.Env:
+        return p.Env(text=self.text, phrases=self.phrases, code_patterns=self.code_patterns)
+
+
+def rules_version(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def code_pattern(name: str, directory: Path = VALUE_SETS_DIR) -> str:
+    """A regex over normalised dx_codes (codes joined by ';') for one value set."""
+    alternatives = sorted(
+        re.escape(e.normalized) + ("[^;]*" if e.is_prefix else "")
+        for e in value_set(name, directory)
+    )
+    return f"(?:^|;)(?:{'|'.join(alternatives)})(?:;|$)"
+
+
+def _effective_symptom(name: str, codes: str | None, phrases: str, *, never_null: bool) -> p.Expr:
+    """Structured > code or affirmed text > negated-only text > NULL (CLINICAL.md)."""
+    positive: p.Expr = p.TextMentions(phrases)
+    if codes:
+        positive = p.Any_([p.InValueSet(codes), positive])
+    if never_null:
+        return p.Coalesce([p.Column(name), positive])
+    derived = p.When(
+        [(positive, p.Literal(True)), (p.TextMentionsAny(phrases), p.Literal(False))],
+        p.Literal(None),
+    )
+    return p.Coalesce([p.Column(name), derived])
+
+
+def _pain_site(raw: dict) -> p.Expr:
+    branches = []
+    for entry in raw["order"]:
+        found = p.Any_([p.InValueSet(entry["codes"]), p.TextMentions(entry["phrases"])])
+        branches.append((found, p.Literal(str(entry["site"]))))
+    return p.Coalesce([p.Column("pain_site"), p.When(branches, p.Literal(str(raw["otherwise"])))])
+
+
+def load_rules(path: Path | str = RULES_PATH, value_sets_dir: Path = VALUE_SETS_DIR) -> RuleSet:
+    """Read and check the rule file; errors name the file and the rule."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read the rules ({exc})") from exc
+    try:
+        return _build(path, raw, value_sets_dir)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path}: invalid rules: {exc}") from exc
+
+
+def _build(path: Path, raw: dict, value_sets_dir: Path) -> RuleSet:
+    text_raw = raw["text"]
+    text = TextRules(
+        cues=tuple(text_raw["negation_cues"]),
+        clause_marks=str(text_raw["clause_marks"]),
+        clause_words=tuple(text_raw["clause_words"]),
+        scope_words=int(text_raw["scope_words"]),
+    )
+    phrases = {k: [str(x) for x in v] for k, v in raw["phrases"].items()}
+    value_sets_used: set[str] = set()
+
+    effective: list[Feature] = []
+    symptom_names: list[str] = []
+    for s in raw["symptoms"]:
+        name = s["name"]
+        if s["phrases"] not in phrases:
+            raise ValueError(f"symptom {name}: no phrases named {s['phrases']!r}")
+        if s.get("codes"):
+            value_sets_used.add(s["codes"])
+        expr = _effective_symptom(
+            name, s.get("codes"), s["phrases"], never_null=(name == "back_pain")
+        )
+        effective.append(Feature(name, expr, "boolean", s["evidence"]))
+        symptom_names.append(name)
+    if "back_pain" not in symptom_names:
+        raise ValueError("symptoms must include back_pain")
+    site = raw["pain_site"]
+    value_sets_used.update(e["codes"] for e in site["order"])
+    effective.insert(1, Feature("pain_site", _pain_site(site), "string", site["evidence"]))
+
+    features = [
+        Feature(
+            f["name"],
+            p.parse(f["rule"], f"feature {f['name']}"),
+            "integer" if f.get("type") == "integer" else "boolean",
+            f["evidence"],
+        )
+        for f in raw["features"]
+    ]
+    known = set(ID_COLUMNS + INPUT_COLUMNS + HISTORY_COLUMNS) | {f.name for f in effective}
+    for f in features:
+        unknown = f.expr.columns() - known - {p.CODES, p.TEXT, p.HAS_CUE}
+        if unknown:
+            raise ValueError(f"feature {f.name} uses unknown column(s) {sorted(unknown)}")
+        value_sets_used.update(_value_sets(f.expr))
+    known |= {f.name for f in features}
+
+    tiers = raw["tiers"]
+    order = tiers["order"]
+    if order[-1]["when"] is not True:
+        raise ValueError("the last tier must have `when: true` (back pain, none of the above)")
+    branches: list[tuple[p.Expr, p.Expr]] = [
+        (p.Not(p.IsTrue(p.Column(tiers["population"]))), p.Literal(str(tiers["outside"])))
+    ]
+    for t in order[:-1]:
+        when = p.parse(t["when"], f"tier {t['name']}")
+        unknown = when.columns() - known
+        if unknown:
+            raise ValueError(f"tier {t['name']} uses unknown column(s) {sorted(unknown)}")
+        branches.append((when, p.Literal(str(t["name"]))))
+    tier = p.When(branches, p.Literal(str(order[-1]["name"])))
+
+    weights = raw["score"]["weights"]
+    unknown = set(weights) - known
+    if unknown:
+        raise ValueError(f"score weights name unknown feature(s) {sorted(unknown)}")
+    score = p.WeightedCount([p.Column(n) for n in weights], [int(w) for w in weights.values()])
+    completeness = p.CountKnown([p.Column(n) for n in symptom_names])
+
+    code_patterns = {name: code_pattern(name, value_sets_dir) for name in sorted(value_sets_used)}
+    return RuleSet(
+        path=path,
+        version=rules_version(path),
+        text=text,
+        phrases=phrases,
+        code_patterns=code_patterns,
+        effective=effective,
+        symptom_names=symptom_names,
+        window_days=int(raw["history"]["window_days"]),
+        washout_days=int(raw["history"]["washout_days"]),
+        features=features,
+        tier=tier,
+        tier_names=[str(t["name"]) for t in order] + [str(tiers["outside"])],
+        score=score,
+        completeness=completeness,
+    )
+
+
+def _value_sets(expr: p.Expr) -> set[str]:
+    found = {expr.value_set} if isinstance(expr, p.InValueSet) else set()
+    for child in expr.children():
+        found |= _value_sets(child)
+    return found
