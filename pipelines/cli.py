@@ -58,8 +58,12 @@ SourceKind = Annotated[
     ),
 ]
 DocsDir = Annotated[
-    Path,
-    typer.Option("--docs", help="Directory for the Great Expectations Data Docs (HTML)."),
+    Path | None,
+    typer.Option(
+        "--docs",
+        help="Directory for the Great Expectations Data Docs (HTML) "
+        "[default: docs/ beside the warehouse].",
+    ),
 ]
 DEFAULT_DOCS = Path("data") / "docs"
 
@@ -82,7 +86,7 @@ def run(
     input_dir: InputDir = SAMPLE_DIR,
     warehouse: WarehousePath = DEFAULT_WAREHOUSE,
     source: SourceKind = DEFAULT_SOURCE,
-    docs: DocsDir = DEFAULT_DOCS,
+    docs: DocsDir = None,
     prune: Annotated[
         bool,
         typer.Option("--prune", help="Remove the rows of files that are gone from INPUT."),
@@ -100,6 +104,7 @@ def run(
         discover(input_dir)
     else:
         adapter(source).check_input(input_dir)
+    docs = docs or warehouse.parent / "docs"
     configure_prefect()
     from pipelines.flows.run import redflags_run
     from pipelines.ingest import IngestSummary
@@ -328,7 +333,7 @@ def validate(
     input_dir: Annotated[
         Path, typer.Argument(metavar="DIR", help="Directory of canonical input files.")
     ],
-    docs: DocsDir = DEFAULT_DOCS,
+    docs: DocsDir = None,
 ) -> None:
     """Validate the files of DIR without loading them; print what each file would bring.
 
@@ -340,6 +345,7 @@ def validate(
     from pipelines.sources.canonical import discover
 
     discover(input_dir)  # a missing directory is a usage error (exit 2)
+    docs = docs or DEFAULT_DOCS
     summary = validate_directory(input_dir, docs_dir=docs)
     typer.echo(format_summary(summary, checked_only=True))
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
