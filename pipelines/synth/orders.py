@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipelines.contracts import load_contract
 from pipelines.synth.intake import Numbering, labels, phrases
 from pipelines.synth.population import (
     BONE_METASTASIS,
@@ -78,7 +79,10 @@ def clinician_risk(pop: Population, profile: dict[str, Any]) -> np.ndarray:
 @cache
 def procedure_codes() -> dict[tuple[str, str, str | None], list[tuple[str, str]]]:
     """(referral_type, modality, body_region) -> [(code, code_system)], from procedures.csv."""
-    entries = load_value_sets()
+    # Only codes a referral may carry: the value sets also hold source-text phrases
+    # and code systems (HCPCS, DICOM) that the adapters translate before ingest.
+    allowed = set(load_contract("referrals").column("code_system").allowed or ())
+    entries = [e for e in load_value_sets() if e.code_system in allowed]
     by_code: dict[tuple[str, str], dict[str, str]] = {}
     for e in entries:
         for prefix in ("referral_", "modality_", "region_"):
