@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from pipelines.errors import UserError
-from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
 
 app = typer.Typer(
     name="redflags",
@@ -25,9 +24,37 @@ app = typer.Typer(
 )
 
 InputDir = Annotated[
-    Path, typer.Option("--input", "-i", help="Directory of canonical input files.")
+    Path | None,
+    typer.Option("--input", "-i", help="Directory of input files.", show_default="data/sample"),
 ]
-WarehousePath = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file.")]
+WarehousePath = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="Warehouse file.", show_default="data/warehouse.duckdb"),
+]
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Settings file.", show_default="./redflags.toml if present"
+    ),
+]
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="Scoring engine: pandas or duckdb.", show_default="duckdb"),
+]
+LockTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout", help="Seconds to wait while the warehouse is busy.", show_default="300"
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", help="Convert files on a local Dask cluster of N workers."),
+]
+DaskAddress = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Convert files on an existing Dask scheduler (tcp://...)."),
+]
 
 
 @app.callback()
@@ -45,21 +72,64 @@ def echo_err(message: str) -> None:
 
 @app.command()
 def run(
-    input_dir: InputDir = SAMPLE_DIR,
-    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    input_dir: InputDir = None,
+    warehouse: WarehousePath = None,
+    config: ConfigPath = None,
+    engine: EngineOption = None,
+    lock_timeout: LockTimeout = None,
+    workers: Workers = None,
+    dask_address: DaskAddress = None,
 ) -> None:
-    """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE."""
+    """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE.
+
+    Settings come from redflags.toml, then REDFLAGS_* variables, then these options
+    (see docs/configuration.md). A busy warehouse is waited for up to --lock-timeout
+    seconds; giving up exits with code 75.
+    """
+    from pipelines.config import load_settings
     from pipelines.flows.prefect_env import configure_prefect
     from pipelines.sources.canonical import discover
 
-    discover(input_dir)  # bad arguments fail here, in one line, before Prefect starts
+    settings = load_settings(
+        config,
+        {
+            "input_dir": input_dir,
+            "warehouse": warehouse,
+            "engine": engine,
+            "lock_timeout": lock_timeout,
+            "workers": workers,
+            "dask_address": dask_address,
+        },
+    )
+    discover(settings.input_dir)  # bad arguments fail here, in one line, before Prefect starts
     configure_prefect()
-    from pipelines.flows.run import redflags_run
+    from pipelines.flows.deployments import configured_flow, flow_parameters
 
-    result = redflags_run(input_dir=str(input_dir), warehouse=str(warehouse))
-    typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
+    result = configured_flow(settings)(**flow_parameters(settings))
+    typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
     for table, n in result["raw"].items():
         typer.echo(f"  raw.{table:<10} {n:>10,} rows")
+
+
+@app.command()
+def serve(config: ConfigPath = None) -> None:
+    """Serve the scheduled deployment on a Prefect server until stopped (Ctrl-C).
+
+    Runs the flow nightly (schedule.cron in schedule.timezone of redflags.toml) and
+    whenever it is triggered from the Prefect UI or API. Needs PREFECT_API_URL.
+    """
+    from pipelines.config import load_settings
+    from pipelines.flows.prefect_env import configure_prefect
+
+    settings = load_settings(config)
+    configure_prefect()
+    from pipelines.flows.deployments import DEPLOYMENT_NAME, serve_deployments
+
+    typer.echo(
+        f"serving redflags-run/{DEPLOYMENT_NAME}: cron '{settings.schedule_cron}' "
+        f"({settings.schedule_timezone}), {settings.input_dir} -> {settings.warehouse}"
+    )
+    serve_deployments(settings)
 
 
 def main() -> None:

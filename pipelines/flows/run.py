@@ -1,17 +1,36 @@
-"""The `redflags run` flow."""
+"""The `redflags run` flow: a recipe that wires the stages' plain functions.
+
+Tasks are verbs and pass paths and table names, never DataFrames. Adding a stage is one
+line in `redflags_run`: call its task inside the writer block and store what it returns
+under its key of the summary (see pipelines/flows/summary.py for the keys it reports).
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
 
+from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
-from pipelines.sources.canonical import discover, load_raw_file
-from pipelines.warehouse import open_warehouse, table_counts
+from pipelines.flows.summary import headline_rows, summary_markdown
+from pipelines.partitions import (
+    Partition,
+    load_partitions,
+    partition_key,
+    partition_path,
+    prune_partitions,
+    write_partition,
+)
+from pipelines.sources.canonical import discover
+from pipelines.warehouse import open_warehouse, table_counts, writer
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -25,31 +44,115 @@ def retry_unless_user_error(task, task_run, state) -> bool:
     return True
 
 
+# I/O can fail for passing reasons (a file being copied in, a full disk being cleared):
+# three more tries, 2 s, 4 s, 8 s apart, with jitter so parallel tasks do not retry in step.
+IO_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_unless_user_error,
+}
+
+
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
-def ingest_raw(input_dir: str, warehouse: str, run_id: str) -> dict[str, int]:
-    """Load every canonical file of the input directory into raw.<table>."""
-    files = discover(input_dir)
+def parts_dir_for(warehouse: str | Path) -> Path:
+    """Partitions live beside the warehouse (`<name>.parts/`), on the store workers share."""
+    warehouse = Path(warehouse)
+    return warehouse.with_name(warehouse.stem + ".parts")
+
+
+def partition_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    """Key convert_file on the file's content hash (and path and contract), never on data.
+
+    None (no caching) when the partition file is gone, so a deleted partition is rebuilt
+    rather than a cached path to nothing returned.
+    """
+    table, source, parts_dir = parameters["table"], parameters["source"], parameters["parts_dir"]
+    if not partition_path(parts_dir, table, source).exists():
+        return None
+    return f"redflags-partition-{partition_key(table, source)}"
+
+
+@task(**IO_RETRIES)
+def discover_inputs(input_dir: str) -> list[tuple[str, str]]:
+    """(table, file) for every input file, in table order then name order."""
+    found = discover(input_dir)
+    return [(table, str(path.resolve())) for table in TABLES for path in found[table]]
+
+
+@task(cache_key_fn=partition_cache_key, persist_result=True, **IO_RETRIES)
+def convert_file(table: str, source: str, parts_dir: str) -> Partition:
+    """Read one input file into its Parquet partition; runs on any worker."""
+    progress(f"converting {Path(source).name} ({table})\u2026")
+    return write_partition(table, source, parts_dir)
+
+
+@task(**IO_RETRIES)
+def ingest_raw(partitions: list[Partition], warehouse: str, run_id: str) -> dict[str, int]:
+    """Replace raw.<table> by this run's partitions, all tables in one transaction."""
     with open_warehouse(warehouse) as con:
         con.execute("BEGIN TRANSACTION")
         for table in TABLES:
+            mine = [p for p in partitions if p.table == table]
+            rows = sum(p.rows for p in mine)
+            progress(f"loading raw.{table}: {len(mine)} file(s), {rows:,} rows\u2026")
             con.execute(f"DELETE FROM raw.{table}")
-            for path in files[table]:
-                load_raw_file(con, table, path, run_id)
+            load_partitions(con, table, mine, run_id)
         con.execute("COMMIT")
-        return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
+        counts = {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
+    progress("raw tables loaded")
+    return counts
+
+
+@task
+def publish_run_artifacts(summary: dict[str, Any]) -> None:
+    """The run's markdown summary and headline table, shown in the Prefect UI."""
+    create_markdown_artifact(
+        summary_markdown(summary), key="redflags-run-summary", description="What this run did"
+    )
+    create_table_artifact(
+        headline_rows(summary), key="redflags-headline-numbers", description="Headline numbers"
+    )
+
+
+def convert_all(inputs: list[tuple[str, str]], parts_dir: str) -> list[Partition]:
+    """Convert every file through the flow's task runner (threads, or Dask workers)."""
+    futures = convert_file.map([t for t, _ in inputs], [s for _, s in inputs], parts_dir=parts_dir)
+    return [future.result() for future in futures]
 
 
 @flow(name="redflags-run", log_prints=True)
-def redflags_run(input_dir: str, warehouse: str) -> dict[str, dict[str, int]]:
+def redflags_run(
+    input_dir: str,
+    warehouse: str,
+    engine: str = "duckdb",
+    windows: list[int] | None = None,
+    min_cell: int = 11,
+    export_dir: str = "data/exports",
+    lock_timeout: float = 300.0,
+) -> dict[str, Any]:
     """Run the whole pipeline once.
 
     Steps:
-    1. ingest_raw: canonical files -> raw.intake, raw.referrals, raw.diagnoses
+    1. discover_inputs: the input directory's files, by table
+    2. convert_file (one per file, in parallel, cached by content hash): file -> Parquet partition
+    3. wait for the warehouse's writer lock (bounded by lock_timeout), then, as its only writer:
+    4. ingest_raw: partitions -> raw.intake, raw.referrals, raw.diagnoses (one transaction)
+    5. publish_run_artifacts: markdown summary and headline table in Prefect
     """
-    run_id = new_run_id()
-    raw = ingest_raw(str(Path(input_dir)), str(Path(warehouse)), run_id)
-    return {"run_id": run_id, "raw": raw}
+    warehouse = str(Path(warehouse).resolve())
+    parts_dir = str(parts_dir_for(warehouse))
+    summary: dict[str, Any] = {"run_id": new_run_id(), "input_dir": input_dir}
+    summary["warehouse"] = warehouse
+
+    inputs = discover_inputs(input_dir)
+    partitions = convert_all(inputs, parts_dir)
+    with writer(warehouse, lock_timeout):
+        summary["raw"] = ingest_raw(partitions, warehouse, summary["run_id"])
+    prune_partitions(parts_dir, partitions)
+
+    publish_run_artifacts(summary)
+    return summary

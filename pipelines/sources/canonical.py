@@ -53,8 +53,9 @@ def read_as_text_sql(path: Path) -> str:
     raise UserError(f"{path}: unsupported file kind")
 
 
-def load_raw_file(con: duckdb.DuckDBPyConnection, table: str, path: Path, run_id: str) -> int:
-    """Append one file to raw.<table> as text, with its lineage; returns the rows loaded."""
+def raw_select_sql(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> str:
+    """SELECT of the contract's columns as text (missing optional ones NULL), then the lineage
+    source_file and source_row (line number in the file: the header is line 1)."""
     contract = load_contract(table)
     relation = read_as_text_sql(path)
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
@@ -62,11 +63,19 @@ def load_raw_file(con: duckdb.DuckDBPyConnection, table: str, path: Path, run_id
     if missing:
         raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of {table}")
     select = ", ".join(
-        f"CAST({name} AS VARCHAR)" if name in present else "NULL" for name in contract.names
+        f"CAST({name} AS VARCHAR) AS {name}" if name in present else f"NULL::VARCHAR AS {name}"
+        for name in contract.names
     )
+    quoted = str(path).replace("'", "''")
+    return (
+        f"SELECT {select}, '{quoted}' AS source_file, row_number() OVER () + 1 AS source_row "
+        f"FROM {relation}"
+    )
+
+
+def load_raw_file(con: duckdb.DuckDBPyConnection, table: str, path: Path, run_id: str) -> int:
+    """Append one file to raw.<table> as text, with its lineage; returns the rows loaded."""
     before = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
-    con.execute(
-        f"INSERT INTO raw.{table} SELECT {select}, ?, row_number() OVER () + 1, ? FROM {relation}",
-        [str(path), run_id],
-    )
+    select = raw_select_sql(con, table, path)
+    con.execute(f"INSERT INTO raw.{table} SELECT *, ? FROM ({select})", [run_id])
     return con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0] - before
