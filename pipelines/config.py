@@ -161,7 +161,7 @@ class Key:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.field.upper()
+        return ENV_PREFIX + self.toml.upper().replace(".", "_")
 
 
 KEYS: tuple[Key, ...] = (
