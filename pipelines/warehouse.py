@@ -133,12 +133,12 @@ def wait_for_writer(
         waited = time.monotonic() - started
         if waited >= timeout:
             raise UserError(
-                f"{path}: warehouse busy ({by}); gave up after {timeout:.0f}s. Close the other "
+                f"{path}: warehouse busy ({by}); gave up after {timeout:g}s. Close the other "
                 "connection or wait for the other run, or raise lock_timeout.",
                 exit_code=EXIT_BUSY,
             )
         if waited >= next_report:
-            report(f"warehouse busy ({by}), waiting\u2026 {waited:.0f}s/{timeout:.0f}s")
+            report(f"warehouse busy ({by}), waiting\u2026 {waited:.0f}s/{timeout:g}s")
             next_report = waited + every
         time.sleep(min(pause, max(timeout - waited, 0.01)))
         pause = min(pause * 2, 1.0)
