@@ -104,6 +104,9 @@ def run(
     discover(settings.input_dir)  # bad arguments fail here, in one line, before Prefect starts
     configure_prefect()
     from pipelines.flows.deployments import configured_flow, flow_parameters
+    from pipelines.flows.prefect_env import drop_user_error_tracebacks
+
+    drop_user_error_tracebacks()
 
     result = configured_flow(settings)(**flow_parameters(settings))
     typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
@@ -123,8 +126,9 @@ def serve(config: ConfigPath = None) -> None:
 
     settings = load_settings(config)
     configure_prefect()
-    from pipelines.flows.deployments import DEPLOYMENT_NAME, serve_deployments
+    from pipelines.flows.deployments import DEPLOYMENT_NAME, require_server, serve_deployments
 
+    require_server()
     typer.echo(
         f"serving redflags-run/{DEPLOYMENT_NAME}: cron '{settings.schedule_cron}' "
         f"({settings.schedule_timezone}), {settings.input_dir} -> {settings.warehouse}"

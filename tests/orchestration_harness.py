@@ -87,10 +87,14 @@ def snapshot(warehouse: Path) -> dict[str, list[tuple]]:
         con.close()
 
 
-def subprocess_env(prefect_home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `redflags` subprocess: this worktree's code, its own PREFECT_HOME."""
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a `redflags` subprocess: this worktree's code, no stray settings.
+
+    PREFECT_HOME stays the user's: a new one costs a database migration (tens of seconds
+    on a busy machine) in every process that starts with it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "REDFLAGS_"))}
-    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(prefect_home), PYTHONUNBUFFERED="1")
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 

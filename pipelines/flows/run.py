@@ -64,16 +64,9 @@ def parts_dir_for(warehouse: str | Path) -> Path:
     return warehouse.with_name(warehouse.stem + ".parts")
 
 
-def partition_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-    """Key convert_file on the file's content hash (and path and contract), never on data.
-
-    None (no caching) when the partition file is gone, so a deleted partition is rebuilt
-    rather than a cached path to nothing returned.
-    """
-    table, source, parts_dir = parameters["table"], parameters["source"], parameters["parts_dir"]
-    if not partition_path(parts_dir, table, source).exists():
-        return None
-    return f"redflags-partition-{partition_key(table, source)}"
+def partition_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Key convert_file on the file's content hash (and path and contract), never on data."""
+    return f"redflags-partition-{partition_key(parameters['table'], parameters['source'])}"
 
 
 @task(**IO_RETRIES)
@@ -119,9 +112,24 @@ def publish_run_artifacts(summary: dict[str, Any]) -> None:
 
 
 def convert_all(inputs: list[tuple[str, str]], parts_dir: str) -> list[Partition]:
-    """Convert every file through the flow's task runner (threads, or Dask workers)."""
-    futures = convert_file.map([t for t, _ in inputs], [s for _, s in inputs], parts_dir=parts_dir)
-    return [future.result() for future in futures]
+    """Convert every file through the flow's task runner (threads, or Dask workers).
+
+    A file whose partition was deleted is converted again and its cache entry refreshed,
+    so the cache never hands back a path to nothing.
+    """
+    missing = [not partition_path(parts_dir, t, s).exists() for t, s in inputs]
+    cached = [i for i, m in enumerate(missing) if not m]
+    rebuilt = [i for i, m in enumerate(missing) if m]
+    futures = {}
+    for indices, task_ in (
+        (cached, convert_file),
+        (rebuilt, convert_file.with_options(refresh_cache=True)),
+    ):
+        mapped = task_.map(
+            [inputs[i][0] for i in indices], [inputs[i][1] for i in indices], parts_dir=parts_dir
+        )
+        futures.update(zip(indices, mapped, strict=True))
+    return [futures[i].result() for i in range(len(inputs))]
 
 
 @flow(name="redflags-run", log_prints=True)
