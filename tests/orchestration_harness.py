@@ -1,4 +1,4 @@
-"""Shared helpers for the orchestration tests: inputs, warehouse snapshots, lock holders.
+"""Shared helpers for the orchestration tests: inputs, warehouse comparison, lock holders.
 
 Starting Prefect costs seconds per process here, so the tests run flows in the pytest
 process where they can (one ephemeral Prefect per session) and start subprocesses only
@@ -7,12 +7,16 @@ where a separate process is the point (a second writer, a killed run, a server).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -58,33 +62,54 @@ def write_big_intake(path: Path, rows: int) -> None:
     con.close()
 
 
-def snapshot(warehouse: Path) -> dict[str, list[tuple]]:
-    """Every table of the data schemas, rows sorted, without the columns naming the run."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+def differences(first: Path, second: Path) -> dict[str, str]:
+    """Tables of the data schemas whose rows differ between two warehouses (empty: equal).
+
+    Rows are compared as multisets with EXCEPT ALL both ways, without the columns naming
+    the run, inside DuckDB, so large tables compare fast.
+    """
+    con = duckdb.connect()
     try:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE list_contains(?, table_schema) ORDER BY 1, 2",
-            [list(COMPARED_SCHEMAS)],
-        ).fetchall()
-        out: dict[str, list[tuple]] = {}
-        for schema, name in tables:
-            columns = [
-                c
-                for (c,) in con.execute(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                    [schema, name],
-                ).fetchall()
-                if c not in RUN_COLUMNS
-            ]
-            select = ", ".join(f'"{c}"' for c in columns)
-            out[f"{schema}.{name}"] = con.execute(
-                f'SELECT {select} FROM {schema}."{name}" ORDER BY ALL'
+        con.execute(f"ATTACH '{first}' AS a (READ_ONLY)")
+        con.execute(f"ATTACH '{second}' AS b (READ_ONLY)")
+        columns: dict[str, dict[str, list[str]]] = {}
+        for db in ("a", "b"):
+            rows = con.execute(
+                "SELECT table_schema || '.' || table_name, column_name "
+                "FROM information_schema.columns WHERE table_catalog = ? "
+                "AND list_contains(?, table_schema) ORDER BY ordinal_position",
+                [db, list(COMPARED_SCHEMAS)],
             ).fetchall()
+            columns[db] = {}
+            for table, column in rows:
+                if column not in RUN_COLUMNS:
+                    columns[db].setdefault(table, []).append(f'"{column}"')
+        out: dict[str, str] = {}
+        for table in sorted(set(columns["a"]) | set(columns["b"])):
+            if columns["a"].get(table) != columns["b"].get(table):
+                out[table] = "tables or columns differ"
+                continue
+            select = ", ".join(columns["a"][table])
+            n = con.execute(
+                f"SELECT (SELECT count(*) FROM (SELECT {select} FROM a.{table} "
+                f"EXCEPT ALL SELECT {select} FROM b.{table})) + "
+                f"(SELECT count(*) FROM (SELECT {select} FROM b.{table} "
+                f"EXCEPT ALL SELECT {select} FROM a.{table}))"
+            ).fetchone()[0]
+            if n:
+                out[table] = f"{n} rows differ"
         return out
     finally:
         con.close()
+
+
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """A copy of a closed warehouse file (and its WAL, if any), to compare against later."""
+    shutil.copyfile(source, target)
+    wal = source.with_name(source.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, target.with_name(target.name + ".wal"))
+    return target
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -99,17 +124,30 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def redflags(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
-    """Start `redflags ARGS` (this worktree's code) with stdout and stderr piped."""
+def redflags(
+    *args: str, env: dict[str, str], cwd: Path | None = None, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen:
+    """Start `redflags ARGS` (this worktree's code) in a session of its own.
+
+    Its own session, so a test can end whatever it left behind (a killed run's temporary
+    Prefect server lives on) with one killpg of that session.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         stdin=subprocess.DEVNULL,
         text=True,
         env=env,
         cwd=cwd,
+        start_new_session=True,
     )
+
+
+def end_session(proc: subprocess.Popen) -> None:
+    """Kill every process left in the session `proc` leads (after `proc` itself is gone)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @contextmanager

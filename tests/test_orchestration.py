@@ -140,3 +140,22 @@ def test_partition_holds_text_columns_and_lineage(tmp_path: Path):
     assert prune_partitions(tmp_path / "parts", [fresh]) == 1
     assert not Path(part.path).exists()
     assert Path(fresh.path).exists()
+
+
+def test_warehouse_comparison_sees_one_changed_row_and_ignores_run_ids(tmp_path: Path):
+    from orchestration_harness import differences
+
+    from pipelines.warehouse import open_warehouse
+
+    for name, run_id, age in (("a", "run-1", "55"), ("b", "run-2", "55"), ("c", "run-1", "56")):
+        with open_warehouse(tmp_path / f"{name}.duckdb") as con:
+            con.execute(
+                "INSERT INTO raw.intake (encounter_id, age_years, source_row, run_id) "
+                "VALUES ('E1', ?, 2, ?), ('E2', '33', 3, ?)",
+                [age, run_id, run_id],
+            )
+    assert differences(tmp_path / "a.duckdb", tmp_path / "b.duckdb") == {}
+    # E1 aged 55 is missing from c, E1 aged 56 from a: two rows differ.
+    assert differences(tmp_path / "a.duckdb", tmp_path / "c.duckdb") == {
+        "raw.intake": "2 rows differ"
+    }

@@ -7,7 +7,9 @@ subprocesses only where another process is the point: a second writer, a killed 
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ from orchestration_harness import (
     INTAKE_B,
     REFERRALS_A,
     ROOT,
+    copy_warehouse,
+    differences,
+    end_session,
     lock_held,
     redflags,
     release,
-    snapshot,
     subprocess_env,
     write_big_intake,
     write_inputs,
@@ -45,6 +49,18 @@ def run_flow() -> RunFlow:
         return redflags_run(input_dir=str(input_dir), warehouse=str(warehouse), **options)
 
     return run
+
+
+def wait_for_line(log: Path, prefix: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until the process has written a line starting with `prefix` to its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = log.read_text(encoding="utf-8").splitlines()
+        if any(line.startswith(prefix) for line in lines):
+            return
+        assert proc.poll() is None, f"run ended before {prefix!r}:\n" + "\n".join(lines)
+        time.sleep(0.01)
+    pytest.fail(f"no {prefix!r} line within {timeout:.0f}s")
 
 
 def intake_ids(warehouse: Path) -> list[str]:
@@ -76,7 +92,7 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
 
     fresh = tmp_path / "fresh.duckdb"
     run_flow(inputs, fresh)
-    assert snapshot(warehouse) == snapshot(fresh)
+    assert differences(warehouse, fresh) == {}
 
 
 def test_run_waits_for_an_analysts_read_only_connection(
@@ -120,7 +136,7 @@ def test_dask_run_equals_single_process_run(
     assert type(task_runner(settings)).__name__ == "DaskTaskRunner"
     on_dask = tmp_path / "dask.duckdb"
     configured_flow(settings)(input_dir=str(inputs), warehouse=str(on_dask))
-    assert snapshot(on_dask) == snapshot(single)
+    assert differences(on_dask, single) == {}
     assert intake_ids(on_dask) == ["E1", "E2", "E3", "E4", "E5"]
 
 
@@ -133,7 +149,10 @@ def test_second_writer_gives_up_with_a_clear_message(tmp_path: Path):
             "run", "-i", str(inputs), "-w", str(warehouse), "--lock-timeout", "1",
             env=subprocess_env(),
         )  # fmt: skip
-        _, err = proc.communicate(timeout=180)
+        try:
+            _, err = proc.communicate(timeout=180)
+        finally:
+            end_session(proc)
     assert proc.returncode == 75
     assert "Traceback" not in err
     assert err.splitlines()[-1] == (
@@ -147,38 +166,45 @@ def test_two_runs_at_once_both_complete_like_a_clean_run(tmp_path: Path, run_flo
     warehouse = tmp_path / "w.duckdb"
     args = ("run", "-i", str(inputs), "-w", str(warehouse), "--lock-timeout", "120")
     procs = [redflags(*args, env=subprocess_env()) for _ in range(2)]
-    results = [proc.communicate(timeout=300) for proc in procs]
+    try:
+        results = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            end_session(proc)
     for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     clean = tmp_path / "clean.duckdb"
     run_flow(inputs, clean)
-    assert snapshot(warehouse) == snapshot(clean)
+    assert differences(warehouse, clean) == {}
 
 
 def test_kill_mid_publish_keeps_the_last_publication(tmp_path: Path, run_flow: RunFlow):
     inputs = write_inputs(tmp_path / "in", {"intake_a.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
     warehouse = tmp_path / "w.duckdb"
     run_flow(inputs, warehouse)
-    published = snapshot(warehouse)
+    published = copy_warehouse(warehouse, tmp_path / "published.duckdb")
 
     write_big_intake(inputs / "intake_big.csv", 300_000)
-    proc = redflags("run", "-i", str(inputs), "-w", str(warehouse), env=subprocess_env())
-    seen: list[str] = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("loading raw.intake"):
-            # Inside the transaction that replaces raw.*: 300,000 rows are being written.
+    log = tmp_path / "killed-run.log"
+    with log.open("w") as err:
+        proc = redflags(
+            "run", "-i", str(inputs), "-w", str(warehouse), env=subprocess_env(), stderr=err
+        )
+        try:
+            wait_for_line(log, "loading raw.intake", proc)
+            # Now inside the transaction that replaces raw.*, writing 300,003 intake rows.
             proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    seen += proc.stderr.readlines()
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    assert "raw tables loaded\n" not in seen
+            proc.wait(timeout=60)
+        finally:
+            end_session(proc)  # the run's temporary Prefect server outlives it
+    seen = log.read_text(encoding="utf-8")
+    assert proc.returncode == -signal.SIGKILL, seen
+    assert "raw tables loaded" not in seen
 
-    assert snapshot(warehouse) == published  # the killed run left no trace in the data
+    assert differences(warehouse, published) == {}  # the killed run left no trace in the data
 
     recovered = run_flow(inputs, warehouse)
     assert recovered["raw"]["intake"] == 300_003
     clean = tmp_path / "clean.duckdb"
     run_flow(inputs, clean)
-    assert snapshot(warehouse) == snapshot(clean)
+    assert differences(warehouse, clean) == {}
