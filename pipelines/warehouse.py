@@ -108,15 +108,17 @@ def wait_for_writer(
     path: str | Path,
     timeout: float,
     *,
-    report: Callable[[str], None] = progress,
+    report: Callable[[str], None] | None = None,
     every: float = 5.0,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse read-write, waiting up to `timeout` seconds while it is busy.
 
     Busy means another run writes it or an analyst has it open; both end by themselves,
-    so waiting beats failing. Progress is reported every `every` seconds so a waiting
-    run never looks hung. Any other failure to open is reported at once.
+    so waiting beats failing. Progress is reported every `every` seconds (through
+    `report`, by default the console) so a waiting run never looks hung. Any other
+    failure to open is reported at once.
     """
+    report = report or progress
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -146,7 +148,7 @@ def wait_for_writer(
 
 @contextmanager
 def writer(
-    path: str | Path, timeout: float, *, report: Callable[[str], None] = progress
+    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Hold the warehouse's writer lock for the block: one writer at a time, bounded wait.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,20 +96,25 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
 
 
 def test_run_waits_for_an_analysts_read_only_connection(
-    tmp_path: Path, run_flow: RunFlow, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
 ):
+    import pipelines.warehouse
+
     inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A})
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
+    messages: list[str] = []
     with lock_held(warehouse, read_only=True) as analyst:
-        # The analyst closes the connection 2 s into the run's wait.
-        timer = threading.Timer(2.0, release, [analyst])
-        timer.start()
+
+        def analyst_leaves_once_the_run_waits(message: str) -> None:
+            messages.append(message)
+            if message.startswith("warehouse busy"):
+                release(analyst)
+
+        monkeypatch.setattr(pipelines.warehouse, "progress", analyst_leaves_once_the_run_waits)
         result = run_flow(inputs, warehouse, lock_timeout=120)
-        timer.join()
     assert result["raw"]["intake"] == 3
-    err = capsys.readouterr().err
-    assert f"warehouse busy (held by pid {analyst.pid}), waiting\u2026 0s/120s" in err
+    assert messages == [f"warehouse busy (held by pid {analyst.pid}), waiting\u2026 0s/120s"]
     assert intake_ids(warehouse) == ["E1", "E2", "E3"]
 
 
@@ -140,20 +145,24 @@ def test_dask_run_equals_single_process_run(
     assert intake_ids(on_dask) == ["E1", "E2", "E3", "E4", "E5"]
 
 
-def test_second_writer_gives_up_with_a_clear_message(tmp_path: Path):
+def test_second_writer_gives_up_with_a_clear_message(
+    tmp_path: Path,
+    run_flow: RunFlow,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+):
+    """The CLI itself (in this process, whose Prefect is already up), against a held lock."""
+    from pipelines.cli import main
+
     inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A})
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
-    with lock_held(warehouse, read_only=False) as other_run:
-        proc = redflags(
-            "run", "-i", str(inputs), "-w", str(warehouse), "--lock-timeout", "1",
-            env=subprocess_env(),
-        )  # fmt: skip
-        try:
-            _, err = proc.communicate(timeout=180)
-        finally:
-            end_session(proc)
-    assert proc.returncode == 75
+    argv = ["redflags", "run", "-i", str(inputs), "-w", str(warehouse), "--lock-timeout", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with lock_held(warehouse, read_only=False) as other_run, pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 75
+    err = capfd.readouterr().err
     assert "Traceback" not in err
     assert err.splitlines()[-1] == (
         f"redflags: error: {warehouse}: warehouse busy (held by pid {other_run.pid}); gave up "

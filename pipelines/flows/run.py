@@ -146,10 +146,14 @@ def redflags_run(
 
     Steps:
     1. discover_inputs: the input directory's files, by table
-    2. convert_file (one per file, in parallel, cached by content hash): file -> Parquet partition
-    3. wait for the warehouse's writer lock (bounded by lock_timeout), then, as its only writer:
+    2. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
+    3. convert_file (one per file, in parallel, cached by content hash): file -> Parquet partition
     4. ingest_raw: partitions -> raw.intake, raw.referrals, raw.diagnoses (one transaction)
-    5. publish_run_artifacts: markdown summary and headline table in Prefect
+    5. prune the partitions of files that changed or went away
+    6. publish_run_artifacts: markdown summary and headline table in Prefect
+
+    Partitions are converted and pruned under the lock too: a run waiting for it must not
+    have its partitions pruned by the run before it.
     """
     warehouse = str(Path(warehouse).resolve())
     parts_dir = str(parts_dir_for(warehouse))
@@ -157,10 +161,10 @@ def redflags_run(
     summary["warehouse"] = warehouse
 
     inputs = discover_inputs(input_dir)
-    partitions = convert_all(inputs, parts_dir)
     with writer(warehouse, lock_timeout):
+        partitions = convert_all(inputs, parts_dir)
         summary["raw"] = ingest_raw(partitions, warehouse, summary["run_id"])
-    prune_partitions(parts_dir, partitions)
+        prune_partitions(parts_dir, partitions)
 
     publish_run_artifacts(summary)
     return summary
