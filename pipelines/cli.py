@@ -129,6 +129,10 @@ def serve(config: ConfigPath = None) -> None:
     from pipelines.flows.deployments import DEPLOYMENT_NAME, require_server, serve_deployments
 
     require_server()
+    if settings.workers or settings.dask_address:
+        echo_err(
+            "redflags: note: the dask settings apply to `redflags run`; served runs use threads"
+        )
     typer.echo(
         f"serving redflags-run/{DEPLOYMENT_NAME}: cron '{settings.schedule_cron}' "
         f"({settings.schedule_timezone}), {settings.input_dir} -> {settings.warehouse}"

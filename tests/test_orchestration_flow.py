@@ -193,7 +193,7 @@ def test_kill_mid_publish_keeps_the_last_publication(tmp_path: Path, run_flow: R
     run_flow(inputs, warehouse)
     published = copy_warehouse(warehouse, tmp_path / "published.duckdb")
 
-    write_big_intake(inputs / "intake_big.csv", 300_000)
+    write_big_intake(inputs / "intake_big.csv", 200_000)
     log = tmp_path / "killed-run.log"
     with log.open("w") as err:
         proc = redflags(
@@ -201,7 +201,7 @@ def test_kill_mid_publish_keeps_the_last_publication(tmp_path: Path, run_flow: R
         )
         try:
             wait_for_line(log, "loading raw.intake", proc)
-            # Now inside the transaction that replaces raw.*, writing 300,003 intake rows.
+            # Now inside the transaction that replaces raw.*, writing 200,003 intake rows.
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
         finally:
@@ -213,7 +213,7 @@ def test_kill_mid_publish_keeps_the_last_publication(tmp_path: Path, run_flow: R
     assert differences(warehouse, published) == {}  # the killed run left no trace in the data
 
     recovered = run_flow(inputs, warehouse)
-    assert recovered["raw"]["intake"] == 300_003
+    assert recovered["raw"]["intake"] == 200_003
     clean = tmp_path / "clean.duckdb"
     run_flow(inputs, clean)
     assert differences(warehouse, clean) == {}
