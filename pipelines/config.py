@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.errors import UserError
 from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
+from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS
 
 CONFIG_FILE = "redflags.toml"
 ENV_PREFIX = "REDFLAGS_"
@@ -33,6 +34,7 @@ class Settings:
     """Everything a run or the scheduler needs to know; immutable once validated."""
 
     input_dir: Path = SAMPLE_DIR
+    source: str = CANONICAL
     warehouse: Path = DEFAULT_WAREHOUSE
     export_dir: Path = Path("data") / "exports"
     engine: Engine = "duckdb"
@@ -45,13 +47,13 @@ class Settings:
     workers: int = 0
     dask_address: str | None = None
     # Where the settings came from, for messages; not a key.
-    source: str = "defaults"
+    origin: str = "defaults"
 
     def as_dict(self) -> dict[str, Any]:
         """The keys and their values, as plain JSON-friendly values (for the run log)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "source":
+            if f.name == "origin":
                 continue
             value = getattr(self, f.name)
             out[f.name] = str(value) if isinstance(value, Path) else value
@@ -73,6 +75,12 @@ def parse_path(value: Any) -> Path:
 def parse_engine(value: Any) -> str:
     if value not in ENGINES:
         raise ValueError(f"{value!r} is not an engine; use one of {', '.join(ENGINES)}")
+    return value
+
+
+def parse_source(value: Any) -> str:
+    if value not in SOURCE_KINDS:
+        raise ValueError(f"{value!r} is not a source kind; use one of {', '.join(SOURCE_KINDS)}")
     return value
 
 
@@ -166,6 +174,7 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("input_dir", "input_dir", parse_path, "directory of input files"),
+    Key("source", "source", parse_source, "kind of input: canonical, omop or fhir"),
     Key("warehouse", "warehouse", parse_path, "the DuckDB warehouse file"),
     Key("export_dir", "export_dir", parse_path, "where researcher extracts are written"),
     Key("engine", "engine", parse_engine, "scoring engine: pandas or duckdb"),
@@ -276,9 +285,9 @@ def load_settings(
         values[name] = parse_or_fail(by_field[name], raw, f"option {option}")
     if given:
         sources.append("command line")
-    settings = replace(Settings(), **values, source=" + ".join(sources) or "defaults")
+    settings = replace(Settings(), **values, origin=" + ".join(sources) or "defaults")
     if settings.workers and settings.dask_address:
         raise UserError(
-            f"{settings.source}: set either dask workers or a dask address, not both", exit_code=2
+            f"{settings.origin}: set either dask workers or a dask address, not both", exit_code=2
         )
     return settings

@@ -110,6 +110,7 @@ def wait_for_writer(
     *,
     report: Callable[[str], None] | None = None,
     every: float = 5.0,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse read-write, waiting up to `timeout` seconds while it is busy.
 
@@ -126,7 +127,7 @@ def wait_for_writer(
     pause = 0.05
     while True:
         try:
-            return duckdb.connect(str(path))
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if LOCK_CONFLICT not in str(exc):
                 raise UserError(f"{path}: cannot open the warehouse ({exc}).") from exc
@@ -158,6 +159,19 @@ def writer(
     con = wait_for_writer(path, timeout, report=report)
     try:
         create_schemas(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def reader(
+    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold a read-only connection for the block, waiting like `writer` while another
+    process writes. Read-only connections opened in this process meanwhile share it."""
+    con = wait_for_writer(path, timeout, report=report, read_only=True)
+    try:
         yield con
     finally:
         con.close()

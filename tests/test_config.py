@@ -29,7 +29,8 @@ def test_defaults_without_file_or_environment(tmp_path: Path):
     assert s.schedule_timezone == "UTC"
     assert s.lock_timeout == 300.0
     assert s.warehouse == Path("data/warehouse.duckdb")
-    assert s.source == "defaults"
+    assert s.origin == "defaults"
+    assert s.source == "canonical"
 
 
 def test_file_then_environment_then_options(tmp_path: Path):
@@ -47,7 +48,7 @@ def test_file_then_environment_then_options(tmp_path: Path):
     assert from_file.schedule_timezone == "Europe/London"
     # A relative path in the file is relative to the file, not to the working directory.
     assert from_file.warehouse == tmp_path / "w" / "main.duckdb"
-    assert from_file.source == str(tmp_path / "redflags.toml")
+    assert from_file.origin == str(tmp_path / "redflags.toml")
 
     env = {"REDFLAGS_MIN_CELL": "20", "REDFLAGS_WINDOWS": "1, 90", "REDFLAGS_ENGINE": ""}
     with_env = load_settings(environ=env, cwd=tmp_path)
@@ -61,7 +62,7 @@ def test_file_then_environment_then_options(tmp_path: Path):
     assert with_cli.min_cell == 30
     assert with_cli.engine == "pandas"
     assert with_cli.lock_timeout == 0.0
-    assert with_cli.source.endswith("environment + command line")
+    assert with_cli.origin.endswith("environment + command line")
 
 
 def test_explicit_config_file_wins_over_working_directory(tmp_path: Path):
@@ -73,6 +74,7 @@ def test_explicit_config_file_wins_over_working_directory(tmp_path: Path):
 
 
 BAD_FILES = [
+    ('source = "csv"\n', "key 'source': 'csv' is not a source kind; use one of canonical, omop"),
     ('engine = "spark"\n', "key 'engine': 'spark' is not an engine; use one of pandas, duckdb"),
     ("min_cell = 0\n", "key 'min_cell': 0 is below the minimum of 1"),
     ("min_cell = 2.5\n", "key 'min_cell': 2.5 is not a whole number"),
@@ -82,7 +84,7 @@ BAD_FILES = [
     ('[schedule]\ncron = "0 25 * * *"\n', "key 'schedule.cron': '0 25 * * *' is not a cron"),
     ('[schedule]\ntimezone = "Mars/Olympus"\n', "'Mars/Olympus' is not an IANA time zone"),
     ('[dask]\naddress = "localhost"\n', "key 'dask.address': 'localhost' is not a scheduler"),
-    ('warehose = "x.duckdb"\n', "unknown key 'warehose'; known keys: input_dir, warehouse"),
+    ('warehose = "x.duckdb"\n', "unknown key 'warehose'; known keys: input_dir, source, warehouse"),
     ("[schedule]\ncorn = 1\n", "unknown key 'schedule.corn'"),
     ("min_cell = \n", "not valid TOML"),
 ]

@@ -25,6 +25,7 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
     """The flow's arguments, with absolute paths: a served run may start in another directory."""
     return {
         "input_dir": str(settings.input_dir.resolve()),
+        "source": settings.source,
         "warehouse": str(settings.warehouse.resolve()),
         "engine": settings.engine,
         "windows": None if settings.windows is None else list(settings.windows),

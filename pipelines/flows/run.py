@@ -7,6 +7,7 @@ under its key of the summary (see pipelines/flows/summary.py for the keys it rep
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,10 @@ from pipelines.partitions import (
     prune_partitions,
     write_partition,
 )
+from pipelines.report import write_report as write_report_file
+from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.sources.canonical import discover
-from pipelines.warehouse import open_warehouse, table_counts, writer
+from pipelines.warehouse import open_warehouse, reader, table_counts, writer
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -132,10 +135,35 @@ def convert_all(inputs: list[tuple[str, str]], parts_dir: str) -> list[Partition
     return [futures[i].result() for i in range(len(inputs))]
 
 
+@task(**IO_RETRIES)
+def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, dict]:
+    """Convert an OMOP or FHIR input into canonical files beside the warehouse.
+
+    Returns the converted directory (the ingest reads it instead of the input) and
+    the adapter's counts of what it mapped, left unmapped and rejected.
+    """
+    out_dir = converted_dir(warehouse, source)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    report = adapter(source).convert(Path(input_dir), out_dir)
+    return str(out_dir), report.as_dict()
+
+
+@task(**IO_RETRIES)
+def write_report(warehouse: str, run_id: str, lock_timeout: float) -> str:
+    """Write the HTML report beside the warehouse, from the marts this run published.
+
+    Waits, like the writers, while another run holds the warehouse.
+    """
+    with reader(warehouse, lock_timeout):
+        return str(write_report_file(warehouse, run_id=run_id))
+
+
 @flow(name="redflags-run", log_prints=True)
 def redflags_run(
     input_dir: str,
     warehouse: str,
+    source: str = CANONICAL,
     engine: str = "duckdb",
     windows: list[int] | None = None,
     min_cell: int = 11,
@@ -145,26 +173,33 @@ def redflags_run(
     """Run the whole pipeline once.
 
     Steps:
-    1. discover_inputs: the input directory's files, by table
-    2. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
-    3. convert_file (one per file, in parallel, cached by content hash): file -> Parquet partition
-    4. ingest_raw: partitions -> raw.intake, raw.referrals, raw.diagnoses (one transaction)
-    5. prune the partitions of files that changed or went away
-    6. publish_run_artifacts: markdown summary and headline table in Prefect
+    1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
+    2. convert_source (omop, fhir only): source folder -> canonical Parquet files
+    3. discover_inputs: the input directory's files, by table
+    4. convert_file (one per file, in parallel, cached by content hash): file -> Parquet partition
+    5. ingest_raw: partitions -> raw.intake, raw.referrals, raw.diagnoses (one transaction)
+    6. prune the partitions of files that changed or went away
+    7. write_report: marts.* and ops.* -> report.html beside the warehouse
+    8. publish_run_artifacts: markdown summary and headline table in Prefect
 
-    Partitions are converted and pruned under the lock too: a run waiting for it must not
-    have its partitions pruned by the run before it.
+    Everything that writes beside or into the warehouse happens under the lock: a run
+    waiting for it must not find its converted files or partitions removed by the run
+    before it. The report reads the warehouse, so it comes after the lock is released.
     """
     warehouse = str(Path(warehouse).resolve())
     parts_dir = str(parts_dir_for(warehouse))
     summary: dict[str, Any] = {"run_id": new_run_id(), "input_dir": input_dir}
     summary["warehouse"] = warehouse
+    summary["source_report"] = None
 
-    inputs = discover_inputs(input_dir)
     with writer(warehouse, lock_timeout):
+        if source != CANONICAL:
+            input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
+        inputs = discover_inputs(input_dir)
         partitions = convert_all(inputs, parts_dir)
         summary["raw"] = ingest_raw(partitions, warehouse, summary["run_id"])
         prune_partitions(parts_dir, partitions)
+    summary["report"] = write_report(warehouse, summary["run_id"], lock_timeout)
 
     publish_run_artifacts(summary)
     return summary

@@ -1,0 +1,88 @@
+"""Render the report to one self-contained HTML file.
+
+Everything is inline: styles in a <style> element, charts as <svg> elements, no
+script at all. A Content-Security-Policy meta tag forbids every fetch, so even a
+stray reference could not make the page reach the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from pipelines.errors import UserError
+from pipelines.report.data import load_report_data
+from pipelines.report.palette import TIER_COLOURS, tier_label
+from pipelines.report.sections import build_sections
+
+REPORT_NAME = "report.html"
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def default_report_path(warehouse: str | Path) -> Path:
+    """The report sits beside its warehouse: data/warehouse.duckdb -> data/report.html."""
+    return Path(warehouse).parent / REPORT_NAME
+
+
+def environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("pipelines.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_report(
+    warehouse: str | Path, min_cell: int | None = None, run_id: str | None = None
+) -> str:
+    """The report's HTML text for the warehouse (read-only)."""
+    if min_cell is not None and min_cell < 1:
+        raise UserError(f"--min-cell {min_cell}: must be a whole number of 1 or more", exit_code=2)
+    data = load_report_data(warehouse, run_id)
+    headlines, sections = build_sections(data, min_cell)
+    run = data.run or {}
+    meta = {
+        "Run": run.get("run_id") or run_id or "not recorded",
+        "Data end": str(run["data_end"])[:10]
+        if run.get("data_end") is not None
+        else "not recorded",
+        "Rules version": run.get("rules_version") or "not recorded",
+        "Minimum cell": f"{min_cell} (counts 1–{min_cell - 1} suppressed)" if min_cell else "none",
+    }
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            csp=CONTENT_SECURITY_POLICY,
+            meta=meta,
+            headlines=headlines,
+            sections=sections,
+            tiers=[(tier_label(t), c) for t, c in TIER_COLOURS.items() if t != "all"],
+        )
+    )
+
+
+def write_report(
+    warehouse: str | Path,
+    out: str | Path | None = None,
+    min_cell: int | None = None,
+    run_id: str | None = None,
+) -> Path:
+    """Write the report atomically (temporary file, then rename) and return its path."""
+    out = Path(out) if out is not None else default_report_path(warehouse)
+    html = render_report(warehouse, min_cell, run_id)
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: no such directory for the report; create it or pass --out")
+    # Opened with the user's umask (not mkstemp's 0600), so the report can be shared.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out

@@ -1,0 +1,500 @@
+"""From source-neutral staging tables to the canonical intake, referrals and diagnoses.
+
+The OMOP and FHIR adapters differ only in how they read their input; both fill the
+same small staging tables in one DuckDB connection (below), and this module maps
+them to the canonical contracts with SQL, reading every code from the value sets
+in schemas/value_sets/. So a code list, a rule for age or the handling of a missing
+date is written once for both sources.
+
+Staging tables an adapter creates (temporary, keys are text):
+
+    src_person(person_key, birth_year, birth_month, birth_day)
+    src_person_code(person_key, rank, code, system)              -- sex
+    src_visit(visit_key, person_key, visit_date)
+    src_condition(condition_key, person_key, visit_key, condition_date)
+    src_condition_code(condition_key, rank, code, system)
+    src_smoking(obs_key, person_key, obs_date, rank, code, system, text)
+    src_procedure(proc_key, person_key, proc_date, origin, must_map, urgency_code)
+    src_procedure_code(proc_key, rank, code, system, text)
+
+`rank` orders a record's candidate codes (lower first: the best source of a code
+first, free text last). `system` is a canonical code-system name (SNOMED, ICD10CM,
+CPT, ... as in the value sets), `OTHER` for a system no value set knows, or NULL
+when the source does not say (an OMOP source value), which then matches any system.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.contracts import load_contract
+from pipelines.sources.report import AdapterReport
+from pipelines.value_sets import load_value_sets, normalize_code
+
+# Value-set families, selected by name prefix (see schemas/value_sets/value_sets.yml).
+CROSSWALK = "to_icd10cm:"
+SYSTEM = "system_"
+SEX = "sex_"
+SMOKING = "smoking_"
+TOBACCO = "tobacco_"
+REFERRAL = "referral_"
+MODALITY = "modality_"
+REGION = "region_"
+URGENCY = "urgency_"
+TEXT_SYSTEM = "TEXT"
+# A code that has the shape of ICD-10-CM (letter, digit, digit or letter) passes
+# into dx_codes unchanged when its source does not name its code system.
+ICD10CM_SHAPE = "^[A-Z][0-9][0-9A-Z]"
+# Code systems of a referral's `code`: the canonical ones keep their name, HCPCS
+# Level II codes become LOCAL; a match on anything else (a DICOM modality of an
+# ImagingStudy, a text phrase) leaves `code` empty and gives modality and region only.
+REFERRAL_CODE_SYSTEMS = ("CPT", "SNOMED", "ICD10PCS")
+LOCAL_CODE_SYSTEMS = ("HCPCS",)
+
+STAGING_DDL = """
+CREATE OR REPLACE TEMP TABLE src_person (
+    person_key VARCHAR, birth_year INTEGER, birth_month INTEGER, birth_day INTEGER);
+CREATE OR REPLACE TEMP TABLE src_person_code (
+    person_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_visit (visit_key VARCHAR, person_key VARCHAR, visit_date DATE);
+CREATE OR REPLACE TEMP TABLE src_condition (
+    condition_key VARCHAR, person_key VARCHAR, visit_key VARCHAR, condition_date DATE);
+CREATE OR REPLACE TEMP TABLE src_condition_code (
+    condition_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_smoking (
+    obs_key VARCHAR, person_key VARCHAR, obs_date DATE, rank INTEGER,
+    code VARCHAR, system VARCHAR, text VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_procedure (
+    proc_key VARCHAR, person_key VARCHAR, proc_date DATE, origin VARCHAR,
+    must_map BOOLEAN, urgency_code VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_procedure_code (
+    proc_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
+"""
+
+
+def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to `out_dir/.spill` when a source outgrows memory."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    spill = str(out_dir / ".spill").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")
+    return con
+
+
+def create_staging(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the empty staging tables, the value-set table and the SQL helpers."""
+    con.execute(STAGING_DDL)
+    register_value_sets(con)
+
+
+def register_value_sets(con: duckdb.DuckDBPyConnection) -> None:
+    """All value sets as one table `rf_vs`, codes normalised the way they are compared.
+
+    kind: `exact`, `prefix` (code ended in `*`) or `text` (code_system TEXT: a phrase
+    that matches when the source text contains it, compared lower case with only
+    letters and digits kept, so "Chest X-ray" and "chest xray" are one phrase).
+    """
+    entries = load_value_sets()
+    frame = pd.DataFrame(
+        {
+            "value_set": [e.value_set for e in entries],
+            "code_system": [e.code_system for e in entries],
+            "raw_code": [e.code for e in entries],
+        }
+    )
+    is_text = frame["code_system"].eq(TEXT_SYSTEM)
+    is_prefix = frame["raw_code"].str.endswith("*") & ~is_text
+    frame["kind"] = "exact"
+    frame.loc[is_prefix, "kind"] = "prefix"
+    frame.loc[is_text, "kind"] = "text"
+    frame["code"] = frame["raw_code"].str.rstrip("*").map(normalize_code)
+    frame.loc[is_text, "code"] = (
+        frame.loc[is_text, "raw_code"].str.lower().str.replace(r"[^a-z0-9]", "", regex=True)
+    )
+    con.register("rf_vs_frame", frame[["value_set", "code_system", "code", "kind"]])
+    con.execute("CREATE OR REPLACE TEMP TABLE rf_vs AS SELECT * FROM rf_vs_frame")
+    con.unregister("rf_vs_frame")
+    # The same normalisation as pipelines.value_sets.normalize_code, in SQL.
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO rf_norm_code(x) AS "
+        "upper(replace(replace(trim(x), '.', ''), ' ', ''))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO rf_norm_text(x) AS "
+        "regexp_replace(lower(x), '[^a-z0-9]', '', 'g')"
+    )
+    # Dates as sources write them: ISO date or datetime (time and zone dropped) or YYYYMMDD.
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO rf_date(x) AS coalesce("
+        "try_cast(left(trim(CAST(x AS VARCHAR)), 10) AS DATE), "
+        "try_strptime(trim(CAST(x AS VARCHAR)), '%Y%m%d')::DATE)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_system AS
+        SELECT code, substr(value_set, {len(SYSTEM) + 1}) AS system
+        FROM rf_vs WHERE starts_with(value_set, '{SYSTEM}')"""
+    )
+
+
+def system_sql(raw: str) -> str:
+    """SQL mapping a source's code-system name (FHIR URI, OMOP vocabulary_id) to ours."""
+    return (
+        f"CASE WHEN {raw} IS NULL THEN NULL ELSE coalesce("
+        f"(SELECT s.system FROM rf_system s WHERE s.code = rf_norm_code({raw})), 'OTHER') END"
+    )
+
+
+def best_match_sql(candidates: str, key: str, family: str) -> str:
+    """SQL: per key, the one value set of `family` its best candidate code falls in.
+
+    Candidates are tried in rank order; within a rank an exact code beats a prefix,
+    a prefix beats a text phrase, and a longer (more specific) entry beats a shorter.
+    Returns columns key, value_set, code, system, rank (of the candidate that matched).
+    """
+    return f"""
+    WITH c AS (
+        SELECT {key} AS key, rank, code, system,
+               rf_norm_code(code) AS ncode, rf_norm_text(text) AS ntext
+        FROM {candidates}
+    ), v AS (
+        SELECT * FROM rf_vs WHERE starts_with(value_set, '{family}')
+    ), m AS (
+        SELECT c.key, v.value_set, c.code, coalesce(c.system, v.code_system) AS system,
+               c.rank, 0 AS how, length(v.code) AS spec
+        FROM c JOIN v ON c.ncode = v.code AND v.kind = 'exact'
+        WHERE c.system IS NULL OR c.system = v.code_system
+        UNION ALL
+        SELECT c.key, v.value_set, c.code, coalesce(c.system, v.code_system), c.rank, 1,
+               length(v.code)
+        FROM c JOIN v ON v.kind = 'prefix' AND starts_with(c.ncode, v.code)
+        WHERE c.system IS NULL OR c.system = v.code_system
+        UNION ALL
+        SELECT c.key, v.value_set, NULL, NULL, c.rank, 2, length(v.code)
+        FROM c JOIN v ON v.kind = 'text' AND contains(c.ntext, v.code)
+    )
+    SELECT key, value_set, code, system, rank FROM m
+    QUALIFY row_number() OVER (PARTITION BY key ORDER BY rank, how, spec DESC, value_set) = 1
+    """
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(con.execute(sql).fetchone()[0])
+
+
+def _suffix(column: str, family: str) -> str:
+    return f"substr({column}, {len(family) + 1})"
+
+
+def build_canonical(
+    con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport, *, pseudonymise: bool
+) -> AdapterReport:
+    """Map the staging tables to canonical Parquet files in out_dir and fill the report.
+
+    `pseudonymise` replaces source keys by a hash (FHIR logical ids may be anything a
+    server chose); OMOP keys are already surrogate integers and are kept, so a user
+    can trace a row back to the CDM.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ident = "left(sha256({}), 16)" if pseudonymise else "{}"
+    con.execute(f"CREATE OR REPLACE TEMP MACRO rf_id(x) AS {ident.format('x')}")
+    _map_conditions(con)
+    _map_persons(con)
+    _write_intake(con, out_dir, report)
+    _write_referrals(con, out_dir, report)
+    _write_diagnoses(con, out_dir, report)
+    return report
+
+
+def _map_conditions(con: duckdb.DuckDBPyConnection) -> None:
+    """Each condition's ICD-10-CM code and its visit.
+
+    A code the source gives as ICD-10-CM wins over one reached through the crosswalk
+    (ICD-9-CM, SNOMED -> ICD-10-CM), whatever their order in the source.
+    """
+    crosswalk = best_match_sql(
+        "(SELECT *, NULL AS text FROM src_condition_code)", "condition_key", CROSSWALK
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_condition_icd AS
+        WITH own AS (
+            SELECT condition_key AS key, rank, 0 AS how, upper(trim(code)) AS icd10cm
+            FROM src_condition_code
+            WHERE system = 'ICD10CM'
+               OR (system IS NULL AND regexp_matches(rf_norm_code(code), '{ICD10CM_SHAPE}'))
+        ), crossed AS (
+            SELECT key, rank, 1 AS how, {_suffix("value_set", CROSSWALK)} AS icd10cm
+            FROM ({crosswalk})
+        )
+        SELECT key AS condition_key, icd10cm
+        FROM (SELECT * FROM own UNION ALL SELECT * FROM crossed)
+        QUALIFY row_number() OVER (PARTITION BY key ORDER BY how, rank) = 1"""
+    )
+    # A condition without a visit belongs to the person's visit on the same date, if any.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_condition AS
+        SELECT c.condition_key, c.person_key, c.condition_date,
+               coalesce(c.visit_key, (
+                   SELECT min(v.visit_key) FROM src_visit v
+                   WHERE v.person_key = c.person_key AND v.visit_date = c.condition_date
+               )) AS visit_key,
+               i.icd10cm
+        FROM src_condition c LEFT JOIN rf_condition_icd i USING (condition_key)"""
+    )
+
+
+def _map_persons(con: duckdb.DuckDBPyConnection) -> None:
+    """Sex of each person through the sex_* value sets; U when nothing maps."""
+    sex = best_match_sql("(SELECT *, NULL AS text FROM src_person_code)", "person_key", SEX)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_person AS
+        SELECT p.person_key, p.birth_year, p.birth_month, p.birth_day,
+               {_suffix("s.value_set", SEX)} AS sex
+        FROM src_person p LEFT JOIN ({sex}) s ON s.key = p.person_key"""
+    )
+
+
+def _age_sql() -> str:
+    """Whole years at the visit from birth year (and month, day when known), capped."""
+    cap = load_contract("intake").column("age_years").cap
+    before_birthday = (
+        "(p.birth_month IS NOT NULL AND (month(v.visit_date) < p.birth_month "
+        "OR (month(v.visit_date) = p.birth_month AND p.birth_day IS NOT NULL "
+        "AND day(v.visit_date) < p.birth_day)))"
+    )
+    age = f"year(v.visit_date) - p.birth_year - CASE WHEN {before_birthday} THEN 1 ELSE 0 END"
+    return f"least({age}, {cap})"
+
+
+def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
+    """One intake row per visit with at least one condition."""
+    contract = load_contract("intake")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_visit AS
+        SELECT v.visit_key, v.person_key, v.visit_date,
+               p.person_key IS NOT NULL AS has_person, p.birth_year, p.sex,
+               CASE WHEN p.birth_year IS NOT NULL AND v.visit_date IS NOT NULL
+                    THEN {_age_sql()} END AS age_years
+        FROM src_visit v LEFT JOIN rf_person p USING (person_key)
+        WHERE v.visit_key IN (SELECT visit_key FROM rf_condition)"""
+    )
+    rejected = {
+        "visits_without_date": "visit_date IS NULL",
+        "visits_without_person": "visit_date IS NOT NULL AND NOT has_person",
+        "visits_of_persons_without_birth_year": (
+            "visit_date IS NOT NULL AND has_person AND birth_year IS NULL"
+        ),
+        "visits_before_birth": "visit_date IS NOT NULL AND age_years < 0",
+    }
+    for name, where in rejected.items():
+        report.rejected[name] = _count(con, f"SELECT count(*) FROM rf_visit WHERE {where}")
+    report.rejected["persons_without_birth_year"] = _count(
+        con, "SELECT count(*) FROM src_person WHERE birth_year IS NULL"
+    )
+    report.unmapped["persons_sex_unknown"] = _count(
+        con, "SELECT count(*) FROM rf_person WHERE sex IS NULL"
+    )
+    report.unmapped["conditions_without_icd10cm"] = _count(
+        con, "SELECT count(*) FROM rf_condition WHERE icd10cm IS NULL"
+    )
+    report.unmapped["conditions_without_visit"] = _count(
+        con,
+        "SELECT count(*) FROM rf_condition WHERE visit_key IS NULL "
+        "OR visit_key NOT IN (SELECT visit_key FROM src_visit)",
+    )
+
+    # Every boolean column named like a value set (back_pain, prior_cancer, symptoms)
+    # is TRUE when a dx code of the visit is in it; otherwise NULL, never FALSE: a
+    # code that is absent does not say the symptom was absent.
+    flag_sets = [c for c in contract.columns_of_type("boolean") if _has_value_set(con, c)]
+    in_list = ", ".join(f"'{c}'" for c in flag_sets)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_visit_flag AS
+        WITH dx AS (
+            SELECT DISTINCT visit_key, rf_norm_code(icd10cm) AS ncode FROM rf_condition
+            WHERE icd10cm IS NOT NULL
+        ), v AS (
+            SELECT * FROM rf_vs WHERE value_set IN ({in_list}) AND code_system = 'ICD10CM'
+        )
+        SELECT DISTINCT dx.visit_key, v.value_set FROM dx JOIN v
+          ON (v.kind = 'exact' AND dx.ncode = v.code)
+          OR (v.kind = 'prefix' AND starts_with(dx.ncode, v.code))"""
+    )
+    flag_columns = ", ".join(f"bool_or(value_set = '{c}') OR NULL AS {c}" for c in flag_sets)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_visit_flags AS
+        SELECT visit_key, {flag_columns}
+        FROM rf_visit_flag GROUP BY visit_key"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_visit_dx AS
+        SELECT visit_key, string_agg(DISTINCT icd10cm, ';' ORDER BY icd10cm) AS dx_codes
+        FROM rf_condition WHERE icd10cm IS NOT NULL GROUP BY visit_key"""
+    )
+    smoking = best_match_sql("src_smoking", "obs_key", SMOKING)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_smoking AS
+        SELECT s.person_key, s.obs_date, {_suffix("m.value_set", SMOKING)} AS status
+        FROM ({smoking}) m
+        JOIN (SELECT DISTINCT obs_key, person_key, obs_date FROM src_smoking
+              WHERE obs_date IS NOT NULL) s ON s.obs_key = m.key
+        QUALIFY row_number() OVER (
+            PARTITION BY s.person_key, s.obs_date ORDER BY s.obs_key DESC) = 1"""
+    )
+    report.unmapped["smoking_observations"] = _count(
+        con,
+        "SELECT count(DISTINCT obs_key) FROM src_smoking WHERE obs_key NOT IN "
+        f"(SELECT key FROM ({smoking}))",
+    )
+    computed = {
+        "encounter_id": "rf_id(v.visit_key)",
+        "patient_id": "rf_id(v.person_key)",
+        "encounter_date": "v.visit_date",
+        "age_years": "v.age_years",
+        "sex": "coalesce(v.sex, 'U')",
+        "smoking_status": "s.status",
+        "dx_codes": "d.dx_codes",
+        **{c: f"f.{c}" for c in flag_sets},
+    }
+    select = _contract_select(contract.table, computed)
+    path = _sql_path(out_dir / "intake.parquet")
+    con.execute(
+        f"""COPY (
+            SELECT {select}
+            FROM rf_visit v
+            ASOF LEFT JOIN rf_smoking s
+              ON s.person_key = v.person_key AND v.visit_date >= s.obs_date
+            LEFT JOIN rf_visit_flags f ON f.visit_key = v.visit_key
+            LEFT JOIN rf_visit_dx d ON d.visit_key = v.visit_key
+            WHERE v.visit_date IS NOT NULL AND v.age_years >= 0 AND v.has_person
+            ORDER BY encounter_date, encounter_id
+        ) TO '{path}' (FORMAT parquet)"""
+    )
+    report.mapped["intake"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+
+
+def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
+    """Imaging and biopsy orders: type, modality, region and code through the value sets."""
+    contract = load_contract("referrals")
+    kind = best_match_sql("src_procedure_code", "proc_key", REFERRAL)
+    modality = best_match_sql("src_procedure_code", "proc_key", MODALITY)
+    region = best_match_sql("src_procedure_code", "proc_key", REGION)
+    urgency = best_match_sql(
+        "(SELECT proc_key, 1 AS rank, urgency_code AS code, 'FHIR' AS system, NULL AS text "
+        "FROM src_procedure WHERE urgency_code IS NOT NULL)",
+        "proc_key",
+        URGENCY,
+    )
+    systems = ", ".join(f"'{s}'" for s in REFERRAL_CODE_SYSTEMS)
+    local = ", ".join(f"'{s}'" for s in LOCAL_CODE_SYSTEMS)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_referral AS
+        SELECT p.proc_key, p.person_key, p.proc_date, p.origin, p.must_map,
+               {_suffix("k.value_set", REFERRAL)} AS referral_type,
+               {_suffix("m.value_set", MODALITY)} AS modality,
+               {_suffix("r.value_set", REGION)} AS body_region,
+               CASE WHEN k.system IN ({systems}, {local}) THEN k.code END AS code,
+               CASE WHEN k.system IN ({systems}) THEN k.system
+                    WHEN k.system IN ({local}) THEN 'LOCAL' END AS code_system,
+               {_suffix("u.value_set", URGENCY)} AS urgency
+        FROM src_procedure p
+        LEFT JOIN ({kind}) k ON k.key = p.proc_key
+        LEFT JOIN ({modality}) m ON m.key = p.proc_key
+        LEFT JOIN ({region}) r ON r.key = p.proc_key
+        LEFT JOIN ({urgency}) u ON u.key = p.proc_key"""
+    )
+    report.unmapped["procedures_not_imaging_or_biopsy"] = _count(
+        con, "SELECT count(*) FROM rf_referral WHERE must_map AND referral_type IS NULL"
+    )
+    report.rejected["referrals_without_date"] = _count(
+        con,
+        "SELECT count(*) FROM rf_referral WHERE referral_type IS NOT NULL AND proc_date IS NULL",
+    )
+    # The same order often appears twice (an OMOP procedure and its measurement, a
+    # FHIR Procedure and its ImagingStudy): one referral per patient, day and kind,
+    # the one with a code kept.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_referral_kept AS
+        SELECT * FROM rf_referral WHERE referral_type IS NOT NULL AND proc_date IS NOT NULL
+        QUALIFY row_number() OVER (
+            PARTITION BY person_key, proc_date, referral_type, modality, body_region
+            ORDER BY code IS NULL, origin, proc_key) = 1"""
+    )
+    report.rejected["referrals_merged_as_duplicates"] = _count(
+        con,
+        "SELECT (SELECT count(*) FROM rf_referral WHERE referral_type IS NOT NULL "
+        "AND proc_date IS NOT NULL) - (SELECT count(*) FROM rf_referral_kept)",
+    )
+    computed = {
+        "referral_id": "rf_id(proc_key)",
+        "patient_id": "rf_id(person_key)",
+        "referral_date": "proc_date",
+        "referral_type": "referral_type",
+        "modality": "modality",
+        "body_region": "body_region",
+        "code": "code",
+        "code_system": "code_system",
+        "urgency": "urgency",
+    }
+    path = _sql_path(out_dir / "referrals.parquet")
+    con.execute(
+        f"COPY (SELECT {_contract_select(contract.table, computed)} FROM rf_referral_kept "
+        f"ORDER BY referral_date, referral_id) TO '{path}' (FORMAT parquet)"
+    )
+    report.mapped["referrals"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+
+
+def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
+    """One diagnosis per condition: its ICD-10-CM code, else its SNOMED code."""
+    contract = load_contract("diagnoses")
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_diagnosis AS
+        SELECT c.person_key, c.condition_date,
+               coalesce(c.icd10cm, s.code) AS code,
+               CASE WHEN c.icd10cm IS NOT NULL THEN 'ICD10CM'
+                    WHEN s.code IS NOT NULL THEN 'SNOMED' END AS code_system
+        FROM rf_condition c
+        LEFT JOIN (
+            SELECT condition_key, trim(code) AS code FROM src_condition_code
+            WHERE system = 'SNOMED'
+            QUALIFY row_number() OVER (PARTITION BY condition_key ORDER BY rank) = 1
+        ) s USING (condition_key)"""
+    )
+    report.unmapped["conditions_without_diagnosis_code"] = _count(
+        con, "SELECT count(*) FROM rf_diagnosis WHERE code IS NULL"
+    )
+    report.rejected["conditions_without_date"] = _count(
+        con, "SELECT count(*) FROM rf_diagnosis WHERE code IS NOT NULL AND condition_date IS NULL"
+    )
+    computed = {
+        "patient_id": "rf_id(person_key)",
+        "diagnosis_date": "condition_date",
+        "code": "code",
+        "code_system": "code_system",
+    }
+    path = _sql_path(out_dir / "diagnoses.parquet")
+    con.execute(
+        f"COPY (SELECT DISTINCT {_contract_select(contract.table, computed)} FROM rf_diagnosis "
+        "WHERE code IS NOT NULL AND condition_date IS NOT NULL "
+        f"ORDER BY patient_id, diagnosis_date, code) TO '{path}' (FORMAT parquet)"
+    )
+    report.mapped["diagnoses"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+
+
+def _has_value_set(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return _count(con, f"SELECT count(*) FROM rf_vs WHERE value_set = '{name}'") > 0
+
+
+def _contract_select(table: str, computed: dict[str, str]) -> str:
+    """Every contract column in order, typed; columns the source cannot fill are NULL."""
+    contract = load_contract(table)
+    return ", ".join(
+        f"CAST({computed.get(c.name, 'NULL')} AS {c.duckdb_type}) AS {c.name}"
+        for c in contract.columns
+    )
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
