@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from pipelines.errors import UserError
-from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
+from pipelines.paths import DEFAULT_WAREHOUSE
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS, adapter
 
 app = typer.Typer(
@@ -27,34 +27,38 @@ app = typer.Typer(
 )
 
 InputDir = Annotated[
-    Path, typer.Option("--input", "-i", help="Directory of canonical input files.")
+    Path | None,
+    typer.Option("--input", "-i", help="Directory of input files.", show_default="data/sample"),
 ]
-WarehousePath = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file.")]
-EngineOption = Annotated[
-    str,
+WarehousePath = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="Warehouse file.", show_default="data/warehouse.duckdb"),
+]
+ConfigPath = Annotated[
+    Path | None,
     typer.Option(
-        "--engine", "-e", help="Scoring engine: duckdb or pandas (the same result either way)."
+        "--config", "-c", help="Settings file.", show_default="./redflags.toml if present"
     ),
 ]
-
-
-def check_engine(engine: str) -> str:
-    from pipelines.scoring import ENGINES
-
-    if engine not in ENGINES:
-        raise UserError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}", exit_code=2)
-    return engine
-
-
+EngineOption = Annotated[
+    str | None,
+    typer.Option("--engine", help="Scoring engine: pandas or duckdb.", show_default="duckdb"),
+]
+LockTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout", help="Seconds to wait while the warehouse is busy.", show_default="300"
+    ),
+]
 # The choices of --source, from the adapters registry (typer validates an Enum).
 SourceChoice = Enum("SourceChoice", {kind: kind for kind in SOURCE_KINDS}, type=str)
-DEFAULT_SOURCE = SourceChoice(CANONICAL)
 SourceKind = Annotated[
-    SourceChoice,
+    SourceChoice | None,
     typer.Option(
         "--source",
         "-s",
         help="Kind of INPUT: canonical files, an OMOP CDM folder, or FHIR R4 Bundles/NDJSON.",
+        show_default=CANONICAL,
     ),
 ]
 DocsDir = Annotated[
@@ -83,38 +87,62 @@ def echo_err(message: str) -> None:
 
 @app.command()
 def run(
-    input_dir: InputDir = SAMPLE_DIR,
-    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
-    source: SourceKind = DEFAULT_SOURCE,
+    input_dir: InputDir = None,
+    warehouse: WarehousePath = None,
+    config: ConfigPath = None,
+    engine: EngineOption = None,
+    lock_timeout: LockTimeout = None,
+    source: SourceKind = None,
     docs: DocsDir = None,
     prune: Annotated[
         bool,
         typer.Option("--prune", help="Remove the rows of files that are gone from INPUT."),
     ] = False,
-    engine: EngineOption = "duckdb",
+    export: Annotated[
+        bool,
+        typer.Option("--export", help="Also write researcher extracts to the export_dir setting."),
+    ] = False,
 ) -> None:
-    """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE."""
+    """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE.
+
+    Ingest and validate every input file, score every presentation, build the cohorts
+    and marts, and write the HTML report. Settings come from redflags.toml, then
+    REDFLAGS_* variables, then these options (see docs/configuration.md). A busy
+    warehouse is waited for up to --lock-timeout seconds; giving up exits with code 75.
+    """
+    from pipelines.config import load_settings
     from pipelines.flows.prefect_env import configure_prefect
     from pipelines.sources.canonical import discover
 
-    check_engine(engine)
-    source = source.value
+    settings = load_settings(
+        config,
+        {
+            "input_dir": input_dir,
+            "warehouse": warehouse,
+            "engine": engine,
+            "lock_timeout": lock_timeout,
+            "source": None if source is None else source.value,
+        },
+    )
     # Bad arguments fail here, in one line, before Prefect starts.
-    if source == CANONICAL:
-        discover(input_dir)
+    if settings.source == CANONICAL:
+        discover(settings.input_dir)
     else:
-        adapter(source).check_input(input_dir)
-    docs = docs or warehouse.parent / "docs"
+        adapter(settings.source).check_input(settings.input_dir)
+    docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
+    from pipelines.flows.deployments import flow_parameters
+    from pipelines.flows.prefect_env import drop_user_error_tracebacks
     from pipelines.flows.run import redflags_run
     from pipelines.ingest import IngestSummary
     from pipelines.ingest_report import format_summary
 
-    result = redflags_run(
-        input_dir=str(input_dir), warehouse=str(warehouse), source=source,
-        docs_dir=str(docs), prune=prune, engine=engine,
-    )
-    typer.echo(f"run {result['run_id']}: {input_dir} -> {warehouse}")
+    drop_user_error_tracebacks()
+    parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
+    if not export:
+        parameters["export_dir"] = None
+    result = redflags_run(**parameters)
+    typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
     if result.get("source_report"):
         from pipelines.sources.report import summary_lines
 
@@ -122,11 +150,26 @@ def run(
             typer.echo(f"  {line}")
     typer.echo(format_summary(IngestSummary.from_dict(result["ingest"])))
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
-    for table, n in result["raw"].items():
-        typer.echo(f"  raw.{table:<10} {n:>10,} rows")
-    if result.get("scored") is not None:
-        typer.echo(f"  features.presentation_flags {result['scored']:>10,} rows ({engine})")
-    typer.echo(f"  report         {result['report']}")
+    typer.echo(f"scored {result['scored']:,} presentations ({settings.engine})")
+    tiers = result.get("tiers") or {}
+    from pipelines.flows.summary import tier_sort_key
+
+    typer.echo(
+        "  tiers: "
+        + ", ".join(
+            f"{t} {n:,}" for t, n in sorted(tiers.items(), key=lambda kv: tier_sort_key(kv[0]))
+        )
+    )
+    typer.echo(
+        f"index presentations: {result.get('index_presentations', 0):,}; "
+        f"care gaps: {result.get('care_gaps', 0):,}"
+    )
+    if result.get("export"):
+        typer.echo(f"extracts: {settings.export_dir} ({len(result['export'])} files)")
+    typer.echo(f"report: {result['report']}")
+    typer.echo(
+        f'query the marts: redflags query "SELECT * FROM marts.cohort_summary" -w {settings.warehouse}'
+    )
 
 
 @app.command()
@@ -370,6 +413,28 @@ def score(
 
     n = score_file(input_file, out, check_engine(engine), progress=echo_err)
     typer.echo(f"scored {n:,} presentations: {input_file} -> {out}")
+
+
+@app.command()
+def serve(config: ConfigPath = None) -> None:
+    """Serve the scheduled deployment on a Prefect server until stopped (Ctrl-C).
+
+    Runs the flow nightly (schedule.cron in schedule.timezone of redflags.toml) and
+    whenever it is triggered from the Prefect UI or API. Needs PREFECT_API_URL.
+    """
+    from pipelines.config import load_settings
+    from pipelines.flows.prefect_env import configure_prefect
+
+    settings = load_settings(config)
+    configure_prefect()
+    from pipelines.flows.deployments import DEPLOYMENT_NAME, require_server, serve_deployments
+
+    require_server()
+    typer.echo(
+        f"serving redflags-run/{DEPLOYMENT_NAME}: cron '{settings.schedule_cron}' "
+        f"({settings.schedule_timezone}), {settings.input_dir} -> {settings.warehouse}"
+    )
+    serve_deployments(settings)
 
 
 def main() -> None:

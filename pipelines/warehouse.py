@@ -6,12 +6,15 @@ The flow is the only writer; analysts open the file read-only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+from pipelines.console import progress
 from pipelines.contracts import TABLES, load_contract
 from pipelines.errors import UserError
 
@@ -193,3 +196,84 @@ def connect_for_analysts(path: str | Path) -> duckdb.DuckDBPyConnection:
             f"{path}: cannot open the warehouse read-only ({exc}); "
             "if a run is writing it, wait for the run to finish"
         ) from exc
+
+
+# DuckDB lets one process open a file read-write, and none while another holds it, even
+# read-only. Its refusal names the holder: 'Conflicting lock is held in ... (PID 1234)'.
+LOCK_CONFLICT = "Could not set lock on file"
+LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+# Exit code of a run that gave up waiting (EX_TEMPFAIL): a scheduler may simply try again.
+EXIT_BUSY = 75
+
+
+def wait_for_writer(
+    path: str | Path,
+    timeout: float,
+    *,
+    report: Callable[[str], None] | None = None,
+    every: float = 5.0,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-write, waiting up to `timeout` seconds while it is busy.
+
+    Busy means another run writes it or an analyst has it open; both end by themselves,
+    so waiting beats failing. Progress is reported every `every` seconds (through
+    `report`, by default the console) so a waiting run never looks hung. Any other
+    failure to open is reported at once.
+    """
+    report = report or progress
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    next_report = 0.0
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if LOCK_CONFLICT not in str(exc):
+                raise UserError(f"{path}: cannot open the warehouse ({exc}).") from exc
+            holder = LOCK_HOLDER.search(str(exc))
+            by = f"held by pid {holder.group(1)}" if holder else "held by another process"
+        waited = time.monotonic() - started
+        if waited >= timeout:
+            raise UserError(
+                f"{path}: warehouse busy ({by}); gave up after {timeout:g}s. Close the other "
+                "connection or wait for the other run, or raise lock_timeout.",
+                exit_code=EXIT_BUSY,
+            )
+        if waited >= next_report:
+            report(f"warehouse busy ({by}), waiting\u2026 {waited:.0f}s/{timeout:g}s")
+            next_report = waited + every
+        time.sleep(min(pause, max(timeout - waited, 0.01)))
+        pause = min(pause * 2, 1.0)
+
+
+@contextmanager
+def writer(
+    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold the warehouse's writer lock for the block: one writer at a time, bounded wait.
+
+    Other connections opened to the same file in this process share the database and
+    so the lock; another process (a second run, an analyst) waits or is refused.
+    """
+    con = wait_for_writer(path, timeout, report=report)
+    try:
+        create_schemas(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def reader(
+    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold a read-only connection for the block, waiting like `writer` while another
+    process writes. Read-only connections opened in this process meanwhile share it."""
+    con = wait_for_writer(path, timeout, report=report, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()

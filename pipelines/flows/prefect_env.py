@@ -13,6 +13,9 @@ QUIET_DEFAULTS: dict[str, str] = {
     # Our own console summary says what happened; Prefect's INFO lines would drown it.
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # The temporary server needs longer than Prefect's 20 s on a busy machine or on the
+    # first run, when it creates its database; failing a nightly run for that helps nobody.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
@@ -20,3 +23,21 @@ def configure_prefect() -> None:
     """Set the quiet defaults unless the user has set them already."""
     for key, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def drop_user_error_tracebacks() -> None:
+    """Keep Prefect from logging a traceback for a UserError on the console.
+
+    The CLI prints a UserError as one line; Prefect would log the same failure with its
+    traceback first. Other exceptions keep their tracebacks. Call after importing Prefect.
+    """
+    import logging
+
+    from pipelines.errors import UserError
+
+    def not_a_user_error(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, UserError)
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(not_a_user_error)

@@ -1,21 +1,37 @@
-"""The `redflags run` flow: the stages wired as Prefect tasks around plain functions."""
+"""The `redflags run` flow: a recipe that wires the stages' plain functions.
+
+Tasks are verbs and pass paths and table names, never DataFrames. Adding a stage is one
+line in `redflags_run`: call its task inside the writer block and store what it returns
+under its key of the summary (see pipelines/flows/summary.py for the keys it reports).
+"""
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.tasks import exponential_backoff
 
 from pipelines import ingest
+from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
+from pipelines.flows.summary import (
+    headline_numbers,
+    headline_rows,
+    summary_markdown,
+    validation_numbers,
+)
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.sources.canonical import discover
-from pipelines.warehouse import open_warehouse, table_counts
+from pipelines.warehouse import open_warehouse, reader, table_counts, writer
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -29,34 +45,21 @@ def retry_unless_user_error(task, task_run, state) -> bool:
     return True
 
 
+# I/O can fail for passing reasons (a file being copied in, a full disk being cleared):
+# three more tries, 2 s, 4 s, 8 s apart, with jitter so parallel tasks do not retry in step.
+IO_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_unless_user_error,
+}
+
+
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-@task
-def find_input_files(input_dir: str) -> dict[str, list[str]]:
-    """The canonical files of the input directory, by table."""
-    return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
-
-
-# One file in, validated and split into staging and quarantine; the report is plain data.
-ingest_file = task(
-    ingest.ingest_file_into,
-    name="ingest_file",
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_unless_user_error,
-)
-record_ingest = task(ingest.finish_ingest, name="record_ingest")
-
-
-@task
-def count_raw_rows(warehouse: str) -> dict[str, int]:
-    with open_warehouse(warehouse) as con:
-        return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
-
-
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+@task(**IO_RETRIES)
 def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, dict]:
     """Convert an OMOP or FHIR input into canonical files beside the warehouse.
 
@@ -70,67 +73,97 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
     return str(out_dir), report.as_dict()
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
+@task(**IO_RETRIES)
+def find_input_files(input_dir: str) -> dict[str, list[str]]:
+    """The canonical files of the input directory, by table."""
+    return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+
+
+# One file in, validated and split into staging and quarantine; the report is plain data.
+# Unchanged files (same content hash in ops.ingest_manifest) are skipped inside.
+ingest_file = task(ingest.ingest_file_into, name="ingest_file", **IO_RETRIES)
+record_ingest = task(ingest.finish_ingest, name="record_ingest")
+
+
+@task
+def count_raw_rows(warehouse: str) -> dict[str, int]:
+    with open_warehouse(warehouse) as con:
+        return {t: n for t, n in table_counts(con, "raw").items() if t in TABLES}
+
+
+@task(**IO_RETRIES)
 def score_presentations(warehouse: str, engine: str = "duckdb") -> int:
     """staging.intake -> features.presentation_flags; the rules version goes to ops."""
     from pipelines.scoring.jobs import score_warehouse
 
+    progress(f"scoring presentations ({engine})\u2026")
     with open_warehouse(warehouse) as con:
         return score_warehouse(con, engine)
 
 
-@task
-def write_report(warehouse: str, run_id: str) -> str:
-    """Write the HTML report beside the warehouse, from the marts this run published."""
-    return str(write_report_file(warehouse, run_id=run_id))
+def _definition(windows: list[int] | None):
+    from pipelines.cohorts.definition import load_definition
+
+    definition = load_definition()
+    return definition if windows is None else replace(definition, windows=tuple(windows))
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
-def build_cohorts(warehouse: str, run_id: str) -> dict[str, int]:
+@task(**IO_RETRIES)
+def build_cohorts(warehouse: str, windows: list[int] | None = None) -> dict[str, int]:
     """Index presentations, outcomes and every mart, built into the scratch schema."""
     from pipelines.cohorts.build import build_cohorts as build
-    from pipelines.warehouse import connect
 
-    con = connect(warehouse)
-    try:
-        return build(con)["marts"]
-    finally:
-        con.close()
+    progress("building cohorts and marts\u2026")
+    with open_warehouse(warehouse) as con:
+        return build(con, definition=_definition(windows))["marts"]
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
-def publish_marts(warehouse: str, run_id: str) -> dict[str, int]:
+@task(**IO_RETRIES)
+def publish_marts(warehouse: str, run_id: str, windows: list[int] | None = None) -> dict[str, int]:
     """Replace marts.* with this run's build in one transaction; log the run."""
     from pipelines.cohorts.build import publish_marts as publish
-    from pipelines.warehouse import connect
 
-    con = connect(warehouse)
-    try:
-        return publish(con, run_id)
-    finally:
-        con.close()
+    with open_warehouse(warehouse) as con:
+        return publish(con, run_id, definition=_definition(windows))
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_user_error)
-def export_extracts(warehouse: str, run_id: str, out_dir: str) -> dict[str, int]:
+@task(**IO_RETRIES)
+def export_extracts(warehouse: str, out_dir: str, min_cell: int) -> dict[str, int]:
     """Suppressed Parquet extracts of the published marts for researchers."""
     from pipelines.cohorts.export import export
 
-    manifest = export(warehouse, out_dir)
+    progress(f"exporting extracts to {out_dir}\u2026")
+    manifest = export(warehouse, out_dir, min_cell=min_cell)
     return {item["path"]: item["rows"] for item in manifest["files"]}
 
 
-def cohort_stages(warehouse: str, run_id: str, export_dir: str | None = None) -> dict:
-    """The cohort end of the flow: build, publish, and (when asked) export.
+@task
+def collect_headlines(warehouse: str) -> dict[str, Any]:
+    """Tier mix, index presentations, care gaps and headline referral rates, for the summary."""
+    with open_warehouse(warehouse) as con:
+        return headline_numbers(con)
 
-    Called at the end of `redflags_run`, after the scoring task has written
-    features.presentation_flags.
+
+@task(**IO_RETRIES)
+def write_report(warehouse: str, run_id: str, lock_timeout: float) -> str:
+    """Write the HTML report beside the warehouse, from the marts this run published.
+
+    Waits, like the writers, while another run holds the warehouse.
     """
-    built = build_cohorts(warehouse, run_id)
-    result: dict[str, object] = {"built": built, "marts": publish_marts(warehouse, run_id)}
-    if export_dir is not None:
-        result["export"] = export_extracts(warehouse, run_id, export_dir)
-    return result
+    progress("writing the report\u2026")
+    with reader(warehouse, lock_timeout):
+        return str(write_report_file(warehouse, run_id=run_id))
+
+
+@task
+def publish_run_artifacts(summary: dict[str, Any]) -> None:
+    """The run's markdown summary and headline table, shown in the Prefect UI."""
+    create_markdown_artifact(
+        summary_markdown(summary), key="redflags-run-summary", description="What this run did"
+    )
+    create_table_artifact(
+        headline_rows(summary), key="redflags-headline-numbers", description="Headline numbers"
+    )
 
 
 @flow(name="redflags-run", log_prints=True)
@@ -138,44 +171,59 @@ def redflags_run(
     input_dir: str,
     warehouse: str,
     source: str = CANONICAL,
+    engine: str = "duckdb",
+    windows: list[int] | None = None,
+    min_cell: int = 11,
+    export_dir: str | None = None,
+    lock_timeout: float = 300.0,
     docs_dir: str | None = None,
     prune: bool = False,
-    engine: str = "duckdb",
-) -> dict:
+) -> dict[str, Any]:
     """Run the whole pipeline once.
 
     Steps:
-    0. convert_source (omop, fhir only): source folder -> canonical Parquet files
-    1. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
-    2. ingest_file, per file, intake first (referrals and diagnoses must name known
-       patients): read in chunks, scrub identifiers, validate with the GX suites,
-       raw.<table> + quarantine.<table> + staging.<table>, ops.ingest_manifest
-    3. record_ingest: files gone from the input (kept, or removed with --prune),
+    1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
+    2. convert_source (omop, fhir only): source folder -> canonical Parquet files
+    3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
+    4. ingest_file, per file, intake first (referrals and diagnoses must name known
+       patients): skip if unchanged (content hash), read in chunks, scrub identifiers,
+       validate with the GX suites -> raw, quarantine and staging tables, ops.ingest_manifest
+    5. record_ingest: files gone from the input (kept, or removed with prune),
        the run's counts in ops.run_log
-    4. score_presentations: staging.intake -> features.presentation_flags
-    5. build_cohorts: index presentations, outcomes, marts into a scratch schema
-    6. publish_marts: marts.* replaced in one transaction, ops.run_log updated
-    7. write_report: marts.* and ops.* -> report.html beside the warehouse (last)
+    6. score_presentations: staging.intake -> features.presentation_flags
+    7. build_cohorts: index presentations, outcomes, marts into a scratch schema
+    8. publish_marts: marts.* replaced in one transaction, ops.run_log updated
+    9. export_extracts (when export_dir is given): suppressed Parquet for researchers
+    10. write_report: marts.* and ops.* -> report.html beside the warehouse
+    11. publish_run_artifacts: markdown summary and headline table in Prefect
+
+    Everything that writes into or beside the warehouse happens under the lock. The
+    report only reads the warehouse, so it comes after the lock is released.
     """
+    warehouse = str(Path(warehouse).resolve())
     run_id = new_run_id()
-    warehouse = str(Path(warehouse))
-    source_report = None
-    if source != CANONICAL:
-        input_dir, source_report = convert_source(source, str(Path(input_dir)), warehouse)
-    files = find_input_files(str(Path(input_dir)))
-    reports = [
-        ingest_file(warehouse, table, path, run_id, docs_dir)
-        for table in TABLES
-        for path in files[table]
-    ]
-    summary = record_ingest(warehouse, str(Path(input_dir)), run_id, reports, prune=prune)
-    result: dict[str, object] = {
-        "run_id": run_id,
-        "ingest": summary,
-        "raw": count_raw_rows(warehouse),
-        "source_report": source_report,
-        "scored": score_presentations(warehouse, engine),
-    }
-    result |= cohort_stages(warehouse, run_id)
-    result["report"] = write_report(warehouse, run_id)
-    return result
+    summary: dict[str, Any] = {"run_id": run_id, "input_dir": input_dir, "warehouse": warehouse}
+    summary["source_report"] = None
+
+    with writer(warehouse, lock_timeout):
+        if source != CANONICAL:
+            input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
+        files = find_input_files(input_dir)
+        reports = [
+            ingest_file(warehouse, table, path, run_id, docs_dir)
+            for table in TABLES
+            for path in files[table]
+        ]
+        summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune=prune)
+        summary["validation"] = validation_numbers(summary["ingest"])
+        summary["raw"] = count_raw_rows(warehouse)
+        summary["scored"] = score_presentations(warehouse, engine)
+        summary["built"] = build_cohorts(warehouse, windows)
+        summary["marts"] = publish_marts(warehouse, run_id, windows)
+        if export_dir:
+            summary["export"] = export_extracts(warehouse, export_dir, min_cell)
+        summary |= collect_headlines(warehouse)
+    summary["report"] = write_report(warehouse, run_id, lock_timeout)
+
+    publish_run_artifacts(summary)
+    return summary

@@ -1,0 +1,293 @@
+"""Settings of a run, in one place: `redflags.toml`, `REDFLAGS_*` variables, CLI options.
+
+Precedence, lowest first: the defaults below, the TOML file, the environment, the
+command line. Every key is declared once in `KEYS` (name, parser, default, help);
+docs/configuration.md documents the same keys and a test checks they agree.
+A bad value stops the run before anything starts, with one line naming the key and
+where the value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipelines.errors import UserError
+from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
+from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS
+
+CONFIG_FILE = "redflags.toml"
+ENV_PREFIX = "REDFLAGS_"
+ENGINES: tuple[str, ...] = ("pandas", "duckdb")
+
+Engine = Literal["pandas", "duckdb"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run or the scheduler needs to know; immutable once validated."""
+
+    input_dir: Path = SAMPLE_DIR
+    source: str = CANONICAL
+    warehouse: Path = DEFAULT_WAREHOUSE
+    export_dir: Path = Path("data") / "exports"
+    engine: Engine = "duckdb"
+    # None: the windows of schemas/cohorts.yml (CLINICAL.md: 1, 14, 28, 90 days).
+    windows: tuple[int, ...] | None = None
+    min_cell: int = 11
+    schedule_cron: str = "0 2 * * *"
+    schedule_timezone: str = "UTC"
+    lock_timeout: float = 300.0
+    workers: int = 0
+    dask_address: str | None = None
+    # Where the settings came from, for messages; not a key.
+    origin: str = "defaults"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The keys and their values, as plain JSON-friendly values (for the run log)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "origin":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        if out["windows"] is not None:
+            out["windows"] = list(out["windows"])
+        return out
+
+
+# --- parsers: each takes a raw value (TOML value or env string) and returns the typed one,
+# or raises ValueError with what is wrong and what is expected.
+
+
+def parse_path(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty path string")
+    return Path(value).expanduser()
+
+
+def parse_engine(value: Any) -> str:
+    if value not in ENGINES:
+        raise ValueError(f"{value!r} is not an engine; use one of {', '.join(ENGINES)}")
+    return value
+
+
+def parse_source(value: Any) -> str:
+    if value not in SOURCE_KINDS:
+        raise ValueError(f"{value!r} is not a source kind; use one of {', '.join(SOURCE_KINDS)}")
+    return value
+
+
+def parse_int(value: Any, *, minimum: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a whole number") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is not a whole number")
+    if value < minimum:
+        raise ValueError(f"{value} is below the minimum of {minimum}")
+    return value
+
+
+def parse_min_cell(value: Any) -> int:
+    return parse_int(value, minimum=1)
+
+
+def parse_workers(value: Any) -> int:
+    return parse_int(value, minimum=0)
+
+
+def parse_seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number of seconds")
+    if value < 0:
+        raise ValueError(f"{value} is negative; use 0 to fail at once when the warehouse is busy")
+    return float(value)
+
+
+def parse_windows(value: Any) -> tuple[int, ...]:
+    """A list of day counts (TOML array, or `1,14,28,90` in the environment)."""
+    if isinstance(value, str):
+        value = [part for part in value.replace(" ", "").split(",") if part]
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("expected a non-empty list of days, e.g. [1, 14, 28, 90]")
+    days = tuple(parse_int(v, minimum=0) for v in value)
+    if len(set(days)) != len(days):
+        raise ValueError(f"{list(days)} lists a window twice")
+    return tuple(sorted(days))
+
+
+def parse_cron(value: Any) -> str:
+    from cronsim import CronSim, CronSimError  # a small library Prefect itself depends on
+
+    if not isinstance(value, str):
+        raise ValueError("expected a cron string such as '0 2 * * *'")
+    try:
+        CronSim(value, datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"{value!r} is not a cron expression ({exc})") from None
+    return value
+
+
+def parse_timezone(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected an IANA time zone such as 'Europe/London'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/London')") from None
+    return value
+
+
+def parse_address(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError(f"{value!r} is not a scheduler address such as tcp://host:8786")
+    return value
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its field, its TOML spelling (`table.key` for nested), how to parse it."""
+
+    field: str
+    toml: str
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.toml.upper().replace(".", "_")
+
+
+KEYS: tuple[Key, ...] = (
+    Key("input_dir", "input_dir", parse_path, "directory of input files"),
+    Key("source", "source", parse_source, "kind of input: canonical, omop or fhir"),
+    Key("warehouse", "warehouse", parse_path, "the DuckDB warehouse file"),
+    Key("export_dir", "export_dir", parse_path, "where researcher extracts are written"),
+    Key("engine", "engine", parse_engine, "scoring engine: pandas or duckdb"),
+    Key("windows", "windows", parse_windows, "follow-up windows in days"),
+    Key("min_cell", "min_cell", parse_min_cell, "smallest count shown in extracts"),
+    Key("schedule_cron", "schedule.cron", parse_cron, "when `redflags serve` runs the flow"),
+    Key("schedule_timezone", "schedule.timezone", parse_timezone, "time zone of the cron"),
+    Key("lock_timeout", "lock_timeout", parse_seconds, "seconds to wait for a busy warehouse"),
+    Key("workers", "dask.workers", parse_workers, "local Dask workers (0: no Dask)"),
+    Key("dask_address", "dask.address", parse_address, "an existing Dask scheduler"),
+)
+KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"schedule": {"cron": x}}` -> `{"schedule.cron": x}`, so nested keys are checked too."""
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The file's settings by field name; unknown keys are an error, not silently ignored."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        message = f"{path}: cannot read the config file ({exc.strerror})"
+        raise UserError(message, exit_code=2) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})", exit_code=2) from None
+    values: dict[str, Any] = {}
+    base = path.parent
+    for dotted, raw in flatten(data).items():
+        key = KEYS_BY_TOML.get(dotted)
+        if key is None:
+            known = ", ".join(k.toml for k in KEYS)
+            raise UserError(f"{path}: unknown key '{dotted}'; known keys: {known}", exit_code=2)
+        value = parse_or_fail(key, raw, f"{path}: key '{dotted}'")
+        # Relative paths in a file mean relative to that file, so it works from any directory.
+        if isinstance(value, Path) and not value.is_absolute():
+            value = base / value
+        values[key.field] = value
+    return values
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from `REDFLAGS_*` variables; other REDFLAGS_ variables are left alone."""
+    return {
+        key.field: parse_or_fail(key, environ[key.env], f"environment variable {key.env}")
+        for key in KEYS
+        if environ.get(key.env, "") != ""
+    }
+
+
+def parse_or_fail(key: Key, raw: Any, where: str) -> Any:
+    try:
+        return key.parse(raw)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}", exit_code=2) from None
+
+
+def find_config_file(explicit: Path | None, cwd: Path) -> Path | None:
+    """`--config PATH` must exist; otherwise `redflags.toml` in the working directory, if any."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise UserError(f"{explicit}: no such config file (given by --config)", exit_code=2)
+        return explicit
+    candidate = cwd / CONFIG_FILE
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Defaults < TOML file < environment < `overrides` (CLI options; None means not given).
+
+    CLI overrides arrive typed (typer parsed them) but go through the same parser, so
+    `--min-cell 0` fails with the same message as `min_cell = 0` in the file.
+    """
+    environ = os.environ if environ is None else environ
+    path = find_config_file(config_file, cwd or Path.cwd())
+    values: dict[str, Any] = {}
+    sources: list[str] = []
+    if path is not None:
+        values.update(read_toml(path))
+        sources.append(str(path))
+    from_env = read_env(environ)
+    if from_env:
+        values.update(from_env)
+        sources.append("environment")
+    given = {name: v for name, v in (overrides or {}).items() if v is not None}
+    by_field = {k.field: k for k in KEYS}
+    for name, value in given.items():
+        raw = str(value) if isinstance(value, Path) else value
+        if isinstance(raw, tuple | list):
+            raw = list(raw)
+        option = "--" + name.replace("_", "-")
+        values[name] = parse_or_fail(by_field[name], raw, f"option {option}")
+    if given:
+        sources.append("command line")
+    settings = replace(Settings(), **values, origin=" + ".join(sources) or "defaults")
+    if settings.workers and settings.dask_address:
+        raise UserError(
+            f"{settings.origin}: set either dask workers or a dask address, not both", exit_code=2
+        )
+    return settings
