@@ -50,6 +50,16 @@ LockTimeout = Annotated[
         "--lock-timeout", help="Seconds to wait while the warehouse is busy.", show_default="300"
     ),
 ]
+def check_engine(engine: str | None) -> str:
+    """The scoring engine of `redflags score` (default duckdb), checked like the settings'."""
+    from pipelines.scoring import ENGINES
+
+    engine = engine or "duckdb"
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}", exit_code=2)
+    return engine
+
+
 # The choices of --source, from the adapters registry (typer validates an Enum).
 SourceChoice = Enum("SourceChoice", {kind: kind for kind in SOURCE_KINDS}, type=str)
 SourceKind = Annotated[
@@ -167,9 +177,7 @@ def run(
     if result.get("export"):
         typer.echo(f"extracts: {settings.export_dir} ({len(result['export'])} files)")
     typer.echo(f"report: {result['report']}")
-    typer.echo(
-        f'query the marts: redflags query "SELECT * FROM marts.cohort_summary" -w {settings.warehouse}'
-    )
+    typer.echo(f"query the marts: redflags query \"SELECT ...\" -w {settings.warehouse}")
 
 
 @app.command()
@@ -402,7 +410,7 @@ def score(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output file; .csv or .parquet picks the format.")
     ],
-    engine: EngineOption = "duckdb",
+    engine: EngineOption = None,
 ) -> None:
     """Score every presentation of an intake file for red flags (no warehouse needed).
 
