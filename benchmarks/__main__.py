@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     results = []
+    notes: list[str] = []
     for name, module in modules.items():
         if options.only and name not in options.only:
             continue
+        names = set()
         for case in module.cases(options):
+            names.add(case.name)
             print(f"running {case.name} ...", flush=True)
             result = measure(case)
             print(
@@ -54,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results.append(result)
+        if hasattr(module, "derived"):
+            notes += module.derived([r for r in results if r.name in names])
     if not results:
         print("no benchmark cases selected", file=sys.stderr)
         return 1
-    path = write_results(results)
+    path = write_results(results, notes)
+    for line in notes:
+        print(line)
     print(f"results: {path} and {path.with_suffix('.md')}")
     return 1 if any(r.returncode for r in results) else 0
 

@@ -80,13 +80,19 @@ def machine() -> dict[str, str | int]:
     }
 
 
-def write_results(results: list[Result]) -> Path:
+def write_results(results: list[Result], notes: list[str] | None = None) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     path = RESULTS_DIR / f"{stamp}-{platform.node() or 'machine'}.json"
-    payload = {"date": stamp, "machine": machine(), "results": [asdict(r) for r in results]}
+    payload = {
+        "date": stamp,
+        "machine": machine(),
+        "results": [asdict(r) for r in results],
+        "notes": notes or [],
+    }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    path.with_suffix(".md").write_text(markdown_table(results), encoding="utf-8")
+    text = markdown_table(results) + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    path.with_suffix(".md").write_text(text, encoding="utf-8")
     return path
 
 
