@@ -56,4 +56,5 @@ def intake_rows(directory: Path) -> int:
     import duckdb
 
     files = sorted(str(p) for p in directory.glob("intake*"))
-    return duckdb.sql(f"SELECT count(*) FROM read_csv({files!r}, header=true)").fetchone()[0]
+    con = duckdb.connect()
+    return con.execute(f"SELECT count(*) FROM read_csv({files!r}, header=true)").fetchone()[0]
