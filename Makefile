@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup browser run test bench lint clean
 
 setup: $(STAMP)
 
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
+# The report's test opens the HTML in a real headless browser (Debian's chromium).
+browser:
+	@bash scripts/ensure-chromium.sh
+
 run: setup
 	$(BIN)/redflags run
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 bench: setup
@@ -31,4 +35,4 @@ lint: setup
 	$(BIN)/ruff format --check pipelines tests benchmarks
 
 clean:
-	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/docs .pytest_cache
+	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/docs data/report.html data/exports .pytest_cache
