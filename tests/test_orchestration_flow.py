@@ -1,4 +1,4 @@
-"""The flow under the conditions analysts meet: added files, busy warehouses, crashes, Dask.
+"""The flow under the conditions analysts meet: added files, busy warehouses, crashes.
 
 Flows run in this process where they can (one ephemeral Prefect for the whole session);
 subprocesses only where another process is the point: a second writer, a killed run.
@@ -20,7 +20,6 @@ from orchestration_harness import (
     INTAKE_A,
     INTAKE_B,
     REFERRALS_A,
-    ROOT,
     copy_warehouse,
     differences,
     end_session,
@@ -116,33 +115,6 @@ def test_run_waits_for_an_analysts_read_only_connection(
     assert result["raw"]["intake"] == 3
     assert messages == [f"warehouse busy (held by pid {analyst.pid}), waiting\u2026 0s/120s"]
     assert intake_ids(warehouse) == ["E1", "E2", "E3"]
-
-
-def test_dask_run_equals_single_process_run(
-    tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
-):
-    from pipelines.config import Settings
-    from pipelines.flows.deployments import configured_flow, task_runner
-
-    inputs = write_inputs(
-        tmp_path / "in",
-        {
-            "intake_1.csv": INTAKE_A,
-            "intake_2.csv": INTAKE_B,
-            "referrals.csv": REFERRALS_A,
-        },
-    )
-    single = tmp_path / "single.duckdb"
-    run_flow(inputs, single)
-
-    # Dask's worker processes import this worktree's code, not an installed copy.
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    settings = Settings(workers=2)
-    assert type(task_runner(settings)).__name__ == "DaskTaskRunner"
-    on_dask = tmp_path / "dask.duckdb"
-    configured_flow(settings)(input_dir=str(inputs), warehouse=str(on_dask))
-    assert differences(on_dask, single) == {}
-    assert intake_ids(on_dask) == ["E1", "E2", "E3", "E4", "E5"]
 
 
 def test_second_writer_gives_up_with_a_clear_message(
