@@ -14,8 +14,8 @@ from pathlib import Path
 from benchmarks.harness import CACHE_DIR
 
 SEED = 20261128
-# Intake rows per patient made by the generator (3.5: 7,079 rows for 2,000 patients in data/sample, 3.52M for 1M), used to
-# turn a target number of intake rows into a number of patients.
+# Intake rows per patient made by the generator (3.5: 7,079 rows for 2,000 patients in
+# data/sample, 3.52M for 1M), used to turn a target number of intake rows into patients.
 ROWS_PER_PATIENT = 3.5
 
 
@@ -31,8 +31,20 @@ def ensure_input(patients: int, *, seed: int = SEED, fmt: str = "csv") -> Path:
         return out
     print(f"  generating {patients:,} patients into {out} (cached for later runs) ...", flush=True)
     subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "generate", "--patients", str(patients),
-         "--seed", str(seed), "--out", str(out), "--format", fmt],
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "generate",
+            "--patients",
+            str(patients),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--format",
+            fmt,
+        ],
         check=True,
     )
     marker.write_text("ok\n", encoding="utf-8")
