@@ -6,6 +6,7 @@ subprocesses only where another process is the point: a second writer, a killed 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -120,8 +121,12 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
     assert second["validation"]["quarantined"] == 0
 
     fresh = tmp_path / "fresh.duckdb"
-    from_scratch = run_flow(inputs, fresh)
+    # With an export too: it reads the marts this very run published.
+    extracts = tmp_path / "extracts"
+    from_scratch = run_flow(inputs, fresh, export_dir=str(extracts))
     assert set(file_statuses(from_scratch).values()) == {"loaded"}
+    manifest = json.loads((extracts / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["run_id"] == from_scratch["run_id"]
     assert differences(warehouse, fresh) == {}
 
 
