@@ -14,8 +14,8 @@ from pathlib import Path
 from benchmarks.harness import CACHE_DIR
 
 SEED = 20261128
-# Intake rows per patient made by the generator (3.5: 7,079 rows for 2,000 patients in
-# data/sample, 3.52M for 1M), used to turn a target number of intake rows into patients.
+# Intake rows per patient made by the generator (7,079 rows for 2,000 patients in
+# data/sample; 3.52M for 1M), used to turn a number of intake rows into patients.
 ROWS_PER_PATIENT = 3.5
 
 
@@ -56,4 +56,5 @@ def intake_rows(directory: Path) -> int:
     import duckdb
 
     files = sorted(str(p) for p in directory.glob("intake*"))
-    return duckdb.sql(f"SELECT count(*) FROM read_csv({files!r}, header=true)").fetchone()[0]
+    con = duckdb.connect()
+    return con.execute(f"SELECT count(*) FROM read_csv({files!r}, header=true)").fetchone()[0]
