@@ -50,6 +50,8 @@ LockTimeout = Annotated[
         "--lock-timeout", help="Seconds to wait while the warehouse is busy.", show_default="300"
     ),
 ]
+
+
 def check_engine(engine: str | None) -> str:
     """The scoring engine of `redflags score` (default duckdb), checked like the settings'."""
     from pipelines.scoring import ENGINES
@@ -177,7 +179,7 @@ def run(
     if result.get("export"):
         typer.echo(f"extracts: {settings.export_dir} ({len(result['export'])} files)")
     typer.echo(f"report: {result['report']}")
-    typer.echo(f"query the marts: redflags query \"SELECT ...\" -w {settings.warehouse}")
+    typer.echo(f'query the marts: redflags query "SELECT ..." -w {settings.warehouse}')
 
 
 @app.command()

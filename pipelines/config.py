@@ -44,8 +44,6 @@ class Settings:
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "UTC"
     lock_timeout: float = 300.0
-    workers: int = 0
-    dask_address: str | None = None
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
 
@@ -101,10 +99,6 @@ def parse_min_cell(value: Any) -> int:
     return parse_int(value, minimum=1)
 
 
-def parse_workers(value: Any) -> int:
-    return parse_int(value, minimum=0)
-
-
 def parse_seconds(value: Any) -> float:
     if isinstance(value, str):
         try:
@@ -152,12 +146,6 @@ def parse_timezone(value: Any) -> str:
     return value
 
 
-def parse_address(value: Any) -> str:
-    if not isinstance(value, str) or "://" not in value:
-        raise ValueError(f"{value!r} is not a scheduler address such as tcp://host:8786")
-    return value
-
-
 @dataclass(frozen=True)
 class Key:
     """One setting: its field, its TOML spelling (`table.key` for nested), how to parse it."""
@@ -183,8 +171,6 @@ KEYS: tuple[Key, ...] = (
     Key("schedule_cron", "schedule.cron", parse_cron, "when `redflags serve` runs the flow"),
     Key("schedule_timezone", "schedule.timezone", parse_timezone, "time zone of the cron"),
     Key("lock_timeout", "lock_timeout", parse_seconds, "seconds to wait for a busy warehouse"),
-    Key("workers", "dask.workers", parse_workers, "local Dask workers (0: no Dask)"),
-    Key("dask_address", "dask.address", parse_address, "an existing Dask scheduler"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 
@@ -285,9 +271,4 @@ def load_settings(
         values[name] = parse_or_fail(by_field[name], raw, f"option {option}")
     if given:
         sources.append("command line")
-    settings = replace(Settings(), **values, origin=" + ".join(sources) or "defaults")
-    if settings.workers and settings.dask_address:
-        raise UserError(
-            f"{settings.origin}: set either dask workers or a dask address, not both", exit_code=2
-        )
-    return settings
+    return replace(Settings(), **values, origin=" + ".join(sources) or "defaults")

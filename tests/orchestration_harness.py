@@ -34,9 +34,13 @@ INTAKE_B = """encounter_id,patient_id,encounter_date,age_years,sex,chief_complai
 E4,P3,2024-04-05,71,M,thoracic back pain at night
 E5,P4,2024-05-06,48,X,
 """
+# Referrals name patients of the intake they come with (others would be quarantined).
 REFERRALS_A = """referral_id,patient_id,referral_date,referral_type
 R1,P1,2024-01-05,imaging
-R2,P3,2024-04-09,biopsy
+R2,P2,2024-02-10,biopsy
+"""
+REFERRALS_B = """referral_id,patient_id,referral_date,referral_type
+R3,P3,2024-04-09,imaging
 """
 
 
@@ -52,7 +56,7 @@ def write_big_intake(path: Path, rows: int) -> None:
     con = duckdb.connect()
     con.execute(
         f"""COPY (
-            SELECT 'E' || i AS encounter_id, 'P' || (i % 5000) AS patient_id,
+            SELECT 'B' || i AS encounter_id, 'P' || (i % 5000) AS patient_id,
                    DATE '2024-01-01' + CAST(i % 300 AS INTEGER) AS encounter_date,
                    20 + i % 70 AS age_years, 'F' AS sex,
                    'back pain for ' || (i % 40) || ' days, denies fever' AS chief_complaint
@@ -62,7 +66,9 @@ def write_big_intake(path: Path, rows: int) -> None:
     con.close()
 
 
-def differences(first: Path, second: Path) -> dict[str, str]:
+def differences(
+    first: Path, second: Path, schemas: tuple[str, ...] = COMPARED_SCHEMAS
+) -> dict[str, str]:
     """Tables of the data schemas whose rows differ between two warehouses (empty: equal).
 
     Rows are compared as multisets with EXCEPT ALL both ways, without the columns naming
@@ -78,7 +84,7 @@ def differences(first: Path, second: Path) -> dict[str, str]:
                 "SELECT table_schema || '.' || table_name, column_name "
                 "FROM information_schema.columns WHERE table_catalog = ? "
                 "AND list_contains(?, table_schema) ORDER BY ordinal_position",
-                [db, list(COMPARED_SCHEMAS)],
+                [db, list(schemas)],
             ).fetchall()
             columns[db] = {}
             for table, column in rows:

@@ -15,11 +15,13 @@ import json, sys
 from pipelines.flows.prefect_env import configure_prefect
 configure_prefect()
 from prefect import flow
-from pipelines.flows.run import cohort_stages
+from pipelines.flows.run import build_cohorts, export_extracts, publish_marts
 
 @flow
 def stages(path: str, out: str):
-    return cohort_stages(path, "flow-run", out)
+    build_cohorts(path)
+    marts = publish_marts(path, "flow-run")
+    return {"marts": marts, "export": export_extracts(path, out, 11)}
 
 print(json.dumps(stages(sys.argv[1], sys.argv[2]), default=str))
 """

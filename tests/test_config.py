@@ -67,10 +67,10 @@ def test_file_then_environment_then_options(tmp_path: Path):
 
 def test_explicit_config_file_wins_over_working_directory(tmp_path: Path):
     write(tmp_path / "redflags.toml", "min_cell = 5\n")
-    other = write(tmp_path / "other.toml", "[dask]\nworkers = 2\n")
+    other = write(tmp_path / "other.toml", "lock_timeout = 2\n")
     s = load_settings(other, environ={}, cwd=tmp_path)
     assert s.min_cell == 11
-    assert s.workers == 2
+    assert s.lock_timeout == 2.0
 
 
 BAD_FILES = [
@@ -83,7 +83,6 @@ BAD_FILES = [
     ("lock_timeout = -1\n", "key 'lock_timeout': -1 is negative; use 0 to fail at once"),
     ('[schedule]\ncron = "0 25 * * *"\n', "key 'schedule.cron': '0 25 * * *' is not a cron"),
     ('[schedule]\ntimezone = "Mars/Olympus"\n', "'Mars/Olympus' is not an IANA time zone"),
-    ('[dask]\naddress = "localhost"\n', "key 'dask.address': 'localhost' is not a scheduler"),
     ('warehose = "x.duckdb"\n', "unknown key 'warehose'; known keys: input_dir, source, warehouse"),
     ("[schedule]\ncorn = 1\n", "unknown key 'schedule.corn'"),
     ("min_cell = \n", "not valid TOML"),
@@ -113,12 +112,9 @@ def test_bad_option_value_names_the_option(tmp_path: Path):
         load_settings(None, {"engine": "spark"}, environ={}, cwd=tmp_path)
 
 
-def test_missing_config_file_and_conflicting_dask_settings(tmp_path: Path):
+def test_missing_config_file_is_an_error(tmp_path: Path):
     with pytest.raises(UserError, match=r"nope.toml: no such config file \(given by --config\)"):
         load_settings(tmp_path / "nope.toml", environ={}, cwd=tmp_path)
-    env = {"REDFLAGS_DASK_WORKERS": "2", "REDFLAGS_DASK_ADDRESS": "tcp://127.0.0.1:8786"}
-    with pytest.raises(UserError, match="either dask workers or a dask address, not both"):
-        load_settings(environ=env, cwd=tmp_path)
 
 
 def test_example_file_is_valid_and_sets_every_default(tmp_path: Path):

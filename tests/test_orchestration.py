@@ -1,17 +1,15 @@
-"""Orchestration pieces that need no Prefect: run summary, writer lock, partitions."""
+"""Orchestration pieces that need no Prefect: run summary, writer lock."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 import pytest
-from orchestration_harness import INTAKE_A, lock_held, release, write_inputs
+from orchestration_harness import lock_held, release
 
 from pipelines.errors import UserError
 from pipelines.flows.summary import MISSING, headline_rows, summary_markdown
-from pipelines.partitions import partition_key, prune_partitions, write_partition
 from pipelines.warehouse import EXIT_BUSY, wait_for_writer, writer
 
 FULL_SUMMARY = {
@@ -104,41 +102,6 @@ def test_a_file_that_is_not_a_warehouse_fails_at_once(tmp_path: Path):
     bad.write_text("not a database", encoding="utf-8")
     with pytest.raises(UserError, match=r"w.duckdb: cannot open the warehouse"):
         wait_for_writer(bad, 30)
-
-
-def test_partitions_are_keyed_on_content_not_on_time(tmp_path: Path):
-    source = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A}) / "intake.csv"
-    key = partition_key("intake", source)
-    os.utime(source, (1_000_000, 1_000_000))
-    assert partition_key("intake", source) == key  # touched, same content: same partition
-    source.write_text(INTAKE_A.replace("cough", "coughing"), encoding="utf-8")
-    assert partition_key("intake", source) != key
-    assert partition_key("referrals", source) != partition_key("intake", source)
-
-
-def test_partition_holds_text_columns_and_lineage(tmp_path: Path):
-    source = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A}) / "intake.csv"
-    part = write_partition("intake", source, tmp_path / "parts")
-    assert part.rows == 3
-    con = duckdb.connect()
-    rows = con.execute(
-        "SELECT encounter_id, age_years, smoking_status, source_file, source_row "
-        f"FROM read_parquet('{part.path}') ORDER BY source_row"
-    ).fetchall()
-    src = str(source.resolve())
-    # Line 1 is the header; ages stay text; a column the file lacks is NULL.
-    assert rows == [
-        ("E1", "55", None, src, 2),
-        ("E2", "33", None, src, 3),
-        ("E3", "55", None, src, 4),
-    ]
-    # The file changes: its new partition is kept, the old one is pruned.
-    source.write_text("encounter_id,patient_id,encounter_date,age_years,sex\n", encoding="utf-8")
-    fresh = write_partition("intake", source, tmp_path / "parts")
-    assert fresh.rows == 0
-    assert prune_partitions(tmp_path / "parts", [fresh]) == 1
-    assert not Path(part.path).exists()
-    assert Path(fresh.path).exists()
 
 
 def test_warehouse_comparison_sees_one_changed_row_and_ignores_run_ids(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""The flow under the conditions analysts meet: added files, busy warehouses, crashes, Dask.
+"""The flow under the conditions analysts meet: added files, busy warehouses, crashes.
 
 Flows run in this process where they can (one ephemeral Prefect for the whole session);
 subprocesses only where another process is the point: a second writer, a killed run.
@@ -6,6 +6,7 @@ subprocesses only where another process is the point: a second writer, a killed 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from orchestration_harness import (
     INTAKE_A,
     INTAKE_B,
     REFERRALS_A,
-    ROOT,
+    REFERRALS_B,
     copy_warehouse,
     differences,
     end_session,
@@ -72,26 +73,60 @@ def intake_ids(warehouse: Path) -> list[str]:
         con.close()
 
 
+def manifest_rows(warehouse: Path) -> list[tuple[str, str, str]]:
+    """(file name, status, run id) of every row of ops.ingest_manifest."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT file_path, status, run_id FROM ops.ingest_manifest ORDER BY 1, 3"
+        ).fetchall()
+        return [(Path(path).name, status, run_id) for path, status, run_id in rows]
+    finally:
+        con.close()
+
+
+def file_statuses(result: dict[str, Any]) -> dict[str, str]:
+    return {Path(f["path"]).name: f["status"] for f in result["ingest"]["files"]}
+
+
 def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, run_flow: RunFlow):
     inputs = write_inputs(
-        tmp_path / "in", {"intake_2024a.csv": INTAKE_A, "referrals.csv": REFERRALS_A}
+        tmp_path / "in", {"intake_2024a.csv": INTAKE_A, "referrals_a.csv": REFERRALS_A}
     )
     warehouse = tmp_path / "w.duckdb"
     first = run_flow(inputs, warehouse)
     assert first["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0}
-    (part_a,) = (tmp_path / "w.parts" / "intake").glob("*.parquet")
-    stat_a = part_a.stat()
+    assert file_statuses(first) == {"intake_2024a.csv": "loaded", "referrals_a.csv": "loaded"}
 
-    write_inputs(inputs, {"intake_2024b.csv": INTAKE_B})
+    # Patient P3 of the new referral is in the new intake file, which is ingested first.
+    write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
     second = run_flow(inputs, warehouse)
-    assert second["raw"] == {"intake": 5, "referrals": 2, "diagnoses": 0}
+    assert file_statuses(second) == {
+        "intake_2024a.csv": "unchanged",
+        "intake_2024b.csv": "loaded",
+        "referrals_a.csv": "unchanged",
+        "referrals_b.csv": "loaded",
+    }
+    assert second["raw"] == {"intake": 5, "referrals": 3, "diagnoses": 0}
     assert intake_ids(warehouse) == ["E1", "E2", "E3", "E4", "E5"]
-    # The unchanged file was not converted again: its partition is the very same file.
-    again = part_a.stat()
-    assert (again.st_ino, again.st_mtime_ns) == (stat_a.st_ino, stat_a.st_mtime_ns)
+    # The unchanged files were read once, by the first run: one manifest row each.
+    assert manifest_rows(warehouse) == sorted(
+        [
+            ("intake_2024a.csv", "loaded", first["run_id"]),
+            ("intake_2024b.csv", "loaded", second["run_id"]),
+            ("referrals_a.csv", "loaded", first["run_id"]),
+            ("referrals_b.csv", "loaded", second["run_id"]),
+        ]
+    )
+    assert second["validation"]["quarantined"] == 0
 
     fresh = tmp_path / "fresh.duckdb"
-    run_flow(inputs, fresh)
+    # With an export too: it reads the marts this very run published.
+    extracts = tmp_path / "extracts"
+    from_scratch = run_flow(inputs, fresh, export_dir=str(extracts))
+    assert set(file_statuses(from_scratch).values()) == {"loaded"}
+    manifest = json.loads((extracts / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["run_id"] == from_scratch["run_id"]
     assert differences(warehouse, fresh) == {}
 
 
@@ -116,33 +151,6 @@ def test_run_waits_for_an_analysts_read_only_connection(
     assert result["raw"]["intake"] == 3
     assert messages == [f"warehouse busy (held by pid {analyst.pid}), waiting\u2026 0s/120s"]
     assert intake_ids(warehouse) == ["E1", "E2", "E3"]
-
-
-def test_dask_run_equals_single_process_run(
-    tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
-):
-    from pipelines.config import Settings
-    from pipelines.flows.deployments import configured_flow, task_runner
-
-    inputs = write_inputs(
-        tmp_path / "in",
-        {
-            "intake_1.csv": INTAKE_A,
-            "intake_2.csv": INTAKE_B,
-            "referrals.csv": REFERRALS_A,
-        },
-    )
-    single = tmp_path / "single.duckdb"
-    run_flow(inputs, single)
-
-    # Dask's worker processes import this worktree's code, not an installed copy.
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    settings = Settings(workers=2)
-    assert type(task_runner(settings)).__name__ == "DaskTaskRunner"
-    on_dask = tmp_path / "dask.duckdb"
-    configured_flow(settings)(input_dir=str(inputs), warehouse=str(on_dask))
-    assert differences(on_dask, single) == {}
-    assert intake_ids(on_dask) == ["E1", "E2", "E3", "E4", "E5"]
 
 
 def test_second_writer_gives_up_with_a_clear_message(
@@ -187,33 +195,50 @@ def test_two_runs_at_once_both_complete_like_a_clean_run(tmp_path: Path, run_flo
     assert differences(warehouse, clean) == {}
 
 
-def test_kill_mid_publish_keeps_the_last_publication(tmp_path: Path, run_flow: RunFlow):
+def published_runs(warehouse: Path) -> int:
+    """Runs of ops.run_log that published marts (publish_marts records the time it did)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            "SELECT count(*) FROM ops.run_log WHERE details->>'marts_published_at' IS NOT NULL"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_kill_while_building_cohorts_keeps_the_last_publication(tmp_path: Path, run_flow: RunFlow):
     inputs = write_inputs(tmp_path / "in", {"intake_a.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
     warehouse = tmp_path / "w.duckdb"
     run_flow(inputs, warehouse)
     published = copy_warehouse(warehouse, tmp_path / "published.duckdb")
+    assert published_runs(published) == 1
 
-    write_big_intake(inputs / "intake_big.csv", 200_000)
+    # Enough rows that building the cohorts takes a while: the kill lands inside it.
+    write_big_intake(inputs / "intake_big.csv", 20_000)
     log = tmp_path / "killed-run.log"
     with log.open("w") as err:
         proc = redflags(
             "run", "-i", str(inputs), "-w", str(warehouse), env=subprocess_env(), stderr=err
         )
         try:
-            wait_for_line(log, "loading raw.intake", proc)
-            # Now inside the transaction that replaces raw.*, writing 200,003 intake rows.
+            wait_for_line(log, "building cohorts and marts", proc)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
         finally:
             end_session(proc)  # the run's temporary Prefect server outlives it
     seen = log.read_text(encoding="utf-8")
     assert proc.returncode == -signal.SIGKILL, seen
-    assert "raw tables loaded" not in seen
-
-    assert differences(warehouse, published) == {}  # the killed run left no trace in the data
+    assert "writing the report" not in seen
+    # The killed run never published: the marts are those of the last complete run.
+    assert published_runs(warehouse) == 1
+    assert differences(warehouse, published, schemas=("marts",)) == {}
 
     recovered = run_flow(inputs, warehouse)
-    assert recovered["raw"]["intake"] == 200_003
+    assert recovered["raw"]["intake"] == 20_003
+    # The big file's ingest committed before the kill, so it is not read again.
+    assert file_statuses(recovered)["intake_big.csv"] == "unchanged"
     clean = tmp_path / "clean.duckdb"
     run_flow(inputs, clean)
     assert differences(warehouse, clean) == {}
+    # ... and the new marts differ from the old: the equality above was not for free.
+    assert differences(warehouse, published, schemas=("marts",)) != {}

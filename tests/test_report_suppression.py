@@ -57,3 +57,14 @@ def test_events_rows():
     # comes back from the stratum size, so n_eligible and the rate go; row 5: fine.
     assert hide_eligible.tolist() == [False, False, False, True, True, False]
     assert hide_events.tolist() == [True, True, False, True, True, False]
+
+
+def test_rates_of_no_rows_format_to_no_rows():
+    """A table with no pattern above zero (a small warehouse) still formats, to nothing."""
+    from pipelines.report.sections import fmt_rate_ci
+
+    empty = pd.Series([], dtype="float64")
+    assert fmt_rate_ci(empty, empty, empty, pd.Series([], dtype=bool)).tolist() == []
+    one = pd.Series([0.42])
+    text = fmt_rate_ci(one, pd.Series([0.351]), pd.Series([0.492]), pd.Series([False]))
+    assert text.tolist() == ["42.0% (35.1–49.2)"]

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from pipelines.cohorts.definition import CohortDefinition, load_definition
 from pipelines.cohorts.suppression import SuppressionRules, suppress
 from pipelines.errors import UserError
-from pipelines.warehouse import connect_for_analysts
+from pipelines.warehouse import connect
 
 RECORD_LEVEL = "index_presentations"
 NOT_EXPORTED = {"care_gaps": "an operational list with dates, for clinicians, not researchers"}
@@ -214,7 +214,9 @@ def export(
             "choose an empty or new --out",
             exit_code=2,
         )
-    con = connect_for_analysts(warehouse)
+    # Read-only like the report, and with the same configuration, so that it shares the
+    # database with the flow's reader connection (the export runs only its own queries).
+    con = connect(warehouse, read_only=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()

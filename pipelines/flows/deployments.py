@@ -1,4 +1,4 @@
-"""How the flow is started: parameters and task runner from the settings, and the schedule.
+"""How the flow is started: parameters from the settings, and the schedule.
 
 `redflags run` and `redflags serve` both build the flow's parameters here, so a scheduled
 run does exactly what the same settings do by hand.
@@ -6,10 +6,9 @@ run does exactly what the same settings do by hand.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from prefect import Flow, serve
+from prefect import serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
 from prefect.settings import get_current_settings
@@ -35,40 +34,9 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
     }
 
 
-def task_runner(settings: Settings) -> Any | None:
-    """A Dask task runner when asked for (--workers N or --dask-address), else Prefect's default.
-
-    Only the per-file tasks go to Dask (they are `.map`ped); the tasks that write the
-    warehouse are called directly and so stay in this process, its single writer.
-    """
-    if not settings.workers and not settings.dask_address:
-        return None
-    from prefect_dask import DaskTaskRunner
-
-    # The cluster's INFO chatter (workers starting, comms closing) is not the user's business.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": settings.workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            # Any free port for the dashboard: the fixed default clashes between runs.
-            "dashboard_address": ":0",
-        },
-    )
-
-
-def configured_flow(settings: Settings) -> Flow:
-    runner = task_runner(settings)
-    return redflags_run if runner is None else redflags_run.with_options(task_runner=runner)
-
-
 def build_deployment(settings: Settings) -> RunnerDeployment:
     """The scheduled deployment: the cron of the settings in their time zone, one run at a time."""
-    return configured_flow(settings).to_deployment(
+    return redflags_run.to_deployment(
         name=DEPLOYMENT_NAME,
         schedules=[Cron(settings.schedule_cron, timezone=settings.schedule_timezone)],
         parameters=flow_parameters(settings),

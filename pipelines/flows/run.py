@@ -128,12 +128,20 @@ def publish_marts(warehouse: str, run_id: str, windows: list[int] | None = None)
 
 
 @task(**IO_RETRIES)
-def export_extracts(warehouse: str, out_dir: str, min_cell: int) -> dict[str, int]:
-    """Suppressed Parquet extracts of the published marts for researchers."""
+def export_extracts(
+    warehouse: str, out_dir: str, min_cell: int, lock_timeout: float = 300.0
+) -> dict[str, int]:
+    """Suppressed Parquet extracts of the published marts for researchers.
+
+    Reads the warehouse only, so it runs after the writer lock is released (DuckDB
+    refuses a read-only connection beside this process's own writable one) and waits,
+    like the report, while another run holds the warehouse.
+    """
     from pipelines.cohorts.export import export
 
     progress(f"exporting extracts to {out_dir}\u2026")
-    manifest = export(warehouse, out_dir, min_cell=min_cell)
+    with reader(warehouse, lock_timeout):
+        manifest = export(warehouse, out_dir, min_cell=min_cell)
     return {item["path"]: item["rows"] for item in manifest["files"]}
 
 
@@ -197,8 +205,9 @@ def redflags_run(
     10. write_report: marts.* and ops.* -> report.html beside the warehouse
     11. publish_run_artifacts: markdown summary and headline table in Prefect
 
-    Everything that writes into or beside the warehouse happens under the lock. The
-    report only reads the warehouse, so it comes after the lock is released.
+    Everything that writes into the warehouse happens under the lock. The export and
+    the report only read it, so they come after the lock is released (a read-only
+    connection cannot open beside this process's writable one).
     """
     warehouse = str(Path(warehouse).resolve())
     run_id = new_run_id()
@@ -220,9 +229,9 @@ def redflags_run(
         summary["scored"] = score_presentations(warehouse, engine)
         summary["built"] = build_cohorts(warehouse, windows)
         summary["marts"] = publish_marts(warehouse, run_id, windows)
-        if export_dir:
-            summary["export"] = export_extracts(warehouse, export_dir, min_cell)
         summary |= collect_headlines(warehouse)
+    if export_dir:
+        summary["export"] = export_extracts(warehouse, export_dir, min_cell, lock_timeout)
     summary["report"] = write_report(warehouse, run_id, lock_timeout)
 
     publish_run_artifacts(summary)

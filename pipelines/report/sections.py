@@ -70,8 +70,8 @@ def fmt_count(n: pd.Series, hidden: pd.Series | None = None) -> pd.Series:
 
 
 def fmt_share(share: pd.Series, hidden: pd.Series | None = None, digits: int = 1) -> pd.Series:
-    """Shares (0..1) as percentages."""
-    text = share.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:.{digits}%}")
+    """Shares (0..1) as percentages; text even when there are no rows, so it can be joined."""
+    text = share.map(lambda v: NOT_RECORDED if pd.isna(v) else f"{v:.{digits}%}").astype(str)
     return text if hidden is None else text.where(~hidden, SUPPRESSED)
 
 

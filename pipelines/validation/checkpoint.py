@@ -89,6 +89,22 @@ class DistinctValues:
         return not self._seen or all(len(v) == 0 for v in self._seen.values())
 
 
+def quiet_gx_logging() -> None:
+    """GX reports through our summary, not through its own log lines.
+
+    Raising the package's logger is not enough: some GX modules set their own logger to
+    INFO when imported (one announces the temporary directory of the ephemeral docs
+    site), so every GX logger with a level of its own is raised as well.
+    """
+    loggers = logging.root.manager.loggerDict
+    names = [n for n in loggers if n == "great_expectations" or n.startswith("great_expectations.")]
+    for name in names:
+        if isinstance(loggers[name], logging.Logger) and (
+            name == "great_expectations" or loggers[name].level != logging.NOTSET
+        ):
+            loggers[name].setLevel(logging.ERROR)
+
+
 class Validator:
     """The GX context of one run: one suite and one Checkpoint per table, built once."""
 
@@ -96,8 +112,7 @@ class Validator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        # GX reports through our summary, not through its own progress bars and log lines.
-        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        quiet_gx_logging()
         self.gx = gx
         self.load_date = load_date
         self.docs_dir = Path(docs_dir) if docs_dir else None
