@@ -339,8 +339,14 @@ def ingest_file(
     run_id: str,
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    recheck: bool = False,
 ) -> FileReport:
-    """Read, validate and load one file in one transaction; a rejected file stores nothing."""
+    """Read, validate and load one file in one transaction; a rejected file stores nothing.
+
+    An unchanged file (same content hash as its last load) is skipped, unless
+    `recheck`: then it is validated and loaded again, because what it is checked
+    against (the patients of intake) has changed since.
+    """
     path = Path(path).resolve()
     file = str(path)
     contract = load_contract(table)
@@ -355,7 +361,7 @@ def ingest_file(
             "WHERE file_path = ? AND content_hash = ? AND status = ?",
             [file, sha, LOADED],
         ).fetchone()
-        if previous is not None:
+        if previous is not None and not recheck:
             report.status = UNCHANGED
             report.rows_read, report.accepted, report.quarantined = previous
             return report
@@ -474,6 +480,20 @@ def handle_removed_files(
     return gone, []
 
 
+def needs_recheck(table: str, reports: list[FileReport]) -> bool:
+    """Whether unchanged files of `table` must be validated again in this run.
+
+    Referrals and diagnoses are checked against the patients of intake. When an
+    intake file was loaded, replaced or rejected in this run, a referrals file
+    checked against the old intake may now hold rows that a fresh run would
+    accept (or quarantine), so it is checked again: an incremental run then
+    equals a run from scratch over the same files.
+    """
+    if table == "intake":
+        return False
+    return any(r.status != UNCHANGED for r in reports if r.table == "intake")
+
+
 def ingest_directory(
     con: duckdb.DuckDBPyConnection,
     input_dir: Path,
@@ -489,9 +509,12 @@ def ingest_directory(
     validator = _validator(load_date or date.today(), docs_dir)
     summary = IngestSummary(run_id)
     for table in TABLES:
+        recheck = needs_recheck(table, summary.files)
         for path in files[table]:
             summary.files.append(
-                ingest_file(con, validator, table, path, run_id, chunk_bytes=chunk_bytes)
+                ingest_file(
+                    con, validator, table, path, run_id, chunk_bytes=chunk_bytes, recheck=recheck
+                )
             )
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(con, input_dir, present, prune=prune)
@@ -545,11 +568,12 @@ def ingest_file_into(
     run_id: str,
     docs_dir: str | None = None,
     load_date: date | None = None,
+    recheck: bool = False,
 ) -> dict:
     """Ingest one file into the warehouse file; a plain-data report (for a Prefect task)."""
     validator = _validator(load_date or date.today(), Path(docs_dir) if docs_dir else None)
     with open_warehouse(warehouse) as con:
-        return asdict(ingest_file(con, validator, table, Path(path), run_id))
+        return asdict(ingest_file(con, validator, table, Path(path), run_id, recheck=recheck))
 
 
 def finish_ingest(

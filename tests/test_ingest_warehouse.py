@@ -243,3 +243,45 @@ def test_run_reports_the_ingest_stage_and_goes_on_past_a_rejected_file(tmp_path:
         "SELECT rows_read, rows_accepted, rows_quarantined, files_rejected, ages_capped "
         "FROM ops.run_log",
     ) == [(3, 2, 1, 1, 1)]
+
+
+def test_referrals_waiting_for_their_patients_are_accepted_when_intake_arrives(tmp_path: Path):
+    """Incremental equals from scratch: referrals first quarantined for an unknown patient
+    are checked again when the intake naming that patient arrives, though unchanged."""
+    input_dir = tmp_path / "in"
+    input_dir.mkdir()
+    warehouse = tmp_path / "w.duckdb"
+    (input_dir / "intake_a.csv").write_text(f"{HEADER}\nE1,P1,2024-01-02,55,F\n", encoding="utf-8")
+    (input_dir / "referrals.csv").write_text(
+        "referral_id,patient_id,referral_date,referral_type\n"
+        "R1,P1,2024-01-05,imaging\nR2,P2,2024-02-05,imaging\n",
+        encoding="utf-8",
+    )
+    first = run_ingest(input_dir, warehouse, "r1")
+    assert [(f.table, f.status, f.accepted, f.quarantined) for f in first.files] == [
+        ("intake", LOADED, 1, 0),
+        ("referrals", LOADED, 1, 1),
+    ]
+    # P2's intake arrives; the referrals file itself is unchanged.
+    (input_dir / "intake_b.csv").write_text(f"{HEADER}\nE2,P2,2024-02-01,61,M\n", encoding="utf-8")
+    second = run_ingest(input_dir, warehouse, "r2")
+    assert [(f.path.rsplit("/", 1)[-1], f.status) for f in second.files] == [
+        ("intake_a.csv", UNCHANGED),
+        ("intake_b.csv", LOADED),
+        ("referrals.csv", LOADED),
+    ]
+    assert fetch(warehouse, "SELECT referral_id FROM staging.referrals ORDER BY 1") == [
+        ("R1",),
+        ("R2",),
+    ]
+    assert fetch(warehouse, "SELECT count(*) FROM quarantine.referrals") == [(0,)]
+    # A third run with nothing new skips everything, referrals included.
+    third = run_ingest(input_dir, warehouse, "r3")
+    assert {f.status for f in third.files} == {UNCHANGED}
+
+    # The same files from scratch give the same staging and quarantine.
+    fresh = tmp_path / "fresh.duckdb"
+    run_ingest(input_dir, fresh, "f1")
+    for table in ("staging.referrals", "staging.intake", "quarantine.referrals"):
+        sql = f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL"
+        assert fetch(warehouse, sql) == fetch(fresh, sql), table

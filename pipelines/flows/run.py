@@ -218,11 +218,13 @@ def redflags_run(
         if source != CANONICAL:
             input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
         files = find_input_files(input_dir)
-        reports = [
-            ingest_file(warehouse, table, path, run_id, docs_dir)
-            for table in TABLES
-            for path in files[table]
-        ]
+        reports: list[dict] = []
+        for table in TABLES:  # intake first: the others are checked against its patients
+            recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
+            reports += [
+                ingest_file(warehouse, table, path, run_id, docs_dir, recheck=recheck)
+                for path in files[table]
+            ]
         summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune=prune)
         summary["validation"] = validation_numbers(summary["ingest"])
         summary["raw"] = count_raw_rows(warehouse)
