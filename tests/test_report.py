@@ -609,3 +609,21 @@ def test_report_in_headless_chromium(warehouse: Path, tmp_path: Path):
         n = int((np.abs(pixels.astype(int) - rgb).sum(axis=1) <= 12).sum())
         assert n > 1500, (tier, n)
     print(f"screenshot: {screenshot}")
+
+
+def test_sample_report_in_headless_chromium(sample_run, tmp_path: Path):
+    """The report of the real pipeline run on data/sample/, as `make run` writes it."""
+    report = sample_run.warehouse.parent / "report.html"
+    net_log = tmp_path / "net.json"
+    result = browse(report, tmp_path / "dom", f"--log-net-log={net_log}", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = parse(result.stdout)
+    assert set(page.charts) == EXPECTED_CHARTS
+    assert all(n >= 5 for n in page.charts.values()), page.charts
+    # The sample has diagnoses, so every section, rule performance included, is there.
+    assert all(page.sections[k] == "available" for k in page.sections), page.sections
+    assert page_requests(net_log) == []
+    screenshot = tmp_path / "sample-report.png"
+    browse(report, tmp_path / "shot", f"--screenshot={screenshot}", "--window-size=1280,4000")
+    assert screenshot.exists()
+    print(f"screenshot: {screenshot}")
