@@ -101,20 +101,22 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
     # Patient P3 of the new referral is in the new intake file, which is ingested first.
     write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
     second = run_flow(inputs, warehouse)
+    # Intake changed, so the unchanged referrals file is checked again against the
+    # patients now known (ingest.needs_recheck); the unchanged intake file is skipped.
     assert file_statuses(second) == {
         "intake_2024a.csv": "unchanged",
         "intake_2024b.csv": "loaded",
-        "referrals_a.csv": "unchanged",
+        "referrals_a.csv": "loaded",
         "referrals_b.csv": "loaded",
     }
     assert second["raw"] == {"intake": 5, "referrals": 3, "diagnoses": 0}
     assert intake_ids(warehouse) == ["E1", "E2", "E3", "E4", "E5"]
-    # The unchanged files were read once, by the first run: one manifest row each.
+    # The unchanged intake file was read once, by the first run: one manifest row each.
     assert manifest_rows(warehouse) == sorted(
         [
             ("intake_2024a.csv", "loaded", first["run_id"]),
             ("intake_2024b.csv", "loaded", second["run_id"]),
-            ("referrals_a.csv", "loaded", first["run_id"]),
+            ("referrals_a.csv", "loaded", second["run_id"]),
             ("referrals_b.csv", "loaded", second["run_id"]),
         ]
     )
