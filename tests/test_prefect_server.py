@@ -126,7 +126,12 @@ def test_serve_registers_the_schedule_and_runs_when_triggered(tmp_path: Path, pr
             assert found["parameters"]["warehouse"] == str(tmp_path / "w.duckdb")
             assert found["parameters"]["input_dir"] == str(inputs)
 
-            created = client.post(f"/deployments/{found['id']}/create_flow_run", json={})
+            def create_run() -> httpx.Response | None:
+                # 503: the server's SQLite database is busy (it says so under load); retry.
+                response = client.post(f"/deployments/{found['id']}/create_flow_run", json={})
+                return None if response.status_code == 503 else response
+
+            created = wait_until(create_run, timeout=120, what="flow run created", proc=serve)
             assert created.status_code == 201, created.text
             run_id = created.json()["id"]
 
