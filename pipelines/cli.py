@@ -53,8 +53,8 @@ LockTimeout = Annotated[
 
 
 def check_engine(engine: str | None) -> str:
-    """The scoring engine of `redflags score` (default duckdb), checked like the settings'."""
-    from pipelines.scoring import ENGINES
+    """The scoring engine of `redflags score` (default duckdb), from the settings' list."""
+    from pipelines.config import ENGINES
 
     engine = engine or "duckdb"
     if engine not in ENGINES:

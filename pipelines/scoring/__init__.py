@@ -9,7 +9,6 @@ import pandas as pd
 from pipelines.scoring.rules import RuleSet, load_rules
 
 Engine = Literal["pandas", "duckdb"]
-ENGINES: tuple[str, ...] = ("duckdb", "pandas")
 
 
 def score_frame(intake: pd.DataFrame, engine: Engine = "duckdb", rules: RuleSet | None = None):
@@ -24,4 +23,4 @@ def score_frame(intake: pd.DataFrame, engine: Engine = "duckdb", rules: RuleSet 
     return score_duckdb(intake, rules)
 
 
-__all__ = ["ENGINES", "Engine", "RuleSet", "load_rules", "score_frame"]
+__all__ = ["Engine", "RuleSet", "load_rules", "score_frame"]
