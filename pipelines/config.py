@@ -10,6 +10,7 @@ where the value came from.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pipelines.errors import UserError
 from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS
+from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 CONFIG_FILE = "redflags.toml"
 ENV_PREFIX = "REDFLAGS_"
@@ -44,6 +46,8 @@ class Settings:
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "UTC"
     lock_timeout: float = 300.0
+    # DuckDB's memory limit for a run; its sorts and joins spill to disk beyond it.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
 
@@ -112,6 +116,15 @@ def parse_seconds(value: Any) -> float:
     return float(value)
 
 
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def parse_memory(value: Any) -> str:
+    if not isinstance(value, str) or not MEMORY_SIZE.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not a size; write it like '3GB' or '512MB'")
+    return value.strip()
+
+
 def parse_windows(value: Any) -> tuple[int, ...]:
     """A list of day counts (TOML array, or `1,14,28,90` in the environment)."""
     if isinstance(value, str):
@@ -171,6 +184,7 @@ KEYS: tuple[Key, ...] = (
     Key("schedule_cron", "schedule.cron", parse_cron, "when `redflags serve` runs the flow"),
     Key("schedule_timezone", "schedule.timezone", parse_timezone, "time zone of the cron"),
     Key("lock_timeout", "lock_timeout", parse_seconds, "seconds to wait for a busy warehouse"),
+    Key("memory_limit", "memory_limit", parse_memory, "DuckDB's memory limit for a run"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 

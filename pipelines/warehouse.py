@@ -249,17 +249,29 @@ def wait_for_writer(
         pause = min(pause * 2, 1.0)
 
 
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+
 @contextmanager
 def writer(
-    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
+    path: str | Path,
+    timeout: float,
+    *,
+    report: Callable[[str], None] | None = None,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Hold the warehouse's writer lock for the block: one writer at a time, bounded wait.
 
     Other connections opened to the same file in this process share the database and
-    so the lock; another process (a second run, an analyst) waits or is refused.
+    so the lock; another process (a second run, an analyst) waits or is refused. They
+    share its memory limit too (a database-wide setting): DuckDB's default, 80% of the
+    machine's memory, would let a run's sorts and hash tables grow with the input
+    instead of spilling to `<warehouse>.tmp/`.
     """
     con = wait_for_writer(path, timeout, report=report)
     try:
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
         create_schemas(con)
         yield con
     finally:

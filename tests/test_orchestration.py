@@ -10,7 +10,7 @@ from orchestration_harness import lock_held, release
 
 from pipelines.errors import UserError
 from pipelines.flows.summary import MISSING, headline_rows, summary_markdown
-from pipelines.warehouse import EXIT_BUSY, wait_for_writer, writer
+from pipelines.warehouse import EXIT_BUSY, open_warehouse, wait_for_writer, writer
 
 FULL_SUMMARY = {
     "run_id": "R1",
@@ -95,6 +95,15 @@ def test_writer_waits_for_an_analysts_read_only_connection(tmp_path: Path):
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT answer FROM ops.proof").fetchall() == [(42,)]
     con.close()
+
+
+def test_writer_sets_the_memory_limit_for_every_connection_of_the_run(tmp_path: Path):
+    path = tmp_path / "w.duckdb"
+    with writer(path, 1.0, memory_limit="512MB"):
+        # A task's own connection to the same file shares the database and its limit.
+        with open_warehouse(path) as con:
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit == "488.2 MiB"  # DuckDB shows 512 * 10^6 bytes in MiB
 
 
 def test_a_file_that_is_not_a_warehouse_fails_at_once(tmp_path: Path):

@@ -31,6 +31,7 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "min_cell": settings.min_cell,
         "export_dir": str(settings.export_dir.resolve()),
         "lock_timeout": settings.lock_timeout,
+        "memory_limit": settings.memory_limit,
     }
 
 

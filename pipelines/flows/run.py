@@ -31,7 +31,7 @@ from pipelines.flows.summary import (
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.sources.canonical import discover
-from pipelines.warehouse import open_warehouse, reader, table_counts, writer
+from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, open_warehouse, reader, table_counts, writer
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -184,6 +184,7 @@ def redflags_run(
     min_cell: int = 11,
     export_dir: str | None = None,
     lock_timeout: float = 300.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
     docs_dir: str | None = None,
     prune: bool = False,
 ) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def redflags_run(
     summary: dict[str, Any] = {"run_id": run_id, "input_dir": input_dir, "warehouse": warehouse}
     summary["source_report"] = None
 
-    with writer(warehouse, lock_timeout):
+    with writer(warehouse, lock_timeout, memory_limit=memory_limit):
         if source != CANONICAL:
             input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
         files = find_input_files(input_dir)
