@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.paths import SQL_DIR
-from pipelines.scoring import history, normalise
+from pipelines.scoring import history, matches
 from pipelines.scoring import predicates as p
 from pipelines.scoring.output import cast_output, sql_types
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
@@ -30,12 +30,9 @@ def render_sql(rules: RuleSet) -> str:
     env = rules.env()
     carried = list(ID_COLUMNS + INPUT_COLUMNS)
     raw_booleans = [f.name for f in rules.effective]
-    inputs = _select(
-        [(c, c) for c in carried + raw_booleans]
-        + [(p.TEXT, normalise.complaint_text_sql()), (p.CODES, normalise.codes_sql())]
-    )
+    inputs = _select([(c, c) for c in carried + raw_booleans + ["chief_complaint", "dx_codes"]])
     effective = _select(
-        [(c, c) for c in carried + list(p.MATCHED)]
+        [(c, c) for c in carried + matches.carried(rules)]
         + [(f.name, f"-- {f.name}\n        " + f.expr.sql(env)) for f in rules.effective]
     )
     features = _select([("*", "*")] + [(f.name, f.expr.sql(env)) for f in rules.features])
@@ -59,25 +56,19 @@ def render_sql(rules: RuleSet) -> str:
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read, the complaint in lower case and
-    -- dx_codes normalised (upper case, no dots or spaces).
+    -- The intake columns the rules read.
     SELECT
 {inputs}
     FROM {SOURCE}
 ),
-cued AS (
-    -- Whether the complaint holds a negation cue at all; only those texts are
-    -- normalised into words and clauses to find negated mentions.
-    SELECT *, {normalise.has_cue_sql(rules.text)} AS {p.HAS_CUE}
-    FROM inputs
-),
+{matches.matches_sql(rules, "inputs")},
 effective AS (
     -- Effective value of each field: structured > code or un-negated text >
     -- negated-only text > NULL; back_pain never NULL; pain_site falls back to
     -- codes, text, then 'unspecified'.
     SELECT
 {effective}
-    FROM cued
+    FROM {matches.join_sql("inputs")}
 ),
 {history.history_sql("effective", rules.window_days, rules.washout_days)},
 features AS (

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.contracts import load_contract
-from pipelines.scoring import history, normalise
-from pipelines.scoring import predicates as p
+from pipelines.scoring import history, matches
 from pipelines.scoring.output import cast_output
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
 
 
 def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    """Typed intake columns in history order, plus normalised text and codes.
+    """Typed intake columns in history order, plus the text and code match columns.
 
     Contract columns the frame lacks are NULL, as in the DuckDB engine.
     """
@@ -26,16 +25,15 @@ def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         index=intake.index,
     ).astype(dtypes)
     frame = frame.sort_values(history.ORDER, kind="stable").reset_index(drop=True)
-    frame[p.TEXT] = normalise.complaint_text_pandas(frame["chief_complaint"])
-    frame[p.CODES] = normalise.codes_pandas(frame["dx_codes"])
-    frame[p.HAS_CUE] = normalise.has_cue_pandas(frame[p.TEXT], rules.text)
-    return frame
+    text = matches.complaint_matches_pandas(frame["chief_complaint"], rules)
+    codes = matches.code_matches_pandas(frame["dx_codes"], rules)
+    return pd.concat([frame, text, codes], axis=1)
 
 
 def effective(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     env = rules.env()
     env.frame = frame
-    out = frame[list(ID_COLUMNS + INPUT_COLUMNS + p.MATCHED)].copy()
+    out = frame[list(ID_COLUMNS + INPUT_COLUMNS) + matches.carried(rules)].copy()
     for feature in rules.effective:
         out[feature.name] = feature.expr.pandas(env)
     return out

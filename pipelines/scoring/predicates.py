@@ -8,7 +8,8 @@ to one engine only: a node is a class with both methods side by side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -25,13 +26,12 @@ def sql_str(value: str) -> str:
 
 @dataclass
 class Env:
-    """What nodes need besides the columns: patterns of text and codes, a cache."""
+    """What nodes need besides the columns: patterns of text and codes."""
 
     text: TextRules
     phrases: dict[str, list[str]]
     code_patterns: dict[str, str]
     frame: pd.DataFrame | None = None
-    cache: dict[tuple[str, str], pd.Series] = field(default_factory=dict)
 
     def column(self, name: str) -> pd.Series:
         assert self.frame is not None
@@ -321,27 +321,60 @@ class When(Expr):
         return f"(CASE {whens} ELSE {self.otherwise.sql(env)} END)"
 
 
-# The normalised text and codes the two nodes below read (built by the engines).
+# The normalised text and codes the match nodes below read, and the clause form
+# of the texts that hold a negation cue (built by pipelines/scoring/matches.py).
 TEXT = "complaint_text"
 CODES = "codes"
 HAS_CUE = "has_negation_cue"
-MATCHED = (TEXT, CODES, HAS_CUE)
+CLAUSES = "clauses"
+
+
+def match_column_name(prefix: str, name: str) -> str:
+    """A SQL-safe column name for a match of phrase list or value set `name`."""
+    return f"{prefix}_{re.sub(r'[^a-z0-9_]', '_', name.lower())}"
+
+
+class Match(Expr):
+    """A node that reads the complaint text or the codes, not the row's other columns.
+
+    Its value depends on one distinct text (or code string) only, so it is
+    evaluated once per distinct value (`match_pandas` / `match_sql`, over a frame
+    or relation of distinct values) and joined back to the rows, where the node
+    reads its column (`pandas` / `sql`). pipelines/scoring/matches.py does this.
+    """
+
+    @property
+    def match_column(self) -> str:
+        raise NotImplementedError
+
+    def match_pandas(self, env: Env) -> pd.Series:
+        raise NotImplementedError
+
+    def match_sql(self, env: Env) -> str:
+        raise NotImplementedError
+
+    def pandas(self, env: Env) -> pd.Series:
+        return env.column(self.match_column)
+
+    def sql(self, env: Env) -> str:
+        return self.match_column
 
 
 @dataclass
-class InValueSet(Expr):
+class InValueSet(Match):
     """A code of dx_codes is in the value set (never NULL: no codes, no match)."""
 
     value_set: str
 
-    def columns(self) -> set[str]:
-        return {CODES}
+    @property
+    def match_column(self) -> str:
+        return match_column_name("codes_in", self.value_set)
 
-    def pandas(self, env: Env) -> pd.Series:
+    def match_pandas(self, env: Env) -> pd.Series:
         pattern = env.code_patterns[self.value_set]
         return env.column(CODES).str.contains(pattern, regex=True).fillna(False).astype(BOOL)
 
-    def sql(self, env: Env) -> str:
+    def match_sql(self, env: Env) -> str:
         return f"regexp_matches({CODES}, {sql_str(env.code_patterns[self.value_set])})"
 
 
@@ -364,67 +397,57 @@ def contains_phrases_sql(text: str, phrases: list[str], rules: TextRules) -> str
 
 
 @dataclass
-class TextMentionsAny(Expr):
+class TextMentionsAny(Match):
     """The complaint mentions one of the phrases, negated or not."""
 
     phrases: str
 
-    def columns(self) -> set[str]:
-        return {TEXT}
+    @property
+    def match_column(self) -> str:
+        return match_column_name("mentions", self.phrases)
 
-    def pandas(self, env: Env) -> pd.Series:
-        key = ("any", self.phrases)
-        if key not in env.cache:
-            env.cache[key] = contains_phrases_pandas(
-                env.column(TEXT), env.phrases[self.phrases], env.text
-            )
-        return env.cache[key]
+    def match_pandas(self, env: Env) -> pd.Series:
+        return contains_phrases_pandas(env.column(TEXT), env.phrases[self.phrases], env.text)
 
-    def sql(self, env: Env) -> str:
+    def match_sql(self, env: Env) -> str:
         return contains_phrases_sql(TEXT, env.phrases[self.phrases], env.text)
 
 
 @dataclass
-class TextMentions(Expr):
+class TextMentions(Match):
     """The complaint mentions one of the phrases at least once without negation.
 
-    Only texts that mention a phrase and hold a negation cue need words and
-    clauses: those are normalised, their negated mentions cut out (cue to
-    mention, replaced by a clause mark), and the mention looked for again.
+    Reads the text's `mentions_` column (TextMentionsAny, computed first). Only
+    texts that mention a phrase and hold a negation cue need words and clauses:
+    their clause form (CLAUSES) has the negated mentions cut out (cue to mention,
+    replaced by a clause mark), and the mention is looked for again.
     """
 
     phrases: str
 
-    def columns(self) -> set[str]:
-        return {TEXT, HAS_CUE}
+    @property
+    def match_column(self) -> str:
+        return match_column_name("affirms", self.phrases)
 
-    def pandas(self, env: Env) -> pd.Series:
-        from pipelines.scoring.normalise import normalised_pandas
+    def match_pandas(self, env: Env) -> pd.Series:
+        phrases = env.phrases[self.phrases]
+        result = env.column(TextMentionsAny(self.phrases).match_column).copy()
+        check = (result & env.column(HAS_CUE)).to_numpy(dtype=bool)
+        clauses = env.column(CLAUSES)[check]
+        left = clauses.str.replace(env.text.negated_mention_pattern(phrases), " , ", regex=True)
+        result[check] = left.str.contains(env.text.mention_pattern(phrases), regex=True).astype(
+            BOOL
+        )
+        return result
 
-        key = ("affirmed", self.phrases)
-        if key not in env.cache:
-            phrases = env.phrases[self.phrases]
-            result = TextMentionsAny(self.phrases).pandas(env).copy()
-            check = (result & env.column(HAS_CUE)).to_numpy(dtype=bool)
-            text = normalised_pandas(env.column(TEXT)[check], env.text)
-            left = text.str.replace(env.text.negated_mention_pattern(phrases), " , ", regex=True)
-            result[check] = left.str.contains(env.text.mention_pattern(phrases), regex=True).astype(
-                BOOL
-            )
-            env.cache[key] = result
-        return env.cache[key]
-
-    def sql(self, env: Env) -> str:
-        from pipelines.scoring.normalise import normalised_sql
-
+    def match_sql(self, env: Env) -> str:
         phrases = env.phrases[self.phrases]
         mention = sql_str(env.text.mention_pattern(phrases))
         negated = sql_str(env.text.negated_mention_pattern(phrases))
-        normalised = normalised_sql(TEXT, env.text)
         return (
-            f"(CASE WHEN NOT {TextMentionsAny(self.phrases).sql(env)} THEN false "
+            f"(CASE WHEN NOT {TextMentionsAny(self.phrases).match_column} THEN false "
             f"WHEN NOT {HAS_CUE} THEN true "
-            f"ELSE regexp_matches(regexp_replace({normalised}, {negated}, ' , ', 'g'), "
+            f"ELSE regexp_matches(regexp_replace({CLAUSES}, {negated}, ' , ', 'g'), "
             f"{mention}) END)"
         )
 

@@ -164,7 +164,7 @@ def _build(path: Path, raw: dict, value_sets_dir: Path) -> RuleSet:
     ]
     known = set(ID_COLUMNS + INPUT_COLUMNS + HISTORY_COLUMNS) | {f.name for f in effective}
     for f in features:
-        unknown = f.expr.columns() - known - {p.CODES, p.TEXT, p.HAS_CUE}
+        unknown = f.expr.columns() - known
         if unknown:
             raise ValueError(f"feature {f.name} uses unknown column(s) {sorted(unknown)}")
         value_sets_used.update(_value_sets(f.expr))
