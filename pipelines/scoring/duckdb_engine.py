@@ -30,9 +30,12 @@ def render_sql(rules: RuleSet) -> str:
     env = rules.env()
     carried = list(ID_COLUMNS + INPUT_COLUMNS)
     raw_booleans = [f.name for f in rules.effective]
-    inputs = _select([(c, c) for c in carried + raw_booleans + ["chief_complaint", "dx_codes"]])
+    inputs = _select(
+        [(c, c) for c in carried + raw_booleans + ["chief_complaint", "dx_codes"]]
+        + [(history.ROW_KEY, "row_number() OVER ()")]
+    )
     effective = _select(
-        [(c, c) for c in carried + matches.carried(rules)]
+        [(c, c) for c in [*carried, history.ROW_KEY, *matches.carried(rules)]]
         + [(f.name, f"-- {f.name}\n        " + f.expr.sql(env)) for f in rules.effective]
     )
     features = _select([("*", "*")] + [(f.name, f.expr.sql(env)) for f in rules.features])
@@ -56,7 +59,8 @@ def render_sql(rules: RuleSet) -> str:
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read.
+    -- The intake columns the rules read, and a number for each row (to join the
+    -- history helpers back).
     SELECT
 {inputs}
     FROM {SOURCE}
@@ -72,10 +76,10 @@ effective AS (
 ),
 {history.history_sql("effective", rules.window_days, rules.washout_days)},
 features AS (
-    -- Derived features (red_flags.yml `features:`).
+    -- Derived features (red_flags.yml `features:`), on the rows with their history.
     SELECT
 {features}
-    FROM episodes
+    FROM effective JOIN episodes USING ({history.ROW_KEY})
 ),
 scored AS (
     -- Tier (first that matches; NULL counts as not present), score (sum of the

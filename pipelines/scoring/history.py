@@ -84,9 +84,20 @@ def episode_days(
     return (days - start).where(bp)
 
 
+# The columns the history windows read; `row_key` joins their results back.
+ROW_KEY = "row_key"
+HISTORY_INPUTS = ["patient_id", "encounter_date", "encounter_id", "back_pain", "pain_score"]
+
+
 def history_sql(source: str, window_days: int, washout_days: int) -> str:
-    """The same helpers as window functions over `source` (a CTE name); returns CTEs."""
+    """The same helpers as window functions over `source` (a CTE name); returns CTEs.
+
+    The windows sort only the few columns they read (each window ordering is a
+    sort of its input), and `episodes` holds `row_key` and the helper columns, to
+    be joined back to `source` on `row_key`.
+    """
     order = "PARTITION BY patient_id ORDER BY encounter_date, encounter_id"
+    narrow = ", ".join([ROW_KEY, *HISTORY_INPUTS])
     return f"""history AS (
     -- Each patient's presentations in order (encounter_date, encounter_id): a
     -- same-day visit with a larger encounter_id is later. The previous back-pain
@@ -94,7 +105,7 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
     -- rides along in the struct. Back-pain presentations with
     -- 0 <= days before this one <= {window_days} are counted up to and including this one.
     SELECT
-        *,
+        {narrow},
         encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
             AS days_since_previous,
         (max(CASE WHEN back_pain THEN {{'encounter_date': encounter_date,
@@ -103,7 +114,7 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
         sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
             - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
             AS n_back_pain_window
-    FROM {source}
+    FROM (SELECT {narrow} FROM {source})
     WINDOW
         earlier AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
@@ -116,7 +127,10 @@ episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
     -- back-pain presentation with no earlier one in the {washout_days} days before it.
     SELECT
-        *,
+        {ROW_KEY},
+        days_since_previous,
+        previous_pain_score,
+        n_back_pain_window,
         CASE WHEN back_pain THEN encounter_date - max(CASE
             WHEN back_pain AND NOT coalesce(days_since_previous <= {washout_days}, false)
             THEN encounter_date END

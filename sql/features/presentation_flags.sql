@@ -3,7 +3,8 @@
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read.
+    -- The intake columns the rules read, and a number for each row (to join the
+    -- history helpers back).
     SELECT
         encounter_id,
         patient_id,
@@ -31,7 +32,8 @@ inputs AS (
         limb_weakness,
         bladder_bowel_dysfunction,
         chief_complaint,
-        dx_codes
+        dx_codes,
+        row_number() OVER () AS row_key
     FROM staging.intake
 ),
 complaints AS (
@@ -135,6 +137,7 @@ effective AS (
         smoking_status,
         pain_duration_days,
         pain_score,
+        row_key,
         codes_in_ever_smoked,
         -- back_pain
         coalesce(back_pain, (codes_in_back_pain OR affirms_back_pain)) AS back_pain,
@@ -185,7 +188,7 @@ history AS (
     -- rides along in the struct. Back-pain presentations with
     -- 0 <= days before this one <= 90 are counted up to and including this one.
     SELECT
-        *,
+        row_key, patient_id, encounter_date, encounter_id, back_pain, pain_score,
         encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
             AS days_since_previous,
         (max(CASE WHEN back_pain THEN {'encounter_date': encounter_date,
@@ -194,7 +197,7 @@ history AS (
         sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
             - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
             AS n_back_pain_window
-    FROM effective
+    FROM (SELECT row_key, patient_id, encounter_date, encounter_id, back_pain, pain_score FROM effective)
     WINDOW
         earlier AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
@@ -207,7 +210,10 @@ episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
     -- back-pain presentation with no earlier one in the 180 days before it.
     SELECT
-        *,
+        row_key,
+        days_since_previous,
+        previous_pain_score,
+        n_back_pain_window,
         CASE WHEN back_pain THEN encounter_date - max(CASE
             WHEN back_pain AND NOT coalesce(days_since_previous <= 180, false)
             THEN encounter_date END
@@ -215,7 +221,7 @@ episodes AS (
     FROM history
 ),
 features AS (
-    -- Derived features (red_flags.yml `features:`).
+    -- Derived features (red_flags.yml `features:`), on the rows with their history.
     SELECT
         *,
         ((pain_duration_days >= 28) OR coalesce((episode_days >= 28), false)) AS pain_persistent,
@@ -227,7 +233,7 @@ features AS (
         ((CASE smoking_status WHEN 'former' THEN true WHEN 'current' THEN true WHEN 'never' THEN false END) OR codes_in_ever_smoked) AS ever_smoked,
         (limb_numbness OR limb_tingling OR limb_weakness OR bladder_bowel_dysfunction) AS neuro_symptom,
         ((CASE WHEN persistent_cough THEN 1 ELSE 0 END) + (CASE WHEN fatigue THEN 1 ELSE 0 END) + (CASE WHEN dyspnea THEN 1 ELSE 0 END) + (CASE WHEN chest_pain THEN 1 ELSE 0 END) + (CASE WHEN unexplained_weight_loss THEN 1 ELSE 0 END) + (CASE WHEN appetite_loss THEN 1 ELSE 0 END)) AS lung_symptom_count
-    FROM episodes
+    FROM effective JOIN episodes USING (row_key)
 ),
 scored AS (
     -- Tier (first that matches; NULL counts as not present), score (sum of the
