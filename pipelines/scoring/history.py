@@ -3,8 +3,9 @@
 Presentations are ordered by (encounter_date, encounter_id) within a patient, as
 the cohort definition orders them; only rows at or before the current one in
 that order count, so a later visit never changes an earlier result. The pandas
-functions use groupby on frames sorted in that order; `history_sql` is the same
-logic as DuckDB window functions. The helper columns are listed in
+functions work on positions in a frame sorted in that order (a patient's rows
+are one run starting at `group_start`); `history_sql` is the same logic as
+DuckDB window functions. The helper columns are listed in
 schemas/red_flags.yml (`history:`).
 """
 
@@ -21,11 +22,29 @@ def _day_number(encounter_date: pd.Series) -> np.ndarray:
     return encounter_date.to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
-def previous_back_pain_row(patient_id: pd.Series, back_pain: pd.Series) -> pd.Series:
+def group_start(patient_id: pd.Series) -> np.ndarray:
+    """Position of the first row of each row's patient, in a frame sorted by patient.
+
+    A patient's rows are one run, so cumulative maxima of positions stop at the
+    run's start: a position from before it means "none for this patient".
+    """
+    ids = pd.factorize(patient_id, use_na_sentinel=False)[0]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return np.maximum.accumulate(np.where(first, np.arange(len(ids)), 0))
+
+
+def _last_position(flag: np.ndarray) -> np.ndarray:
+    """Position of the last row at or before each row where flag is true (-1 if none)."""
+    return np.maximum.accumulate(np.where(flag, np.arange(len(flag)), -1))
+
+
+def previous_back_pain_row(start: np.ndarray, back_pain: pd.Series) -> pd.Series:
     """Position of the patient's last back-pain presentation before this row (NA if none)."""
-    position = pd.Series(np.arange(len(back_pain)), index=back_pain.index, dtype="Int64")
-    mine = position.where(back_pain.to_numpy(dtype=bool))
-    return mine.groupby(patient_id.to_numpy()).shift(1).groupby(patient_id.to_numpy()).ffill()
+    last = _last_position(back_pain.to_numpy(dtype=bool))
+    previous = np.concatenate([[-1], last[:-1]]) if len(last) else last
+    result = pd.Series(previous, index=back_pain.index, dtype="Int64")
+    return result.where(previous >= start)
 
 
 def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> pd.Series:
@@ -45,7 +64,7 @@ def previous_pain_score(pain_score: pd.Series, previous_row: pd.Series) -> pd.Se
 
 
 def n_back_pain_window(
-    patient_id: pd.Series, encounter_date: pd.Series, back_pain: pd.Series, window_days: int
+    start: np.ndarray, encounter_date: pd.Series, back_pain: pd.Series, window_days: int
 ) -> pd.Series:
     """Back-pain presentations with 0 <= this date - their date <= window, up to this row.
 
@@ -53,19 +72,21 @@ def n_back_pain_window(
     last row older than the window (found by binary search on (patient, day)).
     """
     days = _day_number(encounter_date)
-    group = pd.factorize(patient_id.to_numpy(), sort=False)[0].astype(np.int64)
+    group = np.cumsum(start == np.arange(len(start))).astype(np.int64)
     span = (days.max() - days.min() + window_days + 2) if len(days) else 1
     key = group * span + (days - (days.min() if len(days) else 0))
     bp = back_pain.to_numpy(dtype=bool).astype(np.int64)
-    so_far = pd.Series(bp).groupby(group).cumsum().to_numpy()
+    total = np.cumsum(bp)
+    before_patient = total[start] - bp[start]
     first_in_window = np.searchsorted(key, key - window_days, side="left")
-    group_start = np.searchsorted(key, group * span, side="left")
-    before = np.where(first_in_window > group_start, so_far[np.maximum(first_in_window - 1, 0)], 0)
-    return pd.Series(so_far - before, index=back_pain.index, dtype="Int64")
+    before = np.where(first_in_window > start, total[np.maximum(first_in_window - 1, 0)], 0)
+    return pd.Series(
+        total - np.maximum(before, before_patient), index=back_pain.index, dtype="Int64"
+    )
 
 
 def episode_days(
-    patient_id: pd.Series,
+    start: np.ndarray,
     encounter_date: pd.Series,
     back_pain: pd.Series,
     days_since_previous: pd.Series,
@@ -78,10 +99,11 @@ def episode_days(
     """
     bp = back_pain.to_numpy(dtype=bool)
     recent = (days_since_previous <= washout_days).fillna(False).to_numpy(dtype=bool)
-    is_index = bp & ~recent
-    days = pd.Series(_day_number(encounter_date), index=back_pain.index, dtype="Int64")
-    start = days.where(is_index).groupby(patient_id.to_numpy()).ffill()
-    return (days - start).where(bp)
+    index_row = _last_position(bp & ~recent)
+    days = _day_number(encounter_date)
+    known = bp & (index_row >= start)
+    result = pd.Series(days - days[np.maximum(index_row, 0)], index=back_pain.index, dtype="Int64")
+    return result.where(known)
 
 
 # The columns the history windows read; `row_key` joins their results back.

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 
 from pipelines.contracts import load_contract
 from pipelines.errors import UserError
@@ -102,7 +104,7 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM intake_file")
-    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0]
 
 
 def _typed(column, file_type: str | None) -> str:
@@ -114,13 +116,29 @@ def _typed(column, file_type: str | None) -> str:
     return f"CAST(CAST({column.name} AS VARCHAR) AS {column.duckdb_type}) AS {column.name}"
 
 
+def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """staging.intake as a frame through Arrow: strings stay Arrow-backed, never Python objects.
+
+    (`.df()` builds a Python object per string, several seconds per million rows.)
+    """
+    dtypes = {
+        pa.string(): pd.StringDtype("pyarrow"),
+        pa.large_string(): pd.StringDtype("pyarrow"),
+        pa.bool_(): pd.BooleanDtype(),
+        pa.int32(): pd.Int64Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+    }
+    table = con.sql(f"SELECT * FROM {SOURCE}").to_arrow_table()
+    return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
+
+
 def scored_relation_sql(con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet) -> str:
     """A SELECT of the scored rows: the rendered SQL, or the pandas result registered."""
     if engine == "duckdb":
         return render_sql(rules)
     from pipelines.scoring.pandas_engine import score_pandas
 
-    frame = score_pandas(con.execute(f"SELECT * FROM {SOURCE}").df(), rules)
+    frame = score_pandas(intake_frame(con), rules)
     con.register("scored_frame", frame)
     return "SELECT * REPLACE (CAST(encounter_date AS DATE) AS encounter_date) FROM scored_frame"
 

@@ -41,13 +41,14 @@ def effective(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
 
 def with_history(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     patient, date, bp = frame["patient_id"], frame["encounter_date"], frame["back_pain"]
-    previous = history.previous_back_pain_row(patient, bp)
+    start = history.group_start(patient)
+    previous = history.previous_back_pain_row(start, bp)
     out = frame.copy()
     out["days_since_previous"] = history.days_since_previous(date, previous)
     out["previous_pain_score"] = history.previous_pain_score(frame["pain_score"], previous)
-    out["n_back_pain_window"] = history.n_back_pain_window(patient, date, bp, rules.window_days)
+    out["n_back_pain_window"] = history.n_back_pain_window(start, date, bp, rules.window_days)
     out["episode_days"] = history.episode_days(
-        patient, date, bp, out["days_since_previous"], rules.washout_days
+        start, date, bp, out["days_since_previous"], rules.washout_days
     )
     return out
 
