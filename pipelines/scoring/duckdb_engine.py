@@ -14,6 +14,7 @@ from pipelines.scoring import history, matches
 from pipelines.scoring import predicates as p
 from pipelines.scoring.output import cast_output, sql_types
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
+from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 SQL_PATH = SQL_DIR / "features" / "presentation_flags.sql"
 SOURCE = "staging.intake"
@@ -116,7 +117,7 @@ def register_intake(con: duckdb.DuckDBPyConnection, intake: pd.DataFrame) -> Non
 
 def score_duckdb(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     """Score a frame in an in-memory database (used by tests and the CLI)."""
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
         register_intake(con, intake)
         return cast_output(con.execute(render_sql(rules)).df(), rules)

@@ -21,6 +21,7 @@ from pipelines.errors import UserError
 from pipelines.scoring.duckdb_engine import SOURCE, render_sql
 from pipelines.scoring.output import table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
+from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 TABLE = "features.presentation_flags"
 OPS_DDL = """CREATE TABLE IF NOT EXISTS ops.rules_versions (
@@ -153,7 +154,9 @@ def score_file(
     """Score a canonical intake file into OUTPUT (format by extension); returns rows."""
     out_kind = _kind(output_path, "output")
     rules = rules or load_rules()
-    con = duckdb.connect()
+    # DuckDB's default limit is 80% of RAM: on a shared machine a 10M-row score
+    # took 12 GB; capped, it spills its sorts to disk instead.
+    con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
         progress(f"reading {input_path}")
         n = load_intake_file(con, input_path)
