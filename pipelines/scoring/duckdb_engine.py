@@ -66,7 +66,7 @@ inputs AS (
 {inputs}
     FROM {SOURCE}
 ),
-{matches.matches_sql(rules, "inputs")},
+{matches.matches_sql(rules, SOURCE)},
 effective AS (
     -- Effective value of each field: structured > code or un-negated text >
     -- negated-only text > NULL; back_pain never NULL; pain_site falls back to

@@ -65,7 +65,7 @@ complaints AS (
         (CASE WHEN contains(complaint_text, 'dysfunction') OR contains(complaint_text, 'incontinence') OR contains(complaint_text, 'retention') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:bladder[^a-z0-9''.;,]+dysfunction|bowel[^a-z0-9''.;,]+dysfunction|urinary[^a-z0-9''.;,]+retention|incontinence)(?:[^a-z0-9]|$)') ELSE false END) AS mentions_bladder_bowel_dysfunction
     FROM (
         SELECT chief_complaint, lower(coalesce(chief_complaint, '')) AS complaint_text
-        FROM (SELECT DISTINCT chief_complaint FROM inputs)
+        FROM (SELECT DISTINCT chief_complaint FROM staging.intake)
     )
 ),
 complaint_matches AS (
@@ -122,7 +122,7 @@ code_matches AS (
         regexp_matches(codes, '(?:^|;)(?:F172[^;]*|Z720|Z87891)(?:;|$)') AS codes_in_ever_smoked
     FROM (
         SELECT dx_codes, upper(regexp_replace(regexp_replace(coalesce(dx_codes, ''), '[.\s]', '', 'g'), '[^\x00-\x7F]', '?', 'g')) AS codes
-        FROM (SELECT DISTINCT dx_codes FROM inputs)
+        FROM (SELECT DISTINCT dx_codes FROM staging.intake)
     )
 ),
 effective AS (
