@@ -120,19 +120,16 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
     """
     order = "PARTITION BY patient_id ORDER BY encounter_date, encounter_id"
     narrow = ", ".join([ROW_KEY, *HISTORY_INPUTS])
-    return f"""history AS (
+    return f"""previous AS (
     -- Each patient's presentations in order (encounter_date, encounter_id): a
     -- same-day visit with a larger encounter_id is later. The previous back-pain
-    -- presentation is the greatest (date, id) before this one; its pain_score
-    -- rides along in the struct. Back-pain presentations with
+    -- presentation is the last one before this row in that order (its date and
+    -- pain_score ride along in a struct). Back-pain presentations with
     -- 0 <= days before this one <= {window_days} are counted up to and including this one.
     SELECT
         {narrow},
-        encounter_date - max(CASE WHEN back_pain THEN encounter_date END) OVER earlier
-            AS days_since_previous,
-        (max(CASE WHEN back_pain THEN {{'encounter_date': encounter_date,
-            'encounter_id': encounter_id, 'pain_score': pain_score}} END) OVER earlier).pain_score
-            AS previous_pain_score,
+        last_value(CASE WHEN back_pain THEN {{'encounter_date': encounter_date,
+            'pain_score': pain_score}} END IGNORE NULLS) OVER earlier AS previous_back_pain,
         sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
             - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
             AS n_back_pain_window
@@ -144,6 +141,14 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
             PARTITION BY patient_id ORDER BY encounter_date
             RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL {window_days + 1} DAYS PRECEDING
         )
+),
+history AS (
+    SELECT
+        {narrow},
+        encounter_date - previous_back_pain.encounter_date AS days_since_previous,
+        previous_back_pain.pain_score AS previous_pain_score,
+        n_back_pain_window
+    FROM previous
 ),
 episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
