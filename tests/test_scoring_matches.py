@@ -124,3 +124,23 @@ def test_history_does_not_cross_patients(engine: str):
         "B1": "low",
         "B2": "low",
     }
+
+
+def test_pick_keeps_nulls_from_the_side_it_takes():
+    from pipelines.scoring.predicates import pick
+
+    condition = pd.Series([True, True, False, False]).to_numpy()
+    for dtype, a, b, expected in [
+        (
+            "boolean",
+            [pd.NA, True, True, False],
+            [False, False, pd.NA, True],
+            [pd.NA, True, pd.NA, True],
+        ),
+        ("Int64", [1, pd.NA, 3, 4], [pd.NA, 6, 7, pd.NA], [1, pd.NA, 7, pd.NA]),
+        ("string", ["a", None, "c", "d"], [None, "f", "g", None], ["a", None, "g", None]),
+    ]:
+        got = pick(condition, pd.Series(a, dtype=dtype), pd.Series(b, dtype=dtype))
+        assert str(got.dtype) == dtype
+        assert got.isna().tolist() == pd.Series(expected, dtype=dtype).isna().tolist()
+        assert got.dropna().tolist() == pd.Series(expected, dtype=dtype).dropna().tolist()

@@ -21,6 +21,34 @@ BOOL = "boolean"
 INT = "Int64"
 
 
+_MASKED = {"boolean": (bool, pd.arrays.BooleanArray), "Int64": ("int64", pd.arrays.IntegerArray)}
+
+
+def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.Series:
+    """`otherwise` with the rows where `condition` holds taken from `if_true`.
+
+    Series.mask on nullable arrays indexes with boolean masks (several passes);
+    for two boolean or two Int64 Series this is one np.where over values and
+    NULL masks. Other dtypes (strings) use Series.mask.
+    """
+    dtype = str(otherwise.dtype)
+    if dtype not in _MASKED or str(if_true.dtype) != dtype:
+        return otherwise.mask(condition, if_true)
+    numpy_type, array_type = _MASKED[dtype]
+    values = np.where(
+        condition,
+        if_true.to_numpy(dtype=numpy_type, na_value=0),
+        otherwise.to_numpy(dtype=numpy_type, na_value=0),
+    )
+    missing = np.where(condition, if_true.isna().to_numpy(), otherwise.isna().to_numpy())
+    return pd.Series(array_type(values, missing), index=otherwise.index)
+
+
+def true_only(values: pd.Series) -> np.ndarray:
+    """TRUE rows of a boolean Series as a numpy mask (NULL is not TRUE)."""
+    return values.to_numpy(dtype=bool, na_value=False)
+
+
 def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -104,7 +132,8 @@ class IsTrue(Expr):
         return [self.arg]
 
     def pandas(self, env: Env) -> pd.Series:
-        return self.arg.pandas(env).fillna(False).astype(BOOL)
+        value = self.arg.pandas(env).astype(BOOL)
+        return pd.Series(true_only(value), index=value.index, dtype=BOOL)
 
     def sql(self, env: Env) -> str:
         return f"coalesce({self.arg.sql(env)}, false)"
@@ -177,7 +206,8 @@ class Lookup(Expr):
         value = self.arg.pandas(env)
         result = pd.Series(pd.NA, index=value.index, dtype=BOOL)
         for key, flag in self.values.items():
-            result = result.mask(value.eq(key).fillna(False).astype(bool), flag)
+            flags = pd.Series(flag, index=value.index, dtype=BOOL)
+            result = pick(true_only(value.eq(key)), flags, result)
         return result
 
     def sql(self, env: Env) -> str:
@@ -249,10 +279,10 @@ class WeightedCount(Expr):
         return self.args
 
     def pandas(self, env: Env) -> pd.Series:
-        total = pd.Series(0, index=env.frame.index, dtype=INT)
+        total = np.zeros(len(env.frame), dtype=np.int64)
         for arg, weight in zip(self.args, self.weights, strict=True):
-            total = total + arg.pandas(env).fillna(False).astype(INT) * weight
-        return total
+            total += true_only(arg.pandas(env).astype(BOOL)) * weight
+        return pd.Series(total, index=env.frame.index, dtype=INT)
 
     def sql(self, env: Env) -> str:
         terms = " + ".join(
@@ -293,7 +323,7 @@ class Coalesce(Expr):
     def pandas(self, env: Env) -> pd.Series:
         result = self.args[0].pandas(env)
         for arg in self.args[1:]:
-            result = result.mask(result.isna(), arg.pandas(env))
+            result = pick(result.isna().to_numpy(), arg.pandas(env), result)
         return result
 
     def sql(self, env: Env) -> str:
@@ -313,8 +343,8 @@ class When(Expr):
     def pandas(self, env: Env) -> pd.Series:
         result = self.otherwise.pandas(env)
         for condition, value in reversed(self.branches):
-            hit = condition.pandas(env).fillna(False).astype(bool)
-            result = result.mask(hit, value.pandas(env))
+            hit = true_only(condition.pandas(env).astype(BOOL))
+            result = pick(hit, value.pandas(env), result)
         return result
 
     def sql(self, env: Env) -> str:
