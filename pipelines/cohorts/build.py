@@ -104,7 +104,7 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
         "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
-        "documented_columns": ", ".join(f"i.{c} IS NOT NULL AS {c}" for c in documented),
+        "documented_counts": ",\n        ".join(f"count(i.{c}) AS {c}" for c in documented),
         "documented_names": ", ".join(documented),
     }
 
