@@ -2,11 +2,12 @@
 
 `build_cohorts` runs sql/cohorts/ (int_/fct_/dim_ models in `cohorts`, an in-memory
 database attached for the build: nothing there needs to outlive it, and not writing
-it to the warehouse file halves the build time) and then sql/marts/ into the scratch
-schema `marts_build` of the warehouse. `publish_marts` replaces marts.*
-from the scratch schema inside one transaction, with COMMENT ON from docs/marts.md,
-and records the run in ops.run_log, so a reader sees the old marts or the new ones,
-never a mix.
+it to the warehouse file halves the build time) and then sql/marts/ into scratch
+tables `marts._build_<mart>` of the warehouse. `publish_marts` drops each mart and
+renames its scratch table in its place inside one transaction, with COMMENT ON from
+docs/marts.md, and records the run in ops.run_log, so a reader sees the old marts or
+the new ones, never a mix. Renaming, not copying: DuckDB cannot move a table to
+another schema, and copying the marts again cost as much as building them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from pipelines.paths import SQL_DIR
 from pipelines.warehouse import create_schemas, load_value_sets_table
 
 COHORT_SCHEMA = "cohorts"
-BUILD_SCHEMA = "marts_build"
 MARTS_SCHEMA = "marts"
+# A mart is built as marts.<BUILD_PREFIX><mart> and renamed to marts.<mart> on publishing.
+BUILD_PREFIX = "_build_"
+BUILD_INFO = f"{MARTS_SCHEMA}.{BUILD_PREFIX}info"
+# Where builds before BUILD_PREFIX kept their scratch tables; dropped if still there.
+LEGACY_BUILD_SCHEMA = "marts_build"
 
 # Run order: each model reads only the ones before it.
 COHORT_MODELS: tuple[str, ...] = (
@@ -221,6 +226,28 @@ def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _scratch(mart: str) -> str:
+    """The table a mart is built into before publishing renames it."""
+    return f"{MARTS_SCHEMA}.{BUILD_PREFIX}{mart}"
+
+
+def _scratch_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = ? AND starts_with(table_name, ?)",
+            [MARTS_SCHEMA, BUILD_PREFIX],
+        ).fetchall()
+    }
+
+
+def _drop_scratch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """What an earlier build left unpublished (a build that failed, or was not published)."""
+    for table in sorted(_scratch_tables(con)):
+        con.execute(f'DROP TABLE {MARTS_SCHEMA}."{table}"')
+
+
 def build_cohorts(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -237,8 +264,8 @@ def build_cohorts(
     if COHORT_SCHEMA in attached:
         con.execute(f"DETACH {COHORT_SCHEMA}")
     con.execute(f"ATTACH ':memory:' AS {COHORT_SCHEMA}")
-    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
-    con.execute(f"CREATE SCHEMA {BUILD_SCHEMA}")
+    con.execute(f"DROP SCHEMA IF EXISTS {LEGACY_BUILD_SCHEMA} CASCADE")
+    _drop_scratch_tables(con)
     load_value_sets_table(con)
     create_dimensions(con, definition)
     context = render_context(definition, data_end)
@@ -248,16 +275,15 @@ def build_cohorts(
         con.execute(model_sql("marts", name, context))
     # what publish_marts logs, kept beside the marts it describes
     con.execute(
-        f"""CREATE TABLE {BUILD_SCHEMA}.build_info AS
+        f"""CREATE TABLE {BUILD_INFO} AS
             SELECT d.data_end_date,
                    (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
                     FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
             FROM {COHORT_SCHEMA}.int_data_end AS d"""
     )
-    end = con.execute(f"SELECT data_end_date FROM {BUILD_SCHEMA}.build_info").fetchone()[0]
+    end = con.execute(f"SELECT data_end_date FROM {BUILD_INFO}").fetchone()[0]
     counts = {
-        name: con.execute(f"SELECT count(*) FROM {BUILD_SCHEMA}.{name}").fetchone()[0]
-        for name in MARTS
+        name: con.execute(f"SELECT count(*) FROM {_scratch(name)}").fetchone()[0] for name in MARTS
     }
     return {"data_end": end, "marts": counts}
 
@@ -273,21 +299,15 @@ def publish_marts(
     Readers of the warehouse see either the previous marts or all of this run's.
     """
     definition = definition or load_definition()
-    built = {
-        t
-        for (t,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            [BUILD_SCHEMA],
-        ).fetchall()
-    }
-    missing = [m for m in MARTS if m not in built]
+    built = _scratch_tables(con)
+    missing = [m for m in MARTS if BUILD_PREFIX + m not in built]
     if missing:
         raise UserError(
             f"no built marts to publish ({', '.join(missing)}); run build_cohorts first"
         )
     docs = load_mart_docs()
     data_end, rules_version = con.execute(
-        f"SELECT data_end_date, rules_version FROM {BUILD_SCHEMA}.build_info"
+        f"SELECT data_end_date, rules_version FROM {BUILD_INFO}"
     ).fetchone()
     now = datetime.now(UTC).replace(tzinfo=None)
     details = {
@@ -301,10 +321,8 @@ def publish_marts(
     con.execute("BEGIN TRANSACTION")
     try:
         for name in MARTS:
-            con.execute(
-                f"CREATE OR REPLACE TABLE {MARTS_SCHEMA}.{name} AS "
-                f"SELECT * FROM {BUILD_SCHEMA}.{name}"
-            )
+            con.execute(f"DROP TABLE IF EXISTS {MARTS_SCHEMA}.{name}")
+            con.execute(f"ALTER TABLE {_scratch(name)} RENAME TO {name}")
             doc = docs[name]
             con.execute(f"COMMENT ON TABLE {MARTS_SCHEMA}.{name} IS {_quote(doc.description)}")
             columns = con.execute(
@@ -330,11 +348,11 @@ def publish_marts(
                                               excluded.details)""",
             [run_id, now, now, rules_version, data_end, json.dumps(details | {"marts": counts})],
         )
+        con.execute(f"DROP TABLE {BUILD_INFO}")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
     return counts
 
 

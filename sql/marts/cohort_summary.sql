@@ -4,7 +4,7 @@
 -- middle value, or the mean of the two middle values), and n_censored (not eligible).
 -- Rows come in display order: stratum types as in cohorts.yml, tiers and age bands in
 -- their order, flags in their fixed order, other values most common first.
-CREATE OR REPLACE TABLE marts_build.cohort_summary AS
+CREATE OR REPLACE TABLE marts._build_cohort_summary AS
 WITH denominators AS (
     SELECT
         h.stratum_type,

@@ -4,7 +4,7 @@
 -- n_missing and share_documented. Stored values, not the effective ones the scorer
 -- derives from codes and text: this measures what the intake form recorded. Counted in
 -- one pass (count(field) counts the values not NULL), then one row per field.
-CREATE OR REPLACE TABLE marts_build.documentation_quality AS
+CREATE OR REPLACE TABLE marts._build_documentation_quality AS
 WITH documented AS (
     SELECT
         coalesce(f.tier, 'all') AS tier,
