@@ -226,6 +226,42 @@ def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+_MODEL_READ = re.compile(rf"\b{COHORT_SCHEMA}\.([a-z_]+)\b")
+_MODEL_CREATED = re.compile(rf"CREATE OR REPLACE (TABLE|VIEW) {COHORT_SCHEMA}\.([a-z_]+)\b")
+
+
+def _models_done_with(steps: list[str]) -> list[list[str]]:
+    """Per step, the cohort tables that no later step reads, directly or through a view.
+
+    The cohort models are in memory, under the run's memory limit; dropping each table
+    after its last reader keeps the build's peak to the few models alive at once (at
+    10M presentations they are each hundreds of MB). A model kept as a view costs no
+    memory, but the tables it reads must live as long as it is read.
+    """
+    tables: set[str] = set()
+    view_reads: dict[str, set[str]] = {}
+    last_read: dict[str, int] = {}
+    for index, sql in enumerate(steps):
+        created = _MODEL_CREATED.search(sql)
+        reads = set(_MODEL_READ.findall(sql))
+        if created:
+            kind, name = created.groups()
+            reads.discard(name)
+            if kind == "TABLE":
+                tables.add(name)
+                last_read.setdefault(name, index)
+        for name in list(reads):
+            reads |= view_reads.get(name, set())
+        if created and kind == "VIEW":
+            view_reads[name] = reads
+        for name in reads & tables:
+            last_read[name] = index
+    done: list[list[str]] = [[] for _ in steps]
+    for name, index in last_read.items():
+        done[index].append(name)
+    return done
+
+
 def _scratch(mart: str) -> str:
     """The table a mart is built into before publishing renames it."""
     return f"{MARTS_SCHEMA}.{BUILD_PREFIX}{mart}"
@@ -269,22 +305,26 @@ def build_cohorts(
     load_value_sets_table(con)
     create_dimensions(con, definition)
     context = render_context(definition, data_end)
-    for name in COHORT_MODELS:
-        con.execute(model_sql("cohorts", name, context))
-    for name in MARTS:
-        con.execute(model_sql("marts", name, context))
     # what publish_marts logs, kept beside the marts it describes
-    con.execute(
-        f"""CREATE TABLE {BUILD_INFO} AS
-            SELECT d.data_end_date,
-                   (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
-                    FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
-            FROM {COHORT_SCHEMA}.int_data_end AS d"""
-    )
+    build_info = f"""CREATE TABLE {BUILD_INFO} AS
+        SELECT d.data_end_date,
+               (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
+                FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
+        FROM {COHORT_SCHEMA}.int_data_end AS d"""
+    steps = [model_sql("cohorts", name, context) for name in COHORT_MODELS]
+    steps += [model_sql("marts", name, context) for name in MARTS]
+    # as soon as it can be, so that the index event's table is freed early
+    steps.insert(COHORT_MODELS.index("int_back_pain_presentations") + 1, build_info)
+    for step, done_with in zip(steps, _models_done_with(steps), strict=True):
+        con.execute(step)
+        for model in done_with:
+            con.execute(f"DROP TABLE {COHORT_SCHEMA}.{model}")
     end = con.execute(f"SELECT data_end_date FROM {BUILD_INFO}").fetchone()[0]
     counts = {
         name: con.execute(f"SELECT count(*) FROM {_scratch(name)}").fetchone()[0] for name in MARTS
     }
+    # the cohort models live in memory; publishing needs only the scratch marts
+    con.execute(f"DETACH {COHORT_SCHEMA}")
     return {"data_end": end, "marts": counts}
 
 
