@@ -243,19 +243,17 @@ def _models_done_with(steps: list[str]) -> list[list[str]]:
     last_read: dict[str, int] = {}
     for index, sql in enumerate(steps):
         created = _MODEL_CREATED.search(sql)
-        reads = set(_MODEL_READ.findall(sql))
-        if created:
-            kind, name = created.groups()
-            reads.discard(name)
-            if kind == "TABLE":
-                tables.add(name)
-                last_read.setdefault(name, index)
-        for name in list(reads):
-            reads |= view_reads.get(name, set())
-        if created and kind == "VIEW":
-            view_reads[name] = reads
-        for name in reads & tables:
-            last_read[name] = index
+        kind, model = created.groups() if created else (None, None)
+        reads = set(_MODEL_READ.findall(sql)) - {model}
+        for read in list(reads):
+            reads |= view_reads.get(read, set())
+        if kind == "TABLE":
+            tables.add(model)
+            last_read.setdefault(model, index)
+        elif kind == "VIEW":
+            view_reads[model] = reads
+        for table in reads & tables:
+            last_read[table] = index
     done: list[list[str]] = [[] for _ in steps]
     for name, index in last_read.items():
         done[index].append(name)
