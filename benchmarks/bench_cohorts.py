@@ -173,17 +173,20 @@ def cases(options) -> list[Case]:
 
 
 def build(path: str) -> None:
-    """The measured work: every cohort model and mart, then the publish transaction."""
-    from pipelines.cohorts.build import build_cohorts, publish_marts
-    from pipelines.warehouse import connect
+    """The measured work: every cohort model and mart, then the publish transaction.
 
-    con = connect(path)
-    start = time.perf_counter()
-    built = build_cohorts(con)
-    middle = time.perf_counter()
-    publish_marts(con, f"bench-{int(time.time())}")
-    end = time.perf_counter()
-    con.close()
+    On a connection opened as the flow opens its own (`writer`, with the flow's default
+    DuckDB memory limit), so that time and peak memory are what a run would see.
+    """
+    from pipelines.cohorts.build import build_cohorts, publish_marts
+    from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, writer
+
+    with writer(path, timeout=60.0, memory_limit=DEFAULT_MEMORY_LIMIT) as con:
+        start = time.perf_counter()
+        built = build_cohorts(con)
+        middle = time.perf_counter()
+        publish_marts(con, f"bench-{int(time.time())}")
+        end = time.perf_counter()
     print(
         f"build {middle - start:.1f} s, publish {end - middle:.1f} s, marts {built['marts']}",
         file=sys.stderr,

@@ -107,3 +107,39 @@ def test_missing_scores_is_a_clear_error(tmp_path: Path):
     create_schemas(con)
     with pytest.raises(UserError, match="features.presentation_flags is missing"):
         build_cohorts(con)
+
+
+def test_each_cohort_table_is_dropped_after_its_last_reader():
+    # a is read by b only (step 1); b is read by the view v (step 2), which the mart
+    # reads at step 3, so b must live until step 3; a view itself is never dropped.
+    steps = [
+        "CREATE OR REPLACE TABLE cohorts.a AS SELECT 1 AS x",
+        "CREATE OR REPLACE TABLE cohorts.b AS SELECT x FROM cohorts.a",
+        "CREATE OR REPLACE VIEW cohorts.v AS SELECT x FROM cohorts.b",
+        "CREATE OR REPLACE TABLE marts._build_m AS SELECT x FROM cohorts.v",
+        "CREATE OR REPLACE TABLE cohorts.c AS SELECT 2 AS y",
+    ]
+    assert build_module._models_done_with(steps) == [[], ["a"], [], ["b"], ["c"]]
+
+
+def test_a_build_replaces_what_an_unpublished_build_left(tmp_path: Path):
+    con = warehouse(tmp_path, [presentation("E1", "A", 0)])
+    # scratch tables of a build that was never published, and an older build's schema
+    con.execute("CREATE TABLE marts._build_stale AS SELECT 1 AS x")
+    con.execute("CREATE SCHEMA marts_build")
+    con.execute("CREATE TABLE marts_build.index_presentations AS SELECT 1 AS x")
+    build_cohorts(con)
+    publish_marts(con, "run-1")
+    tables = {
+        (schema, table)
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE schema_name IN ('marts', 'marts_build')"
+        ).fetchall()
+    }
+    assert tables == {("marts", m) for m in MARTS}
+    # nothing of the build is left attached once it is done
+    databases = {
+        d for (d,) in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    assert "cohorts" not in databases

@@ -2,11 +2,12 @@
 
 `build_cohorts` runs sql/cohorts/ (int_/fct_/dim_ models in `cohorts`, an in-memory
 database attached for the build: nothing there needs to outlive it, and not writing
-it to the warehouse file halves the build time) and then sql/marts/ into the scratch
-schema `marts_build` of the warehouse. `publish_marts` replaces marts.*
-from the scratch schema inside one transaction, with COMMENT ON from docs/marts.md,
-and records the run in ops.run_log, so a reader sees the old marts or the new ones,
-never a mix.
+it to the warehouse file halves the build time) and then sql/marts/ into scratch
+tables `marts._build_<mart>` of the warehouse. `publish_marts` drops each mart and
+renames its scratch table in its place inside one transaction, with COMMENT ON from
+docs/marts.md, and records the run in ops.run_log, so a reader sees the old marts or
+the new ones, never a mix. Renaming, not copying: DuckDB cannot move a table to
+another schema, and copying the marts again cost as much as building them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from pipelines.paths import SQL_DIR
 from pipelines.warehouse import create_schemas, load_value_sets_table
 
 COHORT_SCHEMA = "cohorts"
-BUILD_SCHEMA = "marts_build"
 MARTS_SCHEMA = "marts"
+# A mart is built as marts.<BUILD_PREFIX><mart> and renamed to marts.<mart> on publishing.
+BUILD_PREFIX = "_build_"
+BUILD_INFO = f"{MARTS_SCHEMA}.{BUILD_PREFIX}info"
+# Where builds before BUILD_PREFIX kept their scratch tables; dropped if still there.
+LEGACY_BUILD_SCHEMA = "marts_build"
 
 # Run order: each model reads only the ones before it.
 COHORT_MODELS: tuple[str, ...] = (
@@ -104,7 +109,7 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
         "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
-        "documented_columns": ", ".join(f"i.{c} IS NOT NULL AS {c}" for c in documented),
+        "documented_counts": ",\n        ".join(f"count(i.{c}) AS {c}" for c in documented),
         "documented_names": ", ".join(documented),
     }
 
@@ -221,6 +226,62 @@ def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+_MODEL_READ = re.compile(rf"\b{COHORT_SCHEMA}\.([a-z_]+)\b")
+_MODEL_CREATED = re.compile(rf"CREATE OR REPLACE (TABLE|VIEW) {COHORT_SCHEMA}\.([a-z_]+)\b")
+
+
+def _models_done_with(steps: list[str]) -> list[list[str]]:
+    """Per step, the cohort tables that no later step reads, directly or through a view.
+
+    The cohort models are in memory, under the run's memory limit; dropping each table
+    after its last reader keeps the build's peak to the few models alive at once (at
+    10M presentations they are each hundreds of MB). A model kept as a view costs no
+    memory, but the tables it reads must live as long as it is read.
+    """
+    tables: set[str] = set()
+    view_reads: dict[str, set[str]] = {}
+    last_read: dict[str, int] = {}
+    for index, sql in enumerate(steps):
+        created = _MODEL_CREATED.search(sql)
+        kind, model = created.groups() if created else (None, None)
+        reads = set(_MODEL_READ.findall(sql)) - {model}
+        for read in list(reads):
+            reads |= view_reads.get(read, set())
+        if kind == "TABLE":
+            tables.add(model)
+            last_read.setdefault(model, index)
+        elif kind == "VIEW":
+            view_reads[model] = reads
+        for table in reads & tables:
+            last_read[table] = index
+    done: list[list[str]] = [[] for _ in steps]
+    for name, index in last_read.items():
+        done[index].append(name)
+    return done
+
+
+def _scratch(mart: str) -> str:
+    """The table a mart is built into before publishing renames it."""
+    return f"{MARTS_SCHEMA}.{BUILD_PREFIX}{mart}"
+
+
+def _scratch_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = ? AND starts_with(table_name, ?)",
+            [MARTS_SCHEMA, BUILD_PREFIX],
+        ).fetchall()
+    }
+
+
+def _drop_scratch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """What an earlier build left unpublished (a build that failed, or was not published)."""
+    for table in sorted(_scratch_tables(con)):
+        con.execute(f'DROP TABLE {MARTS_SCHEMA}."{table}"')
+
+
 def build_cohorts(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -237,28 +298,31 @@ def build_cohorts(
     if COHORT_SCHEMA in attached:
         con.execute(f"DETACH {COHORT_SCHEMA}")
     con.execute(f"ATTACH ':memory:' AS {COHORT_SCHEMA}")
-    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
-    con.execute(f"CREATE SCHEMA {BUILD_SCHEMA}")
+    con.execute(f"DROP SCHEMA IF EXISTS {LEGACY_BUILD_SCHEMA} CASCADE")
+    _drop_scratch_tables(con)
     load_value_sets_table(con)
     create_dimensions(con, definition)
     context = render_context(definition, data_end)
-    for name in COHORT_MODELS:
-        con.execute(model_sql("cohorts", name, context))
-    for name in MARTS:
-        con.execute(model_sql("marts", name, context))
     # what publish_marts logs, kept beside the marts it describes
-    con.execute(
-        f"""CREATE TABLE {BUILD_SCHEMA}.build_info AS
-            SELECT d.data_end_date,
-                   (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
-                    FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
-            FROM {COHORT_SCHEMA}.int_data_end AS d"""
-    )
-    end = con.execute(f"SELECT data_end_date FROM {BUILD_SCHEMA}.build_info").fetchone()[0]
+    build_info = f"""CREATE TABLE {BUILD_INFO} AS
+        SELECT d.data_end_date,
+               (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
+                FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
+        FROM {COHORT_SCHEMA}.int_data_end AS d"""
+    steps = [model_sql("cohorts", name, context) for name in COHORT_MODELS]
+    steps += [model_sql("marts", name, context) for name in MARTS]
+    # as soon as it can be, so that the index event's table is freed early
+    steps.insert(COHORT_MODELS.index("int_back_pain_presentations") + 1, build_info)
+    for step, done_with in zip(steps, _models_done_with(steps), strict=True):
+        con.execute(step)
+        for model in done_with:
+            con.execute(f"DROP TABLE {COHORT_SCHEMA}.{model}")
+    end = con.execute(f"SELECT data_end_date FROM {BUILD_INFO}").fetchone()[0]
     counts = {
-        name: con.execute(f"SELECT count(*) FROM {BUILD_SCHEMA}.{name}").fetchone()[0]
-        for name in MARTS
+        name: con.execute(f"SELECT count(*) FROM {_scratch(name)}").fetchone()[0] for name in MARTS
     }
+    # the cohort models live in memory; publishing needs only the scratch marts
+    con.execute(f"DETACH {COHORT_SCHEMA}")
     return {"data_end": end, "marts": counts}
 
 
@@ -273,21 +337,15 @@ def publish_marts(
     Readers of the warehouse see either the previous marts or all of this run's.
     """
     definition = definition or load_definition()
-    built = {
-        t
-        for (t,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            [BUILD_SCHEMA],
-        ).fetchall()
-    }
-    missing = [m for m in MARTS if m not in built]
+    built = _scratch_tables(con)
+    missing = [m for m in MARTS if BUILD_PREFIX + m not in built]
     if missing:
         raise UserError(
             f"no built marts to publish ({', '.join(missing)}); run build_cohorts first"
         )
     docs = load_mart_docs()
     data_end, rules_version = con.execute(
-        f"SELECT data_end_date, rules_version FROM {BUILD_SCHEMA}.build_info"
+        f"SELECT data_end_date, rules_version FROM {BUILD_INFO}"
     ).fetchone()
     now = datetime.now(UTC).replace(tzinfo=None)
     details = {
@@ -301,10 +359,8 @@ def publish_marts(
     con.execute("BEGIN TRANSACTION")
     try:
         for name in MARTS:
-            con.execute(
-                f"CREATE OR REPLACE TABLE {MARTS_SCHEMA}.{name} AS "
-                f"SELECT * FROM {BUILD_SCHEMA}.{name}"
-            )
+            con.execute(f"DROP TABLE IF EXISTS {MARTS_SCHEMA}.{name}")
+            con.execute(f"ALTER TABLE {_scratch(name)} RENAME TO {name}")
             doc = docs[name]
             con.execute(f"COMMENT ON TABLE {MARTS_SCHEMA}.{name} IS {_quote(doc.description)}")
             columns = con.execute(
@@ -330,11 +386,11 @@ def publish_marts(
                                               excluded.details)""",
             [run_id, now, now, rules_version, data_end, json.dumps(details | {"marts": counts})],
         )
+        con.execute(f"DROP TABLE {BUILD_INFO}")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    con.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
     return counts
 
 

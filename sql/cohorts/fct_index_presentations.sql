@@ -1,7 +1,8 @@
 -- Rule (index presentation facts): one row per index presentation with its strata
 -- attributes, every red flag, the days to the first event of each outcome (NULL if
--- none) and the follow-up to the data end.
-CREATE OR REPLACE TABLE cohorts.fct_index_presentations AS
+-- none) and the follow-up to the data end. A view, computed once, as the
+-- index_presentations mart writes it to the warehouse (no copy held in memory).
+CREATE OR REPLACE VIEW cohorts.fct_index_presentations AS
 WITH days AS (
     SELECT
         encounter_id,

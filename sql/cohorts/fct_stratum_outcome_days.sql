@@ -1,21 +1,26 @@
--- Rule (summary counts, compressed): for every stratum and outcome, the number of index
--- presentations per (follow-up, days to event), both capped at the longest window
--- ({{ max_window }} days): follow-up above it is eligible for every window, an event after it
--- counts for none. cohort_summary reads every window's counts and medians from here.
+-- Rule (summary counts, compressed): for every stratum, the number of index
+-- presentations per follow-up capped at the longest window ({{ max_window }} days; follow-up
+-- above it is eligible for every window): the rows with outcome NULL, which give every
+-- window's n_eligible and n_censored (they do not depend on the outcome). And for every
+-- stratum and outcome, the number of index presentations per (capped follow-up, days to
+-- event) among those whose first event of the outcome is within the longest window: an
+-- event after it counts for no window, so a presentation without an event within it is
+-- in the denominators alone. cohort_summary reads every window's counts and medians here.
 -- The partitioning stratum types are grouping sets of one pass; flags are unnested.
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
-WITH per_index AS MATERIALIZED (
-    SELECT
-        s.*,
-        o.outcome,
-        least(f.followup_days, {{ max_window }}) AS followup_days_capped,
-        CASE WHEN e.days_to_event <= {{ max_window }} THEN e.days_to_event END
-            AS days_to_event_capped
+WITH per_index AS (
+    SELECT s.*, least(f.followup_days, {{ max_window }}) AS followup_days_capped
     FROM cohorts.int_index_strata AS s
     JOIN cohorts.int_followup AS f USING (encounter_id)
-    CROSS JOIN cohorts.dim_outcomes AS o
-    LEFT JOIN cohorts.fct_index_outcomes AS e
-        ON e.encounter_id = s.encounter_id AND e.outcome = o.outcome
+),
+counted AS (
+    SELECT *, NULL AS outcome, NULL AS days_to_event
+    FROM per_index
+    UNION ALL BY NAME
+    SELECT i.*, e.outcome, e.days_to_event
+    FROM per_index AS i
+    JOIN cohorts.fct_index_outcomes AS e USING (encounter_id)
+    WHERE e.days_to_event <= {{ max_window }}
 ),
 partitions AS (
     SELECT
@@ -41,18 +46,18 @@ partitions AS (
         END AS stratum_value,
         outcome,
         followup_days_capped,
-        days_to_event_capped,
+        days_to_event,
         count(*) AS n_index
-    FROM per_index
+    FROM counted
     GROUP BY GROUPING SETS (
-        (outcome, followup_days_capped, days_to_event_capped),
-        (index_tier, outcome, followup_days_capped, days_to_event_capped),
-        (episode_max_tier, outcome, followup_days_capped, days_to_event_capped),
-        (age_band, outcome, followup_days_capped, days_to_event_capped),
-        (sex, outcome, followup_days_capped, days_to_event_capped),
-        (pain_site, outcome, followup_days_capped, days_to_event_capped),
-        (smoking_status, outcome, followup_days_capped, days_to_event_capped),
-        (pattern, outcome, followup_days_capped, days_to_event_capped)
+        (outcome, followup_days_capped, days_to_event),
+        (index_tier, outcome, followup_days_capped, days_to_event),
+        (episode_max_tier, outcome, followup_days_capped, days_to_event),
+        (age_band, outcome, followup_days_capped, days_to_event),
+        (sex, outcome, followup_days_capped, days_to_event),
+        (pain_site, outcome, followup_days_capped, days_to_event),
+        (smoking_status, outcome, followup_days_capped, days_to_event),
+        (pattern, outcome, followup_days_capped, days_to_event)
     )
 ),
 flags AS (
@@ -61,11 +66,11 @@ flags AS (
         flag AS stratum_value,
         outcome,
         followup_days_capped,
-        days_to_event_capped,
+        days_to_event,
         count(*) AS n_index
     FROM (
-        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, days_to_event_capped
-        FROM per_index
+        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, days_to_event
+        FROM counted
     )
     GROUP BY ALL
 )

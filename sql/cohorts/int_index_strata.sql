@@ -9,7 +9,7 @@ WITH flagged AS (
     SELECT
         *,
         list_filter([{{ true_flag_items }}], lambda x: x IS NOT NULL) AS true_flags
-    FROM cohorts.fct_index_presentations
+    FROM cohorts.int_index_presentations
 )
 SELECT
     encounter_id,

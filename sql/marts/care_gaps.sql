@@ -3,7 +3,7 @@
 -- with no imaging within 14 days. Listed once the window has passed (index_date +
 -- window_days <= data end), with days_to_outcome (the first such referral, later than
 -- the window, NULL if none yet) and days_since_index at the data end.
-CREATE OR REPLACE TABLE marts_build.care_gaps AS
+CREATE OR REPLACE TABLE marts._build_care_gaps AS
 SELECT
     g.care_gap,
     i.encounter_id,

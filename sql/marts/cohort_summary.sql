@@ -4,37 +4,50 @@
 -- middle value, or the mean of the two middle values), and n_censored (not eligible).
 -- Rows come in display order: stratum types as in cohorts.yml, tiers and age bands in
 -- their order, flags in their fixed order, other values most common first.
-CREATE OR REPLACE TABLE marts_build.cohort_summary AS
-WITH cells AS (
-    SELECT h.*, w.window_days
+CREATE OR REPLACE TABLE marts._build_cohort_summary AS
+WITH denominators AS (
+    SELECT
+        h.stratum_type,
+        h.stratum_value,
+        w.window_days,
+        CAST(coalesce(sum(h.n_index) FILTER (WHERE h.followup_days_capped >= w.window_days), 0)
+            AS BIGINT) AS n_eligible,
+        CAST(coalesce(sum(h.n_index) FILTER (WHERE h.followup_days_capped < w.window_days), 0)
+            AS BIGINT) AS n_censored,
+        CAST(sum(h.n_index) AS BIGINT) AS n_stratum
     FROM cohorts.fct_stratum_outcome_days AS h
     CROSS JOIN cohorts.dim_windows AS w
-),
-counts AS (
-    SELECT
-        stratum_type,
-        stratum_value,
-        window_days,
-        outcome,
-        CAST(coalesce(sum(n_index) FILTER (WHERE followup_days_capped >= window_days), 0)
-            AS BIGINT) AS n_eligible,
-        CAST(coalesce(sum(n_index) FILTER (
-            WHERE followup_days_capped >= window_days AND days_to_event_capped <= window_days
-        ), 0) AS BIGINT) AS n_events,
-        CAST(coalesce(sum(n_index) FILTER (WHERE followup_days_capped < window_days), 0)
-            AS BIGINT) AS n_censored,
-        CAST(sum(n_index) AS BIGINT) AS n_stratum
-    FROM cells
+    WHERE h.outcome IS NULL
     GROUP BY ALL
 ),
 event_days AS (
     SELECT
-        stratum_type, stratum_value, window_days, outcome,
-        days_to_event_capped AS days,
-        sum(n_index) AS n
-    FROM cells
-    WHERE followup_days_capped >= window_days AND days_to_event_capped <= window_days
+        h.stratum_type, h.stratum_value, w.window_days, h.outcome,
+        h.days_to_event AS days,
+        sum(h.n_index) AS n
+    FROM cohorts.fct_stratum_outcome_days AS h
+    CROSS JOIN cohorts.dim_windows AS w
+    WHERE h.outcome IS NOT NULL
+      AND h.followup_days_capped >= w.window_days AND h.days_to_event <= w.window_days
     GROUP BY ALL
+),
+counts AS (
+    SELECT
+        d.stratum_type,
+        d.stratum_value,
+        d.window_days,
+        o.outcome,
+        d.n_eligible,
+        CAST(coalesce(e.n_events, 0) AS BIGINT) AS n_events,
+        d.n_censored,
+        d.n_stratum
+    FROM denominators AS d
+    CROSS JOIN cohorts.dim_outcomes AS o
+    LEFT JOIN (
+        SELECT stratum_type, stratum_value, window_days, outcome, sum(n) AS n_events
+        FROM event_days
+        GROUP BY ALL
+    ) AS e USING (stratum_type, stratum_value, window_days, outcome)
 ),
 cumulative AS (
     SELECT
@@ -54,7 +67,7 @@ medians AS (
 ),
 value_order AS (
     SELECT stratum_type, stratum_value, max(n_stratum) AS n_stratum
-    FROM counts GROUP BY ALL
+    FROM denominators GROUP BY ALL
 )
 SELECT
     c.stratum_type,

@@ -2,23 +2,21 @@
 -- documentation_quality.fields, per tier and for `all`, over all presentations on or
 -- before the data end: n_presentations, n_documented (stored value not NULL),
 -- n_missing and share_documented. Stored values, not the effective ones the scorer
--- derives from codes and text: this measures what the intake form recorded.
-CREATE OR REPLACE TABLE marts_build.documentation_quality AS
-WITH base AS (
-    SELECT f.tier, {{ documented_columns }}
+-- derives from codes and text: this measures what the intake form recorded. Counted in
+-- one pass (count(field) counts the values not NULL), then one row per field.
+CREATE OR REPLACE TABLE marts._build_documentation_quality AS
+WITH documented AS (
+    SELECT
+        coalesce(f.tier, 'all') AS tier,
+        count(*) AS n_presentations,
+        {{ documented_counts }}
     FROM staging.intake AS i
     JOIN features.presentation_flags AS f USING (encounter_id)
     WHERE i.encounter_date <= (SELECT data_end_date FROM cohorts.int_data_end)
-),
-long AS (
-    UNPIVOT base ON {{ documented_names }} INTO NAME field VALUE is_documented
+    GROUP BY GROUPING SETS ((), (f.tier))
 ),
 counts AS (
-    SELECT coalesce(tier, 'all') AS tier, field,
-        count(*) AS n_presentations,
-        count(*) FILTER (WHERE is_documented) AS n_documented
-    FROM long
-    GROUP BY GROUPING SETS ((field), (tier, field))
+    UNPIVOT documented ON {{ documented_names }} INTO NAME field VALUE n_documented
 )
 SELECT
     c.tier,

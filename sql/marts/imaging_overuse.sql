@@ -4,7 +4,7 @@
 -- of cohorts.yml overuse.outcomes (spine imaging, X-ray, CT, MRI) falls within 0..{{ overuse_window }}
 -- days. share_not_imaged (higher is better) with its Wilson 95% interval, for all and
 -- per age band and sex; n_censored counts the ones not yet followed for {{ overuse_window }} days.
-CREATE OR REPLACE TABLE marts_build.imaging_overuse AS
+CREATE OR REPLACE TABLE marts._build_imaging_overuse AS
 WITH denominator AS (
     SELECT i.encounter_id, f.followup_days >= {{ overuse_window }} AS is_eligible
     FROM cohorts.int_index_presentations AS i

@@ -5,7 +5,7 @@
 -- Every index presentation counts; one without the diagnosis is a negative.
 -- TP, FP, FN, TN; sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP),
 -- NPV TN/(TN+FN), LR+ = sensitivity / (1 - specificity); NULL where a denominator is 0.
-CREATE OR REPLACE TABLE marts_build.rule_performance AS
+CREATE OR REPLACE TABLE marts._build_rule_performance AS
 WITH diagnoses AS (
     SELECT patient_id, diagnosis_date,
         upper(replace(replace(trim(code), '.', ''), ' ', '')) AS code_norm, code_system

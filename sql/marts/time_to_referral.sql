@@ -8,7 +8,7 @@
 -- Prentice; R survfit conf.type = "log-log"): S^exp(+-z sigma / |log S|), with
 -- sigma^2 = sum n_events / (n_at_risk (n_at_risk - n_events)); NULL while S = 1 or once
 -- S = 0.
-CREATE OR REPLACE TABLE marts_build.time_to_referral AS
+CREATE OR REPLACE TABLE marts._build_time_to_referral AS
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
