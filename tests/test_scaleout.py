@@ -159,10 +159,29 @@ def test_dask_settings_from_file_environment_and_options(tmp_path: Path):
 # ------------------------------------------------------------------ the flow on Dask
 
 
+def test_workers_start_a_local_cluster_of_single_threaded_processes_and_none_means_no_dask():
+    from pipelines.flows.run import dask_runner
+
+    assert dask_runner(0, None) is None
+    local = dask_runner(3)
+    assert local.cluster_kwargs == {
+        "n_workers": 3,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+    }
+    assert dask_runner(0, "tcp://10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+
+
 @pytest.mark.slow
 def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
     """Two runs on a 2-worker local cluster (the second adds files, so intake changes and
-    the unchanged referrals are rechecked) give the tables of one run in one process."""
+    the unchanged referrals are rechecked) give the tables of one run in one process.
+
+    One cluster serves both runs, reached by its address as `--dask-address` would.
+    """
+    from distributed import LocalCluster
+
     from pipelines.flows.prefect_env import configure_prefect
 
     configure_prefect()
@@ -178,10 +197,14 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         return {"input_dir": str(inputs), "warehouse": str(warehouse)}
 
     on_dask = tmp_path / "dask.duckdb"
-    first = run_pipeline(parameters(on_dask), workers=2)
-    assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0}
-    write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
-    second = run_pipeline(parameters(on_dask), workers=2)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        first = run_pipeline(parameters(on_dask), dask_address=address)
+        assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0}
+        write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
+        second = run_pipeline(parameters(on_dask), dask_address=address)
     statuses = {Path(f["path"]).name: f["status"] for f in second["ingest"]["files"]}
     assert statuses == {
         "intake_2024a.csv": "unchanged",

@@ -7,6 +7,7 @@ under its key of the summary (see pipelines/flows/summary.py for the keys it rep
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -305,6 +306,9 @@ def dask_runner(workers: int = 0, dask_address: str | None = None):
     if not workers and not dask_address:
         return None
     from prefect_dask import DaskTaskRunner
+
+    # Starting and stopping workers is not news; a failed task still fails the run.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
