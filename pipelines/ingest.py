@@ -14,6 +14,7 @@ Rows read = rows accepted + rows quarantined, for every file, checked here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -115,7 +116,10 @@ def clear_work(warehouse: str | Path) -> None:
 
     Called while holding the warehouse's writer lock, so no other run is using it.
     """
-    shutil.rmtree(work_root(warehouse), ignore_errors=True)
+    root = work_root(warehouse)
+    shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):  # shared by the warehouses of this directory
+        root.parent.rmdir()
 
 
 # ---------------------------------------------------------------- loading one file

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -323,16 +324,19 @@ def dask_runner(workers: int = 0, dask_address: str | None = None):
 
 
 @contextmanager
-def api_for_workers() -> Iterator[None]:
-    """Give Dask workers in other processes the Prefect API of this run.
+def prefect_api(booting: threading.Thread | None = None) -> Iterator[None]:
+    """Run the block against one Prefect API that worker processes can reach too.
 
     Without PREFECT_API_URL, Prefect starts a temporary server on first use, and every
-    worker process would start one of its own (seconds each, and task runs scattered
-    over several databases). So the temporary server is started here and its address
-    set for the run: the flow and its workers report to the same one.
+    Dask worker process would start one of its own (seconds each, and task runs
+    scattered over several databases). So the temporary server is started here (or
+    waited for, if `booting` started it early) and its address set for the block: the
+    flow and its workers report to the same one.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    if booting is not None:
+        booting.join()
     if PREFECT_API_URL.value():
         yield
         return
@@ -345,11 +349,20 @@ def api_for_workers() -> Iterator[None]:
 
 
 def run_pipeline(
-    parameters: dict[str, Any], *, workers: int = 0, dask_address: str | None = None
+    parameters: dict[str, Any],
+    *,
+    workers: int = 0,
+    dask_address: str | None = None,
+    booting: threading.Thread | None = None,
 ) -> dict[str, Any]:
-    """Run the flow with `parameters`; on Dask when `workers` or `dask_address` is set."""
+    """Run the flow with `parameters`; on Dask when `workers` or `dask_address` is set.
+
+    `booting`: the thread of `prefect_env.boot_temporary_server`, if the caller started
+    Prefect's temporary server early.
+    """
     runner = dask_runner(workers, dask_address)
-    if runner is None:
-        return redflags_run(**parameters)
-    with api_for_workers():
-        return redflags_run.with_options(task_runner=runner)(**parameters)
+    flow_to_run = redflags_run if runner is None else redflags_run.with_options(task_runner=runner)
+    if runner is None and booting is None:
+        return flow_to_run(**parameters)
+    with prefect_api(booting):
+        return flow_to_run(**parameters)
