@@ -204,6 +204,10 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         first = run_pipeline(parameters(on_dask), dask_address=address)
         assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0}
         write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
+        # What a run killed between prepare and load would leave: removed, never loaded.
+        stale = tmp_path / ".redflags-work" / "dask.duckdb" / "killed-run" / "intake" / "x"
+        stale.mkdir(parents=True)
+        (stale / "raw.parquet").write_bytes(b"PAR1 left by a killed run")
         second = run_pipeline(parameters(on_dask), dask_address=address)
     statuses = {Path(f["path"]).name: f["status"] for f in second["ingest"]["files"]}
     assert statuses == {
@@ -213,8 +217,8 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         "referrals_b.csv": "loaded",
     }
     assert second["validation"]["quarantined"] == 1
-    # Nothing of the runs' work directories is left beside the warehouse.
-    assert list((tmp_path / ".redflags-work").rglob("*.parquet")) == []
+    # Nothing of the runs' work directories (nor the stale one) is left beside the warehouse.
+    assert not (tmp_path / ".redflags-work").exists()
 
     in_one_process = tmp_path / "single.duckdb"
     run_pipeline(parameters(in_one_process))
