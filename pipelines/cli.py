@@ -114,6 +114,22 @@ def run(
         bool,
         typer.Option("--export", help="Also write researcher extracts to the export_dir setting."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Prepare files (read, scrub, validate) on a local Dask cluster of N worker "
+            "processes; 0 runs everything in this process.",
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Prepare files on the running Dask cluster at this scheduler address "
+            "(tcp://HOST:PORT); its workers must see INPUT and the warehouse's directory.",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE.
 
@@ -134,6 +150,8 @@ def run(
             "engine": engine,
             "lock_timeout": lock_timeout,
             "source": None if source is None else source.value,
+            "workers": workers,
+            "dask_address": dask_address,
         },
     )
     # Bad arguments fail here, in one line, before Prefect starts.
@@ -143,9 +161,12 @@ def run(
         adapter(settings.source).check_input(settings.input_dir)
     docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
+    from pipelines.flows.prefect_env import boot_temporary_server
+
+    booting = boot_temporary_server()  # boots while the stages below are imported
     from pipelines.flows.deployments import flow_parameters
     from pipelines.flows.prefect_env import drop_user_error_tracebacks
-    from pipelines.flows.run import redflags_run
+    from pipelines.flows.run import run_pipeline
     from pipelines.ingest import IngestSummary
     from pipelines.ingest_report import format_summary
 
@@ -153,7 +174,9 @@ def run(
     parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
     if not export:
         parameters["export_dir"] = None
-    result = redflags_run(**parameters)
+    result = run_pipeline(
+        parameters, workers=settings.workers, dask_address=settings.dask_address, booting=booting
+    )
     typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
     if result.get("source_report"):
         from pipelines.sources.report import summary_lines

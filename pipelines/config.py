@@ -48,6 +48,10 @@ class Settings:
     lock_timeout: float = 300.0
     # DuckDB's memory limit for a run; its sorts and joins spill to disk beyond it.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # Dask: 0 runs every task in this process; N > 0 prepares files on a local cluster of
+    # N worker processes; an address prepares them on that running cluster instead.
+    workers: int = 0
+    dask_address: str | None = None
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
 
@@ -125,6 +129,22 @@ def parse_memory(value: Any) -> str:
     return value.strip()
 
 
+def parse_workers(value: Any) -> int:
+    return parse_int(value, minimum=0)
+
+
+DASK_ADDRESS = re.compile(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?(/.*)?")
+
+
+def parse_dask_address(value: Any) -> str:
+    """The address of a running Dask scheduler, such as tcp://10.0.0.5:8786."""
+    if not isinstance(value, str) or not DASK_ADDRESS.fullmatch(value.strip()):
+        raise ValueError(
+            f"{value!r} is not a Dask scheduler address; write it like 'tcp://10.0.0.5:8786'"
+        )
+    return value.strip()
+
+
 def parse_windows(value: Any) -> tuple[int, ...]:
     """A list of day counts (TOML array, or `1,14,28,90` in the environment)."""
     if isinstance(value, str):
@@ -185,6 +205,8 @@ KEYS: tuple[Key, ...] = (
     Key("schedule_timezone", "schedule.timezone", parse_timezone, "time zone of the cron"),
     Key("lock_timeout", "lock_timeout", parse_seconds, "seconds to wait for a busy warehouse"),
     Key("memory_limit", "memory_limit", parse_memory, "DuckDB's memory limit for a run"),
+    Key("workers", "workers", parse_workers, "Dask worker processes of a local cluster"),
+    Key("dask_address", "dask_address", parse_dask_address, "a running Dask scheduler"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 
@@ -285,4 +307,12 @@ def load_settings(
         values[name] = parse_or_fail(by_field[name], raw, f"option {option}")
     if given:
         sources.append("command line")
-    return replace(Settings(), **values, origin=" + ".join(sources) or "defaults")
+    origin = " + ".join(sources) or "defaults"
+    if values.get("workers") and values.get("dask_address"):
+        raise UserError(
+            f"{origin}: workers = {values['workers']} and dask_address = "
+            f"{values['dask_address']!r} both set; a run uses either a local cluster of "
+            "workers or the cluster at dask_address: drop one",
+            exit_code=2,
+        )
+    return replace(Settings(), **values, origin=origin)

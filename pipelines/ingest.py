@@ -1,80 +1,70 @@
 """Ingest and validate: decide what of each input file enters the warehouse, and say why.
 
-For one file: read it in bounded chunks, scrub identifiers, validate each chunk with
-the contract's Great Expectations suites, store every row in `raw.<table>` (text),
-every failure in `quarantine.<table>`, then check what spans chunks and files
-(unique ids, patients known in intake) in DuckDB and cast the accepted rows into
-`staging.<table>`. All of it happens in one transaction per file, recorded in
-`ops.ingest_manifest` by content hash: a rerun over the same file adds nothing, a
-changed file replaces exactly the rows it brought before, and a rejected file
-leaves nothing behind.
+Two steps per file. `pipelines.prepare.prepare_file` reads, scrubs and validates a
+file into Parquet files in a work directory, without the warehouse, so it can run on
+any worker. `load_file`, the single writer, then checks what spans files (unique ids,
+patients known in intake) against the warehouse and inserts the file's rows into
+`raw.<table>`, `quarantine.<table>` and `staging.<table>`, all in one transaction,
+recorded in `ops.ingest_manifest` by content hash: a rerun over the same file adds
+nothing, a changed file replaces exactly the rows it brought before, and a rejected
+file leaves nothing behind.
 
 Rows read = rows accepted + rows quarantined, for every file, checked here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from pipelines.contracts import TABLES, Column, Contract, load_contract
-from pipelines.paths import SQL_DIR
+from pipelines.contracts import TABLES, Contract, load_contract
+from pipelines.prepare import (
+    LOADED,
+    QUARANTINE_FILE,
+    RAW_FILE,
+    REJECTED,
+    STAGING_FILE,
+    UNCHANGED,
+    FileReport,
+    PreparedFile,
+    prepare_file,
+    sql_text,
+)
 from pipelines.sources.canonical import discover
-from pipelines.sources.readers import (
-    DEFAULT_CHUNK_BYTES,
-    FileInfo,
-    Header,
-    inspect_file,
-    iter_chunks,
-    read_header,
-)
+from pipelines.sources.readers import DEFAULT_CHUNK_BYTES
 from pipelines.validation import outcomes
-from pipelines.validation.checkpoint import DistinctValues, Failure, Validator
-from pipelines.validation.identifiers import (
-    identifier_rules,
-    reject_five_digit_zip,
-    reject_identifier_columns,
-    scrub,
-)
-from pipelines.validation.outcomes import FileRejected
 from pipelines.warehouse import create_schemas, open_warehouse
 
-LOADED, UNCHANGED, REJECTED, REPLACED, PRUNED = (
-    "loaded",
-    "unchanged",
-    "rejected",
-    "replaced",
-    "pruned",
-)
+REPLACED, PRUNED = "replaced", "pruned"
+# Beside the warehouse: one directory per run, one per prepared file inside it.
+WORK_DIR_NAME = ".redflags-work"
+
+__all__ = [
+    "LOADED",
+    "PRUNED",
+    "REJECTED",
+    "REPLACED",
+    "UNCHANGED",
+    "FileReport",
+    "IngestSummary",
+    "PreparedFile",
+    "ingest_directory",
+    "load_file",
+    "prepare_file",
+    "record_run",
+]
 
 
 class CountMismatch(RuntimeError):
     """Rows read differ from rows accepted + quarantined: a bug, never bad input."""
-
-
-@dataclass
-class FileReport:
-    """What happened to one input file, as the summary table and the manifest show it."""
-
-    path: str
-    table: str
-    status: str
-    rows_read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    rules: dict[str, int] = field(default_factory=dict)  # "rule(column)" -> rows
-    message: str = ""
-    warnings: list[str] = field(default_factory=list)
-    redacted: int = 0
-    capped: int = 0
 
 
 @dataclass
@@ -107,123 +97,32 @@ class IngestSummary:
         return cls(data["run_id"], files, list(data["pruned"]), list(data["missing"]))
 
 
-# ---------------------------------------------------------------- table-level checks
+# ---------------------------------------------------------------- the work directory
 
 
-def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
-    """Reject a file that cannot be the table it claims to be; warn about unknown columns."""
-    present = set(header.columns)
-    missing = [c for c in contract.required_names if c not in present]
-    if missing:
-        hint = "add them, or check that the file is the table its name says"
-        if len(header.columns) == 1 and header.delimiter is not None:
-            hint = (
-                f"the header is one column ({header.columns[0][:60]!r}): separate columns with "
-                "a comma, a semicolon or a tab"
-            )
-        for other in TABLES:
-            other_contract = load_contract(other)
-            if other != contract.table and set(other_contract.required_names) <= present:
-                hint = (
-                    f"its columns are those of {other}: rename it to start with "
-                    f"'{other_contract.file_prefix}'"
-                )
-        raise FileRejected(
-            "missing_columns",
-            f"{path}: missing required column(s) {', '.join(missing)} of {contract.table}; {hint}",
-        )
-    extra = [c for c in header.columns if c not in contract]
-    if extra:
-        return [
-            f"{path.name}: unknown column(s) {', '.join(extra)} kept in raw.{contract.table}"
-            ".extra_columns and ignored downstream"
-        ]
-    return []
+def work_root(warehouse: str | Path) -> Path:
+    """Where runs of this warehouse prepare files: beside it, so workers sharing its
+    file system see them."""
+    warehouse = Path(warehouse).resolve()
+    return warehouse.parent / WORK_DIR_NAME / warehouse.name
 
 
-# ---------------------------------------------------------------- SQL of the stage
+def run_work_dir(warehouse: str | Path, run_id: str) -> Path:
+    return work_root(warehouse) / run_id
 
 
-def cast_sql(column: Column) -> str:
-    """How a validated text value becomes the contract's type (generated, not hand-copied).
+def clear_work(warehouse: str | Path) -> None:
+    """Remove what earlier runs left (a crash between prepare and load).
 
-    DuckDB's boolean cast reads every spelling the suite allows (true/t/yes/y/1 and
-    false/f/no/n/0, any case), so a plain CAST suffices for every type.
+    Called while holding the warehouse's writer lock, so no other run is using it.
     """
-    if column.type == "string":
-        return column.name
-    return f"CAST({column.name} AS {column.duckdb_type}) AS {column.name}"
+    root = work_root(warehouse)
+    shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):  # shared by the warehouses of this directory
+        root.parent.rmdir()
 
 
-def staging_insert_sql(contract: Contract) -> str:
-    template = (SQL_DIR / "staging" / "stg_accepted_rows.sql").read_text(encoding="utf-8")
-    casts = ",\n    ".join(cast_sql(c) for c in contract.columns)
-    return template.format(table=contract.table, casts=casts)
-
-
-def _write_raw(
-    con: duckdb.DuckDBPyConnection, contract: Contract, rows: pa.Table, file: str, run_id: str
-) -> None:
-    names = [n for n in rows.column_names if n != "source_row"]
-    known = [n for n in names if n in contract]
-    extra = [n for n in names if n not in contract]
-    extra_sql = (
-        "CAST(json_object(" + ", ".join(f"'{n}', \"{n}\"" for n in extra) + ") AS VARCHAR)"
-        if extra
-        else "NULL"
-    )
-    select = ", ".join([*(f'"{n}"' for n in known), f"{extra_sql} AS extra_columns"])
-    con.register("chunk_rows", rows)
-    try:
-        con.execute(
-            f"INSERT INTO raw.{contract.table} BY NAME SELECT {select}, "
-            "? AS source_file, source_row, ? AS run_id FROM chunk_rows",
-            [file, run_id],
-        )
-    finally:
-        con.unregister("chunk_rows")
-
-
-def _write_quarantine(
-    con: duckdb.DuckDBPyConnection, table: str, failures: pa.Table, file: str, run_id: str
-) -> None:
-    if failures.num_rows == 0:
-        return
-    con.register("chunk_failures", failures)
-    try:
-        con.execute(
-            f"INSERT INTO quarantine.{table} SELECT ?, source_row, column_name, rule, value, ? "
-            "FROM chunk_failures",
-            [file, run_id],
-        )
-    finally:
-        con.unregister("chunk_failures")
-
-
-def _quarantine_failing_values(
-    con: duckdb.DuckDBPyConnection, table: str, failure: Failure, file: str, run_id: str
-) -> None:
-    """Every row of the file that holds a value the suite rejected goes to quarantine."""
-    column = failure.column
-    con.register("failing_values", pa.table({"value": pc.drop_null(failure.values)}))
-    try:
-        con.execute(
-            f"""INSERT INTO quarantine.{table}
-            SELECT source_file, source_row, $column, $rule, {column}, run_id
-            FROM raw.{table}
-            WHERE source_file = $file AND run_id = $run
-              AND ({column} IN (SELECT value FROM failing_values)
-                   OR ($null_failed AND {column} IS NULL))""",
-            {
-                "column": column,
-                "rule": failure.rule,
-                "file": file,
-                "run": run_id,
-                "null_failed": failure.values.null_count > 0,
-            },
-        )
-    finally:
-        con.unregister("failing_values")
+# ---------------------------------------------------------------- loading one file
 
 
 def _quarantine_spanning_rules(
@@ -262,28 +161,6 @@ def _quarantine_spanning_rules(
                   AND r.{column.name} NOT IN (SELECT {ref_column} FROM staging.{ref_table})""",
                 {"file": file, "run": run_id},
             )
-
-
-def _stage_accepted(
-    con: duckdb.DuckDBPyConnection, contract: Contract, file: str, run_id: str
-) -> int:
-    table = contract.table
-    # A view cannot take parameters; the file and run are quoted as SQL literals.
-    of_file = f"source_file = '{_quote(file)}' AND run_id = '{_quote(run_id)}'"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW accepted_rows AS
-        SELECT r.* FROM (SELECT * FROM raw.{table} WHERE {of_file}) r
-        ANTI JOIN (SELECT source_row FROM quarantine.{table} WHERE {of_file}) q
-        ON r.source_row = q.source_row"""
-    )
-    con.execute(staging_insert_sql(contract))
-    return con.execute(
-        f"SELECT count(*) FROM staging.{table} WHERE source_file = ? AND run_id = ?", [file, run_id]
-    ).fetchone()[0]
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _failing_rules(
@@ -328,74 +205,70 @@ def _remove_rows_of(con: duckdb.DuckDBPyConnection, table: str, file: str) -> No
         con.execute(f"DELETE FROM {schema}.{table} WHERE source_file = ?", [file])
 
 
-# ---------------------------------------------------------------- one file
+def loaded_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The content hash of every file as last loaded: what makes a file unchanged."""
+    rows = con.execute(
+        "SELECT file_path, content_hash FROM ops.ingest_manifest WHERE status = ?", [LOADED]
+    ).fetchall()
+    return dict(rows)
 
 
-def ingest_file(
-    con: duckdb.DuckDBPyConnection,
-    validator: Validator,
-    table: str,
-    path: Path,
-    run_id: str,
-    *,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    recheck: bool = False,
-) -> FileReport:
-    """Read, validate and load one file in one transaction; a rejected file stores nothing.
+def load_file(con: duckdb.DuckDBPyConnection, prepared: PreparedFile, run_id: str) -> FileReport:
+    """Store a prepared file in one transaction, after the checks that span files.
 
-    An unchanged file (same content hash as its last load) is skipped, unless
-    `recheck`: then it is validated and loaded again, because what it is checked
-    against (the patients of intake) has changed since.
+    An unchanged file takes its counts from the manifest; a rejected one is recorded
+    there and stores nothing. The file's work directory is removed once it is loaded.
     """
-    path = Path(path).resolve()
-    file = str(path)
-    contract = load_contract(table)
+    report = replace(prepared.report, warnings=list(prepared.report.warnings))
     con.execute("SET enable_progress_bar = false")
-    report = FileReport(path=file, table=table, status=LOADED)
-    size, sha = 0, ""
-    try:
-        info = inspect_file(path)
-        size, sha = info.size, info.sha256
+    if report.status == UNCHANGED:
         previous = con.execute(
             "SELECT rows_read, rows_accepted, rows_quarantined FROM ops.ingest_manifest "
             "WHERE file_path = ? AND content_hash = ? AND status = ?",
-            [file, sha, LOADED],
+            [report.path, prepared.sha256, LOADED],
         ).fetchone()
-        if previous is not None and not recheck:
-            report.status = UNCHANGED
-            report.rows_read, report.accepted, report.quarantined = previous
-            return report
-        report.warnings.extend(info.warnings)
-        header = read_header(info)
-        reject_identifier_columns(path, header.columns)
-        report.warnings.extend(check_columns(path, contract, header))
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _load_rows(con, validator, contract, info, header, report, run_id, chunk_bytes)
-            _manifest(con, report, size, sha, run_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    except FileRejected as exc:
-        report = FileReport(
-            path=file, table=table, status=REJECTED, message=exc.message, warnings=report.warnings
-        )
-        con.execute("BEGIN TRANSACTION")
-        _manifest(con, report, size, sha, run_id)
+        if previous is None:
+            raise RuntimeError(
+                f"{report.path}: prepared as unchanged but not loaded in the manifest; "
+                "please report this bug"
+            )
+        report.rows_read, report.accepted, report.quarantined = previous
+        return report
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if report.status == LOADED:
+            _load_rows(con, load_contract(report.table), Path(prepared.work_dir), report, run_id)
+        _manifest(con, report, prepared.size, prepared.sha256, run_id)
         con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if prepared.work_dir:
+        shutil.rmtree(prepared.work_dir, ignore_errors=True)
     return report
+
+
+def _insert_in_order(con: duckdb.DuckDBPyConnection, sql: str, parameters: list) -> None:
+    """One INSERT of many rows, on one thread.
+
+    DuckDB's parallel insert that keeps insertion order writes its row groups twice
+    (once as read, again when the checkpoint compacts them): 1M rows of intake cost
+    about twice the CPU that one thread does, and order is kept just the same.
+    """
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
+    try:
+        con.execute(sql, parameters)
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 def _load_rows(
     con: duckdb.DuckDBPyConnection,
-    validator: Validator,
     contract: Contract,
-    info: FileInfo,
-    header: Header,
+    work: Path,
     report: FileReport,
     run_id: str,
-    chunk_bytes: int,
 ) -> None:
     file, table = report.path, contract.table
     replaced = con.execute(
@@ -404,33 +277,30 @@ def _load_rows(
     ).fetchone()
     if replaced and replaced[0]:
         _remove_rows_of(con, table, file)
-    pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
-    distinct = DistinctValues(contract)
-    for chunk in iter_chunks(info, header, max_bytes=chunk_bytes):
-        report.rows_read += chunk.n_read
-        reject_five_digit_zip(info.path, chunk.rows)
-        scrubbed = scrub(contract, chunk.rows)
-        report.redacted += scrubbed.redacted
-        report.capped += scrubbed.capped
-        distinct.add(scrubbed.rows)
-        _write_raw(con, contract, scrubbed.rows, file, run_id)
-        # An unparseable line is quarantined as read, but never with an identifier in it.
-        bad = chunk.bad_lines
-        bad_failures = pa.table(
-            {
-                "source_row": bad["source_row"],
-                "column_name": pa.nulls(bad.num_rows, pa.string()),
-                "rule": bad["rule"],
-                "value": pc.replace_substring_regex(bad["value"], pattern, redaction),
-            }
-        )
-        _write_quarantine(con, table, bad_failures, file, run_id)
-    for failure in validator.validate(contract, distinct):
-        _quarantine_failing_values(con, table, failure, file, run_id)
-    if report.rows_read == 0:
-        report.warnings.append(f"{info.path.name}: a header but no rows")
+    names = ", ".join(contract.names)
+    _insert_in_order(
+        con,
+        f"INSERT INTO raw.{table} SELECT {names}, extra_columns, ?, source_row, ? "
+        f"FROM read_parquet({sql_text(str(work / RAW_FILE))})",
+        [file, run_id],
+    )
+    con.execute(
+        f"INSERT INTO quarantine.{table} SELECT ?, source_row, column_name, rule, value, ? "
+        f"FROM read_parquet({sql_text(str(work / QUARANTINE_FILE))})",
+        [file, run_id],
+    )
     _quarantine_spanning_rules(con, contract, file, run_id)
-    report.accepted = _stage_accepted(con, contract, file, run_id)
+    _insert_in_order(
+        con,
+        f"INSERT INTO staging.{table} SELECT {names}, ?, source_row, ? "
+        f"FROM read_parquet({sql_text(str(work / STAGING_FILE))}) "
+        f"WHERE source_row NOT IN (SELECT source_row FROM quarantine.{table} "
+        "WHERE source_file = ? AND run_id = ?)",
+        [file, run_id, file, run_id],
+    )
+    report.accepted = con.execute(
+        f"SELECT count(*) FROM staging.{table} WHERE source_file = ? AND run_id = ?", [file, run_id]
+    ).fetchone()[0]
     report.quarantined = con.execute(
         f"SELECT count(DISTINCT source_row) FROM quarantine.{table} "
         "WHERE source_file = ? AND run_id = ?",
@@ -494,6 +364,37 @@ def needs_recheck(table: str, reports: list[FileReport]) -> bool:
     return any(r.status != UNCHANGED for r in reports if r.table == "intake")
 
 
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    run_id: str,
+    work_dir: Path,
+    *,
+    load_date: date | None = None,
+    docs_dir: Path | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    recheck: bool = False,
+) -> FileReport:
+    """Prepare and load one file in this process.
+
+    An unchanged file (same content hash as its last load) is skipped, unless
+    `recheck`: then it is validated and loaded again, because what it is checked
+    against (the patients of intake) has changed since.
+    """
+    known = None if recheck else loaded_hashes(con).get(str(Path(path).resolve()))
+    prepared = prepare_file(
+        table,
+        path,
+        work_dir,
+        loaded_hash=known,
+        load_date=load_date,
+        docs_dir=docs_dir,
+        chunk_bytes=chunk_bytes,
+    )
+    return load_file(con, prepared, run_id)
+
+
 def ingest_directory(
     con: duckdb.DuckDBPyConnection,
     input_dir: Path,
@@ -503,19 +404,32 @@ def ingest_directory(
     docs_dir: Path | None = None,
     prune: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    work_dir: Path | None = None,
 ) -> IngestSummary:
-    """Every canonical file of `input_dir`, intake first (referrals and diagnoses refer to it)."""
+    """Every canonical file of `input_dir`, intake first (referrals and diagnoses refer to it).
+
+    Prepared files go to `work_dir` (a temporary directory when None) and are removed
+    as they are loaded.
+    """
     files = discover(input_dir)
-    validator = _validator(load_date or date.today(), docs_dir)
     summary = IngestSummary(run_id)
-    for table in TABLES:
-        recheck = needs_recheck(table, summary.files)
-        for path in files[table]:
-            summary.files.append(
-                ingest_file(
-                    con, validator, table, path, run_id, chunk_bytes=chunk_bytes, recheck=recheck
+    with tempfile.TemporaryDirectory(prefix="redflags-work-", dir=work_dir) as work:
+        for table in TABLES:
+            recheck = needs_recheck(table, summary.files)
+            for path in files[table]:
+                summary.files.append(
+                    ingest_file(
+                        con,
+                        table,
+                        path,
+                        run_id,
+                        Path(work),
+                        load_date=load_date,
+                        docs_dir=docs_dir,
+                        chunk_bytes=chunk_bytes,
+                        recheck=recheck,
+                    )
                 )
-            )
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(con, input_dir, present, prune=prune)
     return summary
@@ -555,25 +469,30 @@ def record_run(con: duckdb.DuckDBPyConnection, summary: IngestSummary, input_dir
 # ---------------------------------------------------------------- entry points for flow and CLI
 
 
-@cache
-def _validator(load_date: date, docs_dir: Path | None) -> Validator:
-    """One GX context per process and day: building suites and Checkpoints costs seconds."""
-    return Validator(load_date, docs_dir)
-
-
-def ingest_file_into(
-    warehouse: str,
+def prepare_into(
     table: str,
     path: str,
-    run_id: str,
+    work_dir: str,
+    loaded_hash: str | None = None,
     docs_dir: str | None = None,
     load_date: date | None = None,
-    recheck: bool = False,
-) -> dict:
-    """Ingest one file into the warehouse file; a plain-data report (for a Prefect task)."""
-    validator = _validator(load_date or date.today(), Path(docs_dir) if docs_dir else None)
+) -> PreparedFile:
+    """Prepare one file into the run's work directory (a Prefect task, on any worker)."""
+    return prepare_file(
+        table, path, work_dir, loaded_hash=loaded_hash, load_date=load_date, docs_dir=docs_dir
+    )
+
+
+def load_into(warehouse: str, prepared: PreparedFile, run_id: str) -> dict:
+    """Load one prepared file into the warehouse file; a plain-data report."""
     with open_warehouse(warehouse) as con:
-        return asdict(ingest_file(con, validator, table, Path(path), run_id, recheck=recheck))
+        return asdict(load_file(con, prepared, run_id))
+
+
+def known_hashes(warehouse: str) -> dict[str, str]:
+    """The manifest's content hash of every loaded file, for the prepare tasks."""
+    with open_warehouse(warehouse) as con:
+        return loaded_hashes(con)
 
 
 def finish_ingest(

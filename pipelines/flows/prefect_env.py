@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 QUIET_DEFAULTS: dict[str, str] = {
     # No usage analytics leave the machine.
@@ -41,3 +42,25 @@ def drop_user_error_tracebacks() -> None:
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(not_a_user_error)
+
+
+def boot_temporary_server() -> threading.Thread | None:
+    """Start Prefect's temporary server now, in a thread, so that it boots (a process of
+    its own, seconds) while the run imports its stages; `run_pipeline` waits for it.
+
+    Nothing to start when PREFECT_API_URL names a server. Call after configure_prefect.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+
+    def boot() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        try:
+            SubprocessASGIServer().start()
+        except Exception:  # noqa: BLE001 - started again, and reported, by run_pipeline
+            return
+
+    thread = threading.Thread(target=boot, name="prefect-temporary-server", daemon=True)
+    thread.start()
+    return thread

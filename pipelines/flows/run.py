@@ -7,8 +7,12 @@ under its key of the summary (see pipelines/flows/summary.py for the keys it rep
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipelines import ingest
@@ -79,10 +84,20 @@ def find_input_files(input_dir: str) -> dict[str, list[str]]:
     return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
 
 
-# One file in, validated and split into staging and quarantine; the report is plain data.
-# Unchanged files (same content hash in ops.ingest_manifest) are skipped inside.
-ingest_file = task(ingest.ingest_file_into, name="ingest_file", **IO_RETRIES)
+# One file in, read, scrubbed and validated into Parquet in the run's work directory; runs
+# on any worker (paths in, paths out). Unchanged files (same content hash as loaded in
+# ops.ingest_manifest) stop after the hash.
+prepare_file = task(ingest.prepare_into, name="prepare_file", **IO_RETRIES)
+# The single writer: checks that span files, then raw, quarantine, staging and the manifest
+# in one transaction per file.
+load_file = task(ingest.load_into, name="load_file", **IO_RETRIES)
 record_ingest = task(ingest.finish_ingest, name="record_ingest")
+
+
+@task
+def loaded_hashes(warehouse: str) -> dict[str, str]:
+    """The content hash of every file as last loaded (ops.ingest_manifest)."""
+    return ingest.known_hashes(warehouse)
 
 
 @task
@@ -174,7 +189,49 @@ def publish_run_artifacts(summary: dict[str, Any]) -> None:
     )
 
 
-@flow(name="redflags-run", log_prints=True)
+def resolved(path: str) -> str:
+    """A file's path as the manifest records it."""
+    return str(Path(path).resolve())
+
+
+def ingest_files(
+    warehouse: str, files: dict[str, list[str]], run_id: str, docs_dir: str | None
+) -> list[dict]:
+    """Prepare every file on the flow's task runner, then load them one by one, intake first.
+
+    The prepare tasks are submitted at once: the default runner works through them one
+    at a time in a thread beside the loads; a Dask runner spreads them over its workers.
+    Loads run here, in the flow's process, the warehouse's single writer. Referrals and
+    diagnoses are checked against the patients of intake, so they are loaded after it;
+    an unchanged one is prepared again (a recheck) when intake changed in this run. The
+    work directory holds this run's prepared files; what a crashed run left is removed
+    first, and each file's part once it is loaded.
+    """
+    ingest.clear_work(warehouse)
+    work = str(ingest.run_work_dir(warehouse, run_id))
+    known = loaded_hashes(warehouse)
+    pending = {
+        table: [
+            prepare_file.submit(table, path, work, known.get(resolved(path)), docs_dir)
+            for path in paths
+        ]
+        for table, paths in files.items()
+    }
+    reports: list[dict] = []
+    for table in TABLES:  # intake first: the others are checked against its patients
+        recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
+        for path, future in zip(files[table], pending[table], strict=True):
+            ready = future.result()
+            if recheck and ready.report.status == ingest.UNCHANGED:
+                ready = prepare_file.submit(table, path, work, None, docs_dir).result()
+            reports.append(load_file(warehouse, ready, run_id))
+    ingest.clear_work(warehouse)
+    return reports
+
+
+# Without Dask, prepare tasks run one at a time in a thread beside the loads: the files
+# are read while the previous one is written, in bounded memory.
+@flow(name="redflags-run", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def redflags_run(
     input_dir: str,
     warehouse: str,
@@ -194,9 +251,11 @@ def redflags_run(
     1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
     3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
-    4. ingest_file, per file, intake first (referrals and diagnoses must name known
-       patients): skip if unchanged (content hash), read in chunks, scrub identifiers,
-       validate with the GX suites -> raw, quarantine and staging tables, ops.ingest_manifest
+    4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
+       identifiers, validate with the GX suites -> Parquet in the run's work directory;
+       then load_file, per file, intake first (referrals and diagnoses must name known
+       patients): the checks that span files -> raw, quarantine and staging tables,
+       ops.ingest_manifest
     5. record_ingest: files gone from the input (kept, or removed with prune),
        the run's counts in ops.run_log
     6. score_presentations: staging.intake -> features.presentation_flags
@@ -219,13 +278,7 @@ def redflags_run(
         if source != CANONICAL:
             input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
         files = find_input_files(input_dir)
-        reports: list[dict] = []
-        for table in TABLES:  # intake first: the others are checked against its patients
-            recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
-            reports += [
-                ingest_file(warehouse, table, path, run_id, docs_dir, recheck=recheck)
-                for path in files[table]
-            ]
+        reports = ingest_files(warehouse, files, run_id, docs_dir)
         summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune=prune)
         summary["validation"] = validation_numbers(summary["ingest"])
         summary["raw"] = count_raw_rows(warehouse)
@@ -239,3 +292,77 @@ def redflags_run(
 
     publish_run_artifacts(summary)
     return summary
+
+
+# ---------------------------------------------------------------- scale-out
+
+
+def dask_runner(workers: int = 0, dask_address: str | None = None):
+    """The Dask task runner for the prepare tasks, or None to run everything here.
+
+    `workers` > 0: a temporary local cluster of that many single-threaded worker
+    processes, started for the run and closed after it. `dask_address`: a running
+    scheduler, whose workers must see the input files and the warehouse's directory.
+    """
+    if not workers and not dask_address:
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    # Starting and stopping workers is not news; a failed task still fails the run.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+@contextmanager
+def prefect_api(booting: threading.Thread | None = None) -> Iterator[None]:
+    """Run the block against one Prefect API that worker processes can reach too.
+
+    Without PREFECT_API_URL, Prefect starts a temporary server on first use, and every
+    Dask worker process would start one of its own (seconds each, and task runs
+    scattered over several databases). So the temporary server is started here (or
+    waited for, if `booting` started it early) and its address set for the block: the
+    flow and its workers report to the same one.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if booting is not None:
+        booting.join()
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+def run_pipeline(
+    parameters: dict[str, Any],
+    *,
+    workers: int = 0,
+    dask_address: str | None = None,
+    booting: threading.Thread | None = None,
+) -> dict[str, Any]:
+    """Run the flow with `parameters`; on Dask when `workers` or `dask_address` is set.
+
+    `booting`: the thread of `prefect_env.boot_temporary_server`, if the caller started
+    Prefect's temporary server early.
+    """
+    runner = dask_runner(workers, dask_address)
+    flow_to_run = redflags_run if runner is None else redflags_run.with_options(task_runner=runner)
+    if runner is None and booting is None:
+        return flow_to_run(**parameters)
+    with prefect_api(booting):
+        return flow_to_run(**parameters)

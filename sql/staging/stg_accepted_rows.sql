@@ -1,10 +1,8 @@
 -- staging.{table}: the accepted rows of one file, each contract column cast to its type.
 -- Renames and casts only: which rows are accepted was decided by validation, and the
--- casts are generated from schemas/{table}.yml by pipelines/ingest.py (cast_sql).
-INSERT INTO staging.{table}
+-- casts are generated from schemas/{table}.yml by pipelines/prepare.py (cast_sql).
+-- The loader adds the lineage (source_file, run_id) when it inserts these rows.
 SELECT
     {casts},
-    source_file,
-    source_row,
-    run_id
+    source_row
 FROM accepted_rows

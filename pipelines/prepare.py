@@ -1,0 +1,362 @@
+"""Prepare one input file for loading, without touching the warehouse.
+
+The per-file half of the ingest stage, split off so that it can run anywhere (a Dask
+worker, another thread) while DuckDB stays the single writer of the warehouse: read
+the file in bounded chunks, scrub identifiers, validate its distinct values with the
+contract's Great Expectations suite, and write what the loader needs as Parquet files
+in a work directory:
+
+- `raw.parquet`: every parsed row, text, in the shape of `raw.<table>` (contract
+  columns, `extra_columns`, `source_row`);
+- `quarantine.parquet`: one row per (row, rule) that failed a rule of this file alone
+  (unparseable lines, values the suite rejected);
+- `staging.parquet`: the other rows, cast to the contract's types.
+
+What spans files (unique ids, patients known in intake) needs the warehouse, so the
+loader (`pipelines.ingest.load_file`) checks it. Paths in, paths out: the result is
+plain data, and nothing here depends on the run, so the same file prepares the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines.contracts import TABLES, Column, Contract, load_contract
+from pipelines.paths import SQL_DIR
+from pipelines.sources.readers import (
+    DEFAULT_CHUNK_BYTES,
+    FileInfo,
+    Header,
+    inspect_file,
+    iter_chunks,
+    read_header,
+)
+from pipelines.validation.checkpoint import DistinctValues, Failure, Validator
+from pipelines.validation.identifiers import (
+    identifier_rules,
+    reject_five_digit_zip,
+    reject_identifier_columns,
+    scrub,
+)
+from pipelines.validation.outcomes import FileRejected
+
+LOADED, UNCHANGED, REJECTED = "loaded", "unchanged", "rejected"
+
+# The files a prepared input leaves in its work directory, read by the loader.
+RAW_FILE, QUARANTINE_FILE, STAGING_FILE = "raw.parquet", "quarantine.parquet", "staging.parquet"
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_row", pa.int64()),
+        ("column_name", pa.string()),
+        ("rule", pa.string()),
+        ("value", pa.string()),
+    ]
+)
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file, as the summary table and the manifest show it."""
+
+    path: str
+    table: str
+    status: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    rules: dict[str, int] = field(default_factory=dict)  # "rule(column)" -> rows
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    redacted: int = 0
+    capped: int = 0
+
+
+@dataclass
+class PreparedFile:
+    """One file made ready to load: its report so far and where its Parquet files are.
+
+    `report.status` is LOADED (ready: `work_dir` holds the files), UNCHANGED (its
+    content hash is the one last loaded; nothing was read past the hash) or REJECTED
+    (nothing of it may be stored; `report.message` says why).
+    """
+
+    report: FileReport
+    size: int = 0
+    sha256: str = ""
+    work_dir: str | None = None
+
+
+# ---------------------------------------------------------------- table-level checks
+
+
+def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
+    """Reject a file that cannot be the table it claims to be; warn about unknown columns."""
+    present = set(header.columns)
+    missing = [c for c in contract.required_names if c not in present]
+    if missing:
+        hint = "add them, or check that the file is the table its name says"
+        if len(header.columns) == 1 and header.delimiter is not None:
+            hint = (
+                f"the header is one column ({header.columns[0][:60]!r}): separate columns with "
+                "a comma, a semicolon or a tab"
+            )
+        for other in TABLES:
+            other_contract = load_contract(other)
+            if other != contract.table and set(other_contract.required_names) <= present:
+                hint = (
+                    f"its columns are those of {other}: rename it to start with "
+                    f"'{other_contract.file_prefix}'"
+                )
+        raise FileRejected(
+            "missing_columns",
+            f"{path}: missing required column(s) {', '.join(missing)} of {contract.table}; {hint}",
+        )
+    extra = [c for c in header.columns if c not in contract]
+    if extra:
+        return [
+            f"{path.name}: unknown column(s) {', '.join(extra)} kept in raw.{contract.table}"
+            ".extra_columns and ignored downstream"
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- SQL of the step
+
+
+def cast_sql(column: Column) -> str:
+    """How a validated text value becomes the contract's type (generated, not hand-copied).
+
+    DuckDB's boolean cast reads every spelling the suite allows (true/t/yes/y/1 and
+    false/f/no/n/0, any case), so a plain CAST suffices for every type.
+    """
+    if column.type == "string":
+        return column.name
+    return f"CAST({column.name} AS {column.duckdb_type}) AS {column.name}"
+
+
+def staging_select_sql(contract: Contract) -> str:
+    """The accepted rows of a file, typed: what `staging.<table>` receives."""
+    template = (SQL_DIR / "staging" / "stg_accepted_rows.sql").read_text(encoding="utf-8")
+    casts = ",\n    ".join(cast_sql(c) for c in contract.columns)
+    return template.format(table=contract.table, casts=casts)
+
+
+def sql_text(text: str) -> str:
+    """A SQL string literal (COPY and views take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- the work directory
+
+
+def file_work_dir(work_root: str | Path, table: str, file: str) -> Path:
+    """Where one input file's Parquet files go: named by its path, so two files never share."""
+    digest = hashlib.sha256(file.encode("utf-8")).hexdigest()[:16]
+    return Path(work_root) / table / digest
+
+
+def raw_schema(contract: Contract) -> pa.Schema:
+    """`raw.<table>` without the lineage the loader adds (file and run)."""
+    return pa.schema(
+        [
+            *((name, pa.string()) for name in contract.names),
+            ("extra_columns", pa.string()),
+            ("source_row", pa.int64()),
+        ]
+    )
+
+
+def raw_rows(con: duckdb.DuckDBPyConnection, contract: Contract, rows: pa.Table) -> pa.Table:
+    """A scrubbed chunk in the shape of raw: absent columns NULL, unknown ones as one JSON text."""
+    names = [n for n in rows.column_names if n != "source_row"]
+    extra = [n for n in names if n not in contract]
+    n_rows = rows.num_rows
+    if extra:
+        con.register("chunk_rows", rows)
+        try:
+            pairs = ", ".join(f"'{n}', \"{n}\"" for n in extra)
+            extra_json = (
+                con.sql(f"SELECT CAST(json_object({pairs}) AS VARCHAR) AS j FROM chunk_rows")
+                .to_arrow_table()
+                .column("j")
+            )
+        finally:
+            con.unregister("chunk_rows")
+    else:
+        extra_json = pa.nulls(n_rows, pa.string())
+    columns = [
+        pc.cast(rows[n], pa.string()) if n in names else pa.nulls(n_rows, pa.string())
+        for n in contract.names
+    ]
+    return pa.Table.from_arrays(
+        [*columns, extra_json, pc.cast(rows["source_row"], pa.int64())],
+        schema=raw_schema(contract),
+    )
+
+
+# ---------------------------------------------------------------- one file
+
+
+# One GX context per process and day: building suites and Checkpoints costs seconds.
+# Threads of one process (a threaded Dask worker) share it, one validation at a time.
+_GX_LOCK = threading.Lock()
+
+
+@cache
+def _cached_validator(load_date: date, docs_dir: Path | None) -> Validator:
+    return Validator(load_date, docs_dir)
+
+
+def validator_for(load_date: date, docs_dir: Path | None) -> Validator:
+    with _GX_LOCK:
+        return _cached_validator(load_date, docs_dir)
+
+
+def prepare_file(
+    table: str,
+    path: str | Path,
+    work_root: str | Path,
+    *,
+    loaded_hash: str | None = None,
+    load_date: date | None = None,
+    docs_dir: str | Path | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> PreparedFile:
+    """Read, scrub and validate one file into Parquet under `work_root`; never the warehouse.
+
+    `loaded_hash` is the content hash the manifest holds for this path as loaded: when
+    the file still has it, the file is UNCHANGED and nothing past the hash is read. Pass
+    None to prepare the file whatever it holds (a recheck).
+    """
+    path = Path(path).resolve()
+    file = str(path)
+    contract = load_contract(table)
+    report = FileReport(path=file, table=table, status=LOADED)
+    size, sha = 0, ""
+    try:
+        info = inspect_file(path)
+        size, sha = info.size, info.sha256
+        if loaded_hash is not None and sha == loaded_hash:
+            return PreparedFile(FileReport(file, table, UNCHANGED), size, sha)
+        report.warnings.extend(info.warnings)
+        header = read_header(info)
+        reject_identifier_columns(path, header.columns)
+        report.warnings.extend(check_columns(path, contract, header))
+        out = file_work_dir(work_root, table, file)
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        validator = validator_for(load_date or date.today(), Path(docs_dir) if docs_dir else None)
+        try:
+            _prepare_rows(validator, contract, info, header, report, out, chunk_bytes)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        return PreparedFile(report, size, sha, str(out))
+    except FileRejected as exc:
+        rejected = FileReport(
+            path=file, table=table, status=REJECTED, message=exc.message, warnings=report.warnings
+        )
+        return PreparedFile(rejected, size, sha)
+
+
+def _prepare_rows(
+    validator: Validator,
+    contract: Contract,
+    info: FileInfo,
+    header: Header,
+    report: FileReport,
+    out: Path,
+    chunk_bytes: int,
+) -> None:
+    pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
+    distinct = DistinctValues(contract)
+    bad_lines: list[pa.Table] = []
+    con = duckdb.connect()  # scratch, in memory: the SQL of this file's own rules
+    try:
+        con.execute("SET enable_progress_bar = false")
+        with pq.ParquetWriter(out / RAW_FILE, raw_schema(contract)) as raw:
+            for chunk in iter_chunks(info, header, max_bytes=chunk_bytes):
+                report.rows_read += chunk.n_read
+                reject_five_digit_zip(info.path, chunk.rows)
+                scrubbed = scrub(contract, chunk.rows)
+                report.redacted += scrubbed.redacted
+                report.capped += scrubbed.capped
+                distinct.add(scrubbed.rows)
+                raw.write_table(raw_rows(con, contract, scrubbed.rows))
+                # An unparseable line is quarantined as read, but never with an identifier.
+                bad = chunk.bad_lines
+                bad_lines.append(
+                    pa.table(
+                        [
+                            bad["source_row"],
+                            pa.nulls(bad.num_rows, pa.string()),
+                            bad["rule"],
+                            pc.replace_substring_regex(bad["value"], pattern, redaction),
+                        ],
+                        schema=QUARANTINE_SCHEMA,
+                    )
+                )
+        with _GX_LOCK:
+            failures = validator.validate(contract, distinct)
+        if report.rows_read == 0:
+            report.warnings.append(f"{info.path.name}: a header but no rows")
+        _write_outputs(con, contract, out, bad_lines, failures)
+    finally:
+        con.close()
+
+
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    out: Path,
+    bad_lines: list[pa.Table],
+    failures: list[Failure],
+) -> None:
+    """quarantine.parquet: bad lines and every row holding a value the suite rejected;
+    staging.parquet: the other rows, typed."""
+    con.execute(
+        f"CREATE VIEW raw_rows AS SELECT * FROM read_parquet({sql_text(str(out / RAW_FILE))})"
+    )
+    con.register("bad_lines", pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *bad_lines]))
+    con.execute("CREATE TABLE failed AS SELECT * FROM bad_lines")
+    con.unregister("bad_lines")
+    for failure in failures:
+        column = failure.column
+        con.register("failing_values", pa.table({"value": pc.drop_null(failure.values)}))
+        try:
+            con.execute(
+                f"""INSERT INTO failed
+                SELECT source_row, $column, $rule, {column} FROM raw_rows
+                WHERE {column} IN (SELECT value FROM failing_values)
+                   OR ($null_failed AND {column} IS NULL)""",
+                {
+                    "column": column,
+                    "rule": failure.rule,
+                    "null_failed": failure.values.null_count > 0,
+                },
+            )
+        finally:
+            con.unregister("failing_values")
+    con.execute(
+        f"COPY (SELECT * FROM failed ORDER BY source_row) "
+        f"TO {sql_text(str(out / QUARANTINE_FILE))} (FORMAT parquet)"
+    )
+    con.execute(
+        """CREATE VIEW accepted_rows AS
+        SELECT r.* FROM raw_rows r ANTI JOIN failed q ON r.source_row = q.source_row"""
+    )
+    con.execute(
+        f"COPY ({staging_select_sql(contract)}) "
+        f"TO {sql_text(str(out / STAGING_FILE))} (FORMAT parquet)"
+    )
