@@ -99,10 +99,9 @@ def test_writer_waits_for_an_analysts_read_only_connection(tmp_path: Path):
 
 def test_writer_sets_the_memory_limit_for_every_connection_of_the_run(tmp_path: Path):
     path = tmp_path / "w.duckdb"
-    with writer(path, 1.0, memory_limit="512MB"):
-        # A task's own connection to the same file shares the database and its limit.
-        with open_warehouse(path) as con:
-            limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    # A task's own connection to the same file shares the database and its limit.
+    with writer(path, 1.0, memory_limit="512MB"), open_warehouse(path) as con:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     assert limit == "488.2 MiB"  # DuckDB shows 512 * 10^6 bytes in MiB
 
 
