@@ -221,9 +221,13 @@ def ingest_files(
     for table in TABLES:  # intake first: the others are checked against its patients
         recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
         for path, future in zip(files[table], pending[table], strict=True):
+            progress(f"reading and validating {Path(path).name} ({table})\u2026")
             ready = future.result()
             if recheck and ready.report.status == ingest.UNCHANGED:
+                progress(f"checking {Path(path).name} again: intake changed\u2026")
                 ready = prepare_file.submit(table, path, work, None, docs_dir).result()
+            if ready.report.status == ingest.LOADED:
+                progress(f"loading {ready.report.rows_read:,} rows of {Path(path).name}\u2026")
             reports.append(load_file(warehouse, ready, run_id))
     ingest.clear_work(warehouse)
     return reports
