@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pipelines.paths import SAMPLE_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_prefect_server_for_the_session() -> Iterator[None]:
+    """One Prefect API for every flow run of the session (issue 6: one test harness).
+
+    Without it, every `redflags run` started as a subprocess boots Prefect's temporary
+    server of its own, 10-20 s each. The server is the same temporary server the
+    in-process runs of this session use (Prefect keeps one per process); subprocesses
+    find it through PREFECT_API_URL, as users pointing runs at a Prefect server do.
+    A test that needs no server (or another one) sets or removes the variable itself.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from pipelines.flows.prefect_env import configure_prefect
+
+    configure_prefect()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
 
 
 @dataclass(frozen=True)
