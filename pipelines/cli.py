@@ -161,9 +161,9 @@ def run(
         adapter(settings.source).check_input(settings.input_dir)
     docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
-    from pipelines.flows.prefect_env import boot_temporary_server
+    from pipelines.flows.prefect_env import start_temporary_server
 
-    booting = boot_temporary_server()  # boots while the stages below are imported
+    server = start_temporary_server()  # boots on the other core while the stages import
     from pipelines.flows.deployments import flow_parameters
     from pipelines.flows.prefect_env import drop_user_error_tracebacks
     from pipelines.flows.run import run_pipeline
@@ -175,7 +175,7 @@ def run(
     if not export:
         parameters["export_dir"] = None
     result = run_pipeline(
-        parameters, workers=settings.workers, dask_address=settings.dask_address, booting=booting
+        parameters, workers=settings.workers, dask_address=settings.dask_address, server=server
     )
     typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
     if result.get("source_report"):

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
-import threading
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pipelines.errors import UserError
 
 QUIET_DEFAULTS: dict[str, str] = {
     # No usage analytics leave the machine.
@@ -44,23 +55,136 @@ def drop_user_error_tracebacks() -> None:
         logging.getLogger(name).addFilter(not_a_user_error)
 
 
-def boot_temporary_server() -> threading.Thread | None:
-    """Start Prefect's temporary server now, in a thread, so that it boots (a process of
-    its own, seconds) while the run imports its stages; `run_pipeline` waits for it.
+class TemporaryServer:
+    """Prefect's temporary API server, started as a bare process at the top of a run.
 
-    Nothing to start when PREFECT_API_URL names a server. Call after configure_prefect.
+    Prefect starts the same server (uvicorn serving `prefect.server.api.server:create_app`,
+    UI off) on first use, but only after the run has imported Prefect's server package
+    (about 5 s) and then waits for it (about 7 s more) with nothing else to do. Started
+    here, before the run imports Great Expectations, Prefect and the stages, the server
+    boots on the other core meanwhile and the run imports nothing of it.
+
+    The server dies with the run: it is stopped when the run ends, and on Linux the
+    kernel stops it if the run's process is killed (even with SIGKILL).
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._launch()
+        atexit.register(self.stop)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def _launch(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(_site_of("prefect")),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],  # fmt: skip
+            env={
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            },
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the server answers its health check; its API address.
+
+        A port taken in the meantime (uvicorn exits with code 3) is retried on another.
+        """
+        limit = timeout or float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            assert self.process is not None, "wait() after stop()"
+            code = self.process.poll()
+            if code == 3:
+                self._launch()
+            elif code is not None:
+                raise UserError(
+                    f"Prefect's temporary server exited with code {code} before it was "
+                    "ready; see its messages above, or run against a Prefect server "
+                    "(`prefect server start`, then set PREFECT_API_URL)"
+                )
+            elif _healthy(self.api_url):
+                return self.api_url
+            time.sleep(0.1)
+        self.stop()
+        raise UserError(
+            f"Prefect's temporary server did not answer within {limit:g} s "
+            "(setting PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); a busy machine "
+            "may need longer, or run against a Prefect server (`prefect server start`, "
+            "then set PREFECT_API_URL)"
+        )
+
+    def stop(self) -> None:
+        """Stop the server (politely, then not); safe to call twice."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_temporary_server() -> TemporaryServer | None:
+    """Start Prefect's temporary server now, unless PREFECT_API_URL names a server.
+
+    Call after configure_prefect and before importing the stages; `run_pipeline` waits
+    for it and points the flow at it.
     """
     if os.environ.get("PREFECT_API_URL"):
         return None
+    return TemporaryServer()
 
-    def boot() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
 
-        try:
-            SubprocessASGIServer().start()
-        except Exception:  # noqa: BLE001 - started again, and reported, by run_pipeline
-            return
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    thread = threading.Thread(target=boot, name="prefect-temporary-server", daemon=True)
-    thread.start()
-    return thread
+
+def _site_of(package: str) -> Path:
+    """The directory `package` is installed in, without importing it (Prefect: 2-3 s)."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None, f"{package} is not installed"
+    return Path(spec.origin).parent.parent
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from pipelines import ingest
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
+from pipelines.flows.prefect_env import TemporaryServer
 from pipelines.flows.summary import (
     headline_numbers,
     headline_rows,
@@ -328,27 +328,29 @@ def dask_runner(workers: int = 0, dask_address: str | None = None):
 
 
 @contextmanager
-def prefect_api(booting: threading.Thread | None = None) -> Iterator[None]:
+def prefect_api(server: TemporaryServer | None = None) -> Iterator[None]:
     """Run the block against one Prefect API that worker processes can reach too.
 
     Without PREFECT_API_URL, Prefect starts a temporary server on first use, and every
     Dask worker process would start one of its own (seconds each, and task runs
     scattered over several databases). So the temporary server is started here (or
-    waited for, if `booting` started it early) and its address set for the block: the
-    flow and its workers report to the same one.
+    waited for, if the caller started `server` early) and its address set for the
+    block: the flow and its workers report to the same one.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if booting is not None:
-        booting.join()
+    if server is not None:
+        with temporary_settings(updates={PREFECT_API_URL: server.wait()}):
+            yield
+        return
     if PREFECT_API_URL.value():
         yield
         return
     from prefect.server.api.server import SubprocessASGIServer
 
-    server = SubprocessASGIServer()
-    server.start()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    subprocess_server = SubprocessASGIServer()
+    subprocess_server.start()
+    with temporary_settings(updates={PREFECT_API_URL: subprocess_server.api_url}):
         yield
 
 
@@ -357,16 +359,20 @@ def run_pipeline(
     *,
     workers: int = 0,
     dask_address: str | None = None,
-    booting: threading.Thread | None = None,
+    server: TemporaryServer | None = None,
 ) -> dict[str, Any]:
     """Run the flow with `parameters`; on Dask when `workers` or `dask_address` is set.
 
-    `booting`: the thread of `prefect_env.boot_temporary_server`, if the caller started
-    Prefect's temporary server early.
+    `server`: Prefect's temporary server, if the caller started it early
+    (`prefect_env.start_temporary_server`); it is waited for, used and stopped.
     """
     runner = dask_runner(workers, dask_address)
     flow_to_run = redflags_run if runner is None else redflags_run.with_options(task_runner=runner)
-    if runner is None and booting is None:
+    if runner is None and server is None:
         return flow_to_run(**parameters)
-    with prefect_api(booting):
-        return flow_to_run(**parameters)
+    try:
+        with prefect_api(server):
+            return flow_to_run(**parameters)
+    finally:
+        if server is not None:
+            server.stop()

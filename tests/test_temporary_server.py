@@ -1,0 +1,130 @@
+"""Prefect's temporary server as `redflags run` starts it: early, and never left behind.
+
+Without PREFECT_API_URL a run starts the server itself, as a bare process, before it
+imports its stages (pipelines/flows/prefect_env.py). These tests run without the
+session's shared server, so they are the ones that exercise that path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from orchestration_harness import INTAKE_A, REFERRALS_A, subprocess_env, write_inputs
+
+from pipelines.errors import UserError
+from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
+
+pytestmark = pytest.mark.slow
+
+
+def processes_marked(mark: str) -> list[int]:
+    """Pids of live processes whose environment holds REDFLAGS_TEST_MARK=mark."""
+    needle = f"REDFLAGS_TEST_MARK={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture
+def no_shared_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    configure_prefect()
+
+
+def test_run_starts_its_own_server_and_stops_it(tmp_path: Path):
+    mark = uuid.uuid4().hex
+    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
+    env = subprocess_env(REDFLAGS_TEST_MARK=mark)
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--input", str(inputs),
+         "--warehouse", str(tmp_path / "w.duckdb")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scored 3 presentations (duckdb)" in result.stdout
+    assert processes_marked(mark) == []
+
+
+def test_server_dies_with_a_killed_run(tmp_path: Path):
+    """kill -9 of the run leaves no server behind: Linux sends it SIGTERM (PDEATHSIG)."""
+    mark = uuid.uuid4().hex
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
+        configure_prefect()
+        server = TemporaryServer()
+        print(server.process.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    env = subprocess_env(REDFLAGS_TEST_MARK=mark)
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        server_pid = int(run.stdout.readline())
+        assert processes_marked(mark) == sorted([run.pid, server_pid])
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+        assert gone_within(server_pid, 30), "the server outlived the killed run"
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.stdout.close()
+
+
+def test_a_server_that_is_not_ready_in_time_is_stopped_with_a_clear_message(no_shared_server):
+    server = TemporaryServer()
+    process = server.process
+    with pytest.raises(UserError) as error:
+        server.wait(timeout=0.01)
+    assert str(error.value) == (
+        "Prefect's temporary server did not answer within 0.01 s (setting "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); a busy machine may need "
+        "longer, or run against a Prefect server (`prefect server start`, then set "
+        "PREFECT_API_URL)"
+    )
+    assert process.poll() is not None
+    assert server.process is None
+
+
+def test_a_server_that_exits_early_is_reported(no_shared_server):
+    server = TemporaryServer()
+    server.stop()
+    server.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    server.process.wait(timeout=30)
+    with pytest.raises(UserError, match="^Prefect's temporary server exited with code 1 before"):
+        server.wait(timeout=30)
