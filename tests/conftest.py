@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +47,24 @@ class SampleRun:
     warehouse: Path
     stdout: str
     stderr: str
+    mark: str  # REDFLAGS_TEST_MARK in the run's environment, inherited by its children
 
 
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
-    """`redflags run` on data/sample/, as `make run` does, once per test session."""
+    """`redflags run` on data/sample/, as `make run` does, once per test session.
+
+    Like `make run`, without PREFECT_API_URL: the run starts and stops Prefect's
+    temporary server itself (tests/test_temporary_server.py checks it is gone).
+    """
     out = tmp_path_factory.mktemp("sample-run")
     warehouse = out / "warehouse.duckdb"
+    mark = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--input", str(SAMPLE_DIR),
          "--warehouse", str(warehouse)],
-        capture_output=True, text=True, timeout=600,
+        env=env | {"REDFLAGS_TEST_MARK": mark}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return SampleRun(warehouse, result.stdout, result.stderr)
+    return SampleRun(warehouse, result.stdout, result.stderr, mark)

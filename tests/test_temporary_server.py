@@ -7,6 +7,7 @@ session's shared server, so they are the ones that exercise that path.
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -17,10 +18,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from orchestration_harness import INTAKE_A, REFERRALS_A, subprocess_env, write_inputs
+from orchestration_harness import subprocess_env
 
 from pipelines.errors import UserError
 from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
+from pipelines.paths import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -61,19 +63,12 @@ def no_shared_server(monkeypatch: pytest.MonkeyPatch) -> None:
     configure_prefect()
 
 
-def test_run_starts_its_own_server_and_stops_it(tmp_path: Path):
-    mark = uuid.uuid4().hex
-    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
-    env = subprocess_env(REDFLAGS_TEST_MARK=mark)
-    env.pop("PREFECT_API_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--input", str(inputs),
-         "--warehouse", str(tmp_path / "w.duckdb")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "scored 3 presentations (duckdb)" in result.stdout
-    assert processes_marked(mark) == []
+def test_run_starts_its_own_server_and_stops_it(sample_run):
+    """The session's sample run (conftest.py) runs without PREFECT_API_URL."""
+    with (SAMPLE_DIR / "intake.csv").open(newline="", encoding="utf-8") as f:
+        n_intake = sum(1 for _ in csv.DictReader(f))
+    assert f"scored {n_intake:,} presentations (duckdb)" in sample_run.stdout
+    assert processes_marked(sample_run.mark) == []
 
 
 def test_server_dies_with_a_killed_run(tmp_path: Path):
@@ -89,8 +84,7 @@ def test_server_dies_with_a_killed_run(tmp_path: Path):
         time.sleep(600)
         """
     )
-    env = subprocess_env(REDFLAGS_TEST_MARK=mark)
-    env.pop("PREFECT_API_URL", None)
+    env = subprocess_env(REDFLAGS_TEST_MARK=mark)  # no PREFECT_* settings
     run = subprocess.Popen(
         [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
     )
