@@ -11,8 +11,7 @@ schemas/red_flags.yml (`history:`).
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from pipelines.lazy_modules import np, pd
 
 ORDER = ["patient_id", "encounter_date", "encounter_id"]
 

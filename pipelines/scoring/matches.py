@@ -12,8 +12,7 @@ one join (DuckDB) or take (pandas) per row.
 
 from __future__ import annotations
 
-import pandas as pd
-
+from pipelines.lazy_modules import pd
 from pipelines.scoring import normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet

@@ -12,16 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
+from pipelines.lazy_modules import np, pd
 from pipelines.scoring.text import TextRules, keywords
 
 BOOL = "boolean"
 INT = "Int64"
 
 
-_MASKED = {"boolean": (bool, pd.arrays.BooleanArray), "Int64": ("int64", pd.arrays.IntegerArray)}
+# numpy type of the values of each masked dtype `pick` handles (its array type is
+# looked up when used, so that importing this module does not import pandas).
+_MASKED = {"boolean": (bool, "BooleanArray"), "Int64": ("int64", "IntegerArray")}
 
 
 def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.Series:
@@ -34,7 +34,8 @@ def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.
     dtype = str(otherwise.dtype)
     if dtype not in _MASKED or str(if_true.dtype) != dtype:
         return otherwise.mask(condition, if_true)
-    numpy_type, array_type = _MASKED[dtype]
+    numpy_type, array_name = _MASKED[dtype]
+    array_type = getattr(pd.arrays, array_name)
     values = np.where(
         condition,
         if_true.to_numpy(dtype=numpy_type, na_value=0),
