@@ -137,8 +137,10 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
         earlier AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
         older_than_window AS (
+            -- (a whole number of days off a DATE keeps the order key the date
+            -- itself, so all three windows share one sort)
             PARTITION BY patient_id ORDER BY encounter_date
-            RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL {window_days + 1} DAYS PRECEDING
+            RANGE BETWEEN UNBOUNDED PRECEDING AND {window_days + 1} PRECEDING
         )
 ),
 history AS (

@@ -199,8 +199,10 @@ previous AS (
         earlier AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
         older_than_window AS (
+            -- (a whole number of days off a DATE keeps the order key the date
+            -- itself, so all three windows share one sort)
             PARTITION BY patient_id ORDER BY encounter_date
-            RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 91 DAYS PRECEDING
+            RANGE BETWEEN UNBOUNDED PRECEDING AND 91 PRECEDING
         )
 ),
 history AS (
