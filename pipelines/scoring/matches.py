@@ -9,15 +9,15 @@ engine with factorize and take. The result is the same as matching every row
 distinct the work is the row-by-row matching plus one hash of each value and
 one join (DuckDB) or take (pandas) per row.
 
-The DuckDB engine goes one step further for complaints: it cuts them into
-pieces at the clause marks (`piece_marks`) and matches each distinct piece once.
+Complaints go one step further: both engines cut them into pieces at the
+clause marks (`piece_marks`) and match each distinct piece once.
 """
 
 from __future__ import annotations
 
 import re
 
-from pipelines.lazy_modules import pd
+from pipelines.lazy_modules import np, pd
 from pipelines.scoring import normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
@@ -102,20 +102,51 @@ def _taken(per_value: pd.DataFrame, positions: pd.Series, index: pd.Index) -> pd
     )
 
 
-def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.DataFrame:
-    """The text match columns for each row, computed on the distinct complaints."""
-    positions, complaints = _distinct(chief_complaint)
+def _piece_matches_pandas(pieces: pd.Series, rules: RuleSet) -> pd.DataFrame:
+    """The text match columns of distinct lower-cased texts (pieces of complaints)."""
     env = rules.env()
-    text = normalise.complaint_text_pandas(complaints)
-    env.frame = pd.DataFrame({p.TEXT: text, p.HAS_CUE: normalise.has_cue_pandas(text, rules.text)})
+    env.frame = pd.DataFrame(
+        {p.TEXT: pieces, p.HAS_CUE: normalise.has_cue_pandas(pieces, rules.text)}
+    )
     for node in text_mentions(rules):
         env.frame[node.match_column] = node.match_pandas(env)
     cued = env.frame[p.HAS_CUE].to_numpy(dtype=bool)
-    env.frame[p.CLAUSES] = normalise.normalised_pandas(text.where(cued), rules.text)
+    env.frame[p.CLAUSES] = normalise.normalised_pandas(pieces.where(cued), rules.text)
     for node in text_affirmations(rules):
         env.frame[node.match_column] = node.match_pandas(env)
-    columns = [n.match_column for n in [*text_mentions(rules), *text_affirmations(rules)]]
-    return _taken(env.frame[columns], positions, chief_complaint.index)
+    return env.frame[[n.match_column for n in [*text_mentions(rules), *text_affirmations(rules)]]]
+
+
+def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.DataFrame:
+    """The text match columns for each row, computed on the distinct pieces of complaints.
+
+    As in the DuckDB engine (`matches_sql`): each distinct complaint is cut at the
+    `piece_marks`, each distinct piece is matched once, and a complaint matches
+    where any of its pieces does (a logical-or over each complaint's run of pieces).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    positions, complaints = _distinct(chief_complaint)
+    text = normalise.complaint_text_pandas(complaints)
+    marks = piece_marks(rules)
+    if marks:
+        cut = pc.split_pattern_regex(pa.array(text.array), _mark_class(marks))
+    else:
+        cut = pa.array([[t] for t in text.to_list()], type=pa.list_(pa.large_string()))
+    piece_positions, pieces = _distinct(pd.Series(cut.flatten(), dtype=text.dtype))
+    per_piece = _piece_matches_pandas(pieces, rules)
+    starts = cut.offsets.to_numpy()[:-1]  # every complaint has at least one piece
+    per_complaint = pd.DataFrame(
+        {
+            c: np.logical_or.reduceat(
+                per_piece[c].to_numpy(dtype=bool).take(piece_positions.to_numpy()), starts
+            )
+            for c in per_piece.columns
+        },
+        dtype=p.BOOL,
+    )
+    return _taken(per_complaint, positions, chief_complaint.index)
 
 
 def code_matches_pandas(dx_codes: pd.Series, rules: RuleSet) -> pd.DataFrame:
