@@ -1,8 +1,9 @@
 """Text and code matches computed once per distinct value (complaints per piece), and the history.
 
-Both engines match each distinct complaint (and dx_codes string) once and join
-the result back to the rows; these cases check that a row still gets its own
-structured values and its own text's matches, whether texts repeat or not.
+Both engines match each distinct piece of a complaint (cut at the clause marks)
+and each distinct dx_codes string once, and join the result back to the rows;
+these cases check that a row still gets its own structured values and its own
+text's matches, whether texts repeat or not.
 Expectations are worked out by hand from CLINICAL.md and red_flags.yml.
 """
 
