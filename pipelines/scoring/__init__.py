@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from pipelines.scoring.rules import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Engine = Literal["pandas", "duckdb"]
 

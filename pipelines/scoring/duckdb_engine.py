@@ -6,8 +6,9 @@ file is current). The query reads `staging.intake`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pandas as pd
 
 from pipelines.paths import SQL_DIR
 from pipelines.scoring import history, matches
@@ -15,6 +16,9 @@ from pipelines.scoring import predicates as p
 from pipelines.scoring.output import cast_output, sql_types
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SQL_PATH = SQL_DIR / "features" / "presentation_flags.sql"
 SOURCE = "staging.intake"

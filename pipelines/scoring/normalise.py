@@ -9,8 +9,7 @@ negation cue and a mention, where words and clauses must be counted.
 
 from __future__ import annotations
 
-import pandas as pd
-
+from pipelines.lazy_modules import pd
 from pipelines.scoring import predicates as p
 from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules
 

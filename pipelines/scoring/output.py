@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
+from pipelines.lazy_modules import pd
 from pipelines.scoring.rules import RuleSet
 
 FIXED_TYPES = {

@@ -24,7 +24,7 @@ def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
         },
         index=intake.index,
     ).astype(dtypes)
-    frame = frame.sort_values(history.ORDER, kind="stable").reset_index(drop=True)
+    frame = frame.take(history.history_order(frame)).reset_index(drop=True)
     text = matches.complaint_matches_pandas(frame["chief_complaint"], rules)
     codes = matches.code_matches_pandas(frame["dx_codes"], rules)
     return pd.concat([frame, text, codes], axis=1)

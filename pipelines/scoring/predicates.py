@@ -12,16 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
+from pipelines.lazy_modules import np, pd
 from pipelines.scoring.text import TextRules, keywords
 
 BOOL = "boolean"
 INT = "Int64"
 
 
-_MASKED = {"boolean": (bool, pd.arrays.BooleanArray), "Int64": ("int64", pd.arrays.IntegerArray)}
+# numpy type of the values of each masked dtype `pick` handles (its array type is
+# looked up when used, so that importing this module does not import pandas).
+_MASKED = {"boolean": (bool, "BooleanArray"), "Int64": ("int64", "IntegerArray")}
 
 
 def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.Series:
@@ -34,7 +34,8 @@ def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.
     dtype = str(otherwise.dtype)
     if dtype not in _MASKED or str(if_true.dtype) != dtype:
         return otherwise.mask(condition, if_true)
-    numpy_type, array_type = _MASKED[dtype]
+    numpy_type, array_name = _MASKED[dtype]
+    array_type = getattr(pd.arrays, array_name)
     values = np.where(
         condition,
         if_true.to_numpy(dtype=numpy_type, na_value=0),
@@ -341,15 +342,46 @@ class When(Expr):
         return [x for pair in self.branches for x in pair] + [self.otherwise]
 
     def pandas(self, env: Env) -> pd.Series:
+        literals = [v.value for _, v in self.branches if isinstance(v, Literal)]
+        if isinstance(self.otherwise, Literal) and len(literals) == len(self.branches):
+            chosen = _literal_series([*literals, self.otherwise.value], self._first_true(env), env)
+            if chosen is not None:
+                return chosen
         result = self.otherwise.pandas(env)
         for condition, value in reversed(self.branches):
             hit = true_only(condition.pandas(env).astype(BOOL))
             result = pick(hit, value.pandas(env), result)
         return result
 
+    def _first_true(self, env: Env) -> np.ndarray:
+        """Per row, the position of the first branch whose condition is TRUE (else past the end)."""
+        first = np.full(len(env.frame), len(self.branches))
+        for position in reversed(range(len(self.branches))):
+            first[true_only(self.branches[position][0].pandas(env).astype(BOOL))] = position
+        return first
+
     def sql(self, env: Env) -> str:
         whens = " ".join(f"WHEN {c.sql(env)} THEN {v.sql(env)}" for c, v in self.branches)
         return f"(CASE {whens} ELSE {self.otherwise.sql(env)} END)"
+
+
+def _literal_series(values: list, positions: np.ndarray, env: Env) -> pd.Series | None:
+    """values[position] per row, typed as Literal.pandas types them; None if they mix types.
+
+    A CASE whose branches are all literals (tier, pain_site, the effective flags)
+    needs no Series per literal and no pass per branch: one take per row.
+    """
+    index = env.frame.index
+    if all(isinstance(v, str) for v in values):
+        import pyarrow as pa
+
+        taken = pa.array(values, pa.large_string()).take(pa.array(positions))
+        return pd.Series(pd.array(taken, dtype="string[pyarrow]"), index=index)
+    if all(isinstance(v, bool) or v is None for v in values):
+        flags = np.array([bool(v) for v in values])[positions]
+        missing = np.array([v is None for v in values])[positions]
+        return pd.Series(pd.arrays.BooleanArray(flags, missing), index=index)
+    return None
 
 
 # The normalised text and codes the match nodes below read, and the clause form

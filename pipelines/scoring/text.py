@@ -21,6 +21,8 @@ CLAUSE_MARK = " , "
 # (a run that normalisation turns into one space) and what bounds a word.
 RAW_GAP = "[^a-z0-9'.;,]+"
 RAW_EDGE = "[^a-z0-9]"
+# The characters the patterns above never step over inside a mention or a cue.
+HARD_MARKS = ".;,"
 
 
 def normalise_phrase(phrase: str) -> str:

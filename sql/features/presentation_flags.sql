@@ -36,12 +36,18 @@ inputs AS (
         row_number() OVER () AS row_key
     FROM staging.intake
 ),
-complaints AS (
-    -- Each distinct complaint once (complaints repeat; the matches are joined back
-    -- to the rows below): lower case, whether it holds a negation cue, and whether
-    -- it mentions each phrase list, negated or not.
+complaint_pieces AS (
+    -- Each distinct complaint (complaints repeat; the matches are joined back to
+    -- the rows below), lower case, cut into pieces at the clause marks .;,: no
+    -- phrase, cue or negation reaches across one, and pieces repeat far more than
+    -- whole complaints do.
+    SELECT chief_complaint, unnest(string_split_regex(lower(coalesce(chief_complaint, '')), '[\.;,]')) AS complaint_text
+    FROM (SELECT DISTINCT chief_complaint FROM staging.intake)
+),
+pieces AS (
+    -- Each distinct piece once: whether it holds a negation cue, and whether it
+    -- mentions each phrase list, negated or not.
     SELECT
-        chief_complaint,
         complaint_text,
         (CASE WHEN contains(complaint_text, 'denied') OR contains(complaint_text, 'denies') OR contains(complaint_text, 'negative') OR contains(complaint_text, 'no') OR contains(complaint_text, 'without') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:negative[^a-z0-9''.;,]+for|without|denied|denies|not|no)(?:[^a-z0-9]|$)') ELSE false END) AS has_negation_cue,
         (CASE WHEN contains(complaint_text, 'back') OR contains(complaint_text, 'lower') OR contains(complaint_text, 'lumbago') OR contains(complaint_text, 'spinal') OR contains(complaint_text, 'spine') OR contains(complaint_text, 'thoracic') OR contains(complaint_text, 'upper') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:lower[^a-z0-9''.;,]+back[^a-z0-9''.;,]+pain|upper[^a-z0-9''.;,]+back[^a-z0-9''.;,]+pain|low[^a-z0-9''.;,]+back[^a-z0-9''.;,]+pain|thoracic[^a-z0-9''.;,]+pain|spinal[^a-z0-9''.;,]+pain|spine[^a-z0-9''.;,]+pain|back[^a-z0-9''.;,]+ache|back[^a-z0-9''.;,]+pain|backache|lumbago)(?:[^a-z0-9]|$)') ELSE false END) AS mentions_back_pain,
@@ -63,14 +69,11 @@ complaints AS (
         (CASE WHEN contains(complaint_text, 'needles') OR contains(complaint_text, 'tingling') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:pins[^a-z0-9''.;,]+and[^a-z0-9''.;,]+needles|tingling)(?:[^a-z0-9]|$)') ELSE false END) AS mentions_limb_tingling,
         (CASE WHEN contains(complaint_text, 'weak') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:weak[^a-z0-9''.;,]+arms|weak[^a-z0-9''.;,]+legs|weakness)(?:[^a-z0-9]|$)') ELSE false END) AS mentions_limb_weakness,
         (CASE WHEN contains(complaint_text, 'dysfunction') OR contains(complaint_text, 'incontinence') OR contains(complaint_text, 'retention') THEN regexp_matches(complaint_text, '(?:^|[^a-z0-9])(?:bladder[^a-z0-9''.;,]+dysfunction|bowel[^a-z0-9''.;,]+dysfunction|urinary[^a-z0-9''.;,]+retention|incontinence)(?:[^a-z0-9]|$)') ELSE false END) AS mentions_bladder_bowel_dysfunction
-    FROM (
-        SELECT chief_complaint, lower(coalesce(chief_complaint, '')) AS complaint_text
-        FROM (SELECT DISTINCT chief_complaint FROM staging.intake)
-    )
+    FROM (SELECT DISTINCT complaint_text FROM complaint_pieces)
 ),
-complaint_matches AS (
-    -- Un-negated mentions: only complaints with a cue are normalised into words
-    -- and clauses, and only those that also mention a phrase list look for it again
+piece_matches AS (
+    -- Un-negated mentions: only pieces with a cue are normalised into words and
+    -- clauses, and only those that also mention a phrase list look for it again
     -- with the negated mentions (cue to mention) cut out.
     SELECT
         *,
@@ -95,8 +98,53 @@ complaint_matches AS (
         (CASE WHEN NOT mentions_bladder_bowel_dysfunction THEN false WHEN NOT has_negation_cue THEN true ELSE regexp_matches(regexp_replace(clauses, '\b(?:(?:without|denied|denies|not|no)(?: [a-z0-9'']+){0,4}|(?:negative for)(?: [a-z0-9'']+){0,3}) (?:bladder dysfunction|bowel dysfunction|urinary retention|incontinence)\b', ' , ', 'g'), '\b(?:bladder dysfunction|bowel dysfunction|urinary retention|incontinence)\b') END) AS affirms_bladder_bowel_dysfunction
     FROM (
         SELECT *, CASE WHEN has_negation_cue THEN regexp_replace(regexp_replace(regexp_replace(complaint_text, '[^a-z0-9''.;,]{2,}|[^a-z0-9''.;, ]', ' ', 'g'), '\b(?:however|but)\b', ',', 'g'), ' *[\.;,][ \.;,]*', ' , ', 'g') END AS clauses
-        FROM complaints
+        FROM pieces
     )
+),
+complaint_matches AS (
+    -- A complaint mentions (or affirms) a phrase list when one of its pieces does.
+    SELECT
+        chief_complaint,
+        bool_or(mentions_back_pain) AS mentions_back_pain,
+        bool_or(mentions_site_thoracic) AS mentions_site_thoracic,
+        bool_or(mentions_site_lumbar) AS mentions_site_lumbar,
+        bool_or(mentions_prior_cancer) AS mentions_prior_cancer,
+        bool_or(mentions_night_pain) AS mentions_night_pain,
+        bool_or(mentions_rest_pain) AS mentions_rest_pain,
+        bool_or(mentions_progressive_pain) AS mentions_progressive_pain,
+        bool_or(mentions_unexplained_weight_loss) AS mentions_unexplained_weight_loss,
+        bool_or(mentions_fatigue) AS mentions_fatigue,
+        bool_or(mentions_appetite_loss) AS mentions_appetite_loss,
+        bool_or(mentions_fever) AS mentions_fever,
+        bool_or(mentions_persistent_cough) AS mentions_persistent_cough,
+        bool_or(mentions_dyspnea) AS mentions_dyspnea,
+        bool_or(mentions_chest_pain) AS mentions_chest_pain,
+        bool_or(mentions_hemoptysis) AS mentions_hemoptysis,
+        bool_or(mentions_limb_numbness) AS mentions_limb_numbness,
+        bool_or(mentions_limb_tingling) AS mentions_limb_tingling,
+        bool_or(mentions_limb_weakness) AS mentions_limb_weakness,
+        bool_or(mentions_bladder_bowel_dysfunction) AS mentions_bladder_bowel_dysfunction,
+        bool_or(affirms_back_pain) AS affirms_back_pain,
+        bool_or(affirms_site_thoracic) AS affirms_site_thoracic,
+        bool_or(affirms_site_lumbar) AS affirms_site_lumbar,
+        bool_or(affirms_prior_cancer) AS affirms_prior_cancer,
+        bool_or(affirms_night_pain) AS affirms_night_pain,
+        bool_or(affirms_rest_pain) AS affirms_rest_pain,
+        bool_or(affirms_progressive_pain) AS affirms_progressive_pain,
+        bool_or(affirms_unexplained_weight_loss) AS affirms_unexplained_weight_loss,
+        bool_or(affirms_fatigue) AS affirms_fatigue,
+        bool_or(affirms_appetite_loss) AS affirms_appetite_loss,
+        bool_or(affirms_fever) AS affirms_fever,
+        bool_or(affirms_persistent_cough) AS affirms_persistent_cough,
+        bool_or(affirms_dyspnea) AS affirms_dyspnea,
+        bool_or(affirms_chest_pain) AS affirms_chest_pain,
+        bool_or(affirms_hemoptysis) AS affirms_hemoptysis,
+        bool_or(affirms_limb_numbness) AS affirms_limb_numbness,
+        bool_or(affirms_limb_tingling) AS affirms_limb_tingling,
+        bool_or(affirms_limb_weakness) AS affirms_limb_weakness,
+        bool_or(affirms_bladder_bowel_dysfunction) AS affirms_bladder_bowel_dysfunction
+    FROM complaint_pieces JOIN piece_matches USING (complaint_text)
+    GROUP BY chief_complaint
 ),
 code_matches AS (
     -- Each distinct dx_codes once, normalised (upper case, no dots or spaces):
@@ -199,8 +247,10 @@ previous AS (
         earlier AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS (PARTITION BY patient_id ORDER BY encounter_date, encounter_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
         older_than_window AS (
+            -- (a whole number of days off a DATE keeps the order key the date
+            -- itself, so all three windows share one sort)
             PARTITION BY patient_id ORDER BY encounter_date
-            RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL 91 DAYS PRECEDING
+            RANGE BETWEEN UNBOUNDED PRECEDING AND 91 PRECEDING
         )
 ),
 history AS (
