@@ -3,10 +3,10 @@
 -- (0 <= encounter_date - index_date <= {{ max_tier_days }}), the index included.
 CREATE OR REPLACE TABLE cohorts.int_episode_max_tier AS
 SELECT
-    e.index_encounter_id AS encounter_id,
+    e.index_key AS presentation_key,
     arg_min(e.tier, t.tier_rank) AS episode_max_tier,
     count(*) AS n_presentations_in_window
 FROM cohorts.int_episodes AS e
 JOIN cohorts.dim_tiers AS t ON t.tier = e.tier
 WHERE e.encounter_date - e.index_date <= {{ max_tier_days }}
-GROUP BY e.index_encounter_id;
+GROUP BY e.index_key;

@@ -4,13 +4,15 @@
 -- (encounter_date, encounter_id), that is: the previous presentation is more than
 -- {{ washout_days }} days earlier, or there is none. Same day: not an index (the earlier
 -- encounter_id is); exactly {{ washout_days }} days: not an index; one day more: an index.
+-- patient_seq numbers a patient's presentations in that order, so that the episodes
+-- order them again by one integer instead of (encounter_date, encounter_id).
 CREATE OR REPLACE TABLE cohorts.int_washout AS
 SELECT
-    encounter_id,
+    presentation_key,
     patient_id,
     encounter_date,
     tier,
-    encounter_date - lag(encounter_date) OVER patient_order AS days_since_previous,
+    row_number() OVER patient_order AS patient_seq,
     coalesce(encounter_date - lag(encounter_date) OVER patient_order > {{ washout_days }}, TRUE)
         AS is_index
 FROM cohorts.int_back_pain_presentations

@@ -15,12 +15,11 @@ SELECT
     g.outcome AS expected_outcome,
     g.window_days,
     e.days_to_event AS days_to_outcome,
-    f.followup_days AS days_since_index
-FROM cohorts.int_index_presentations AS i
+    i.followup_days AS days_since_index
+FROM cohorts.fct_index_presentations AS i
 JOIN cohorts.dim_care_gaps AS g ON g.index_tier = i.index_tier
-JOIN cohorts.int_followup AS f USING (encounter_id)
-LEFT JOIN cohorts.fct_index_outcomes AS e
-    ON e.encounter_id = i.encounter_id AND e.outcome = g.outcome
-WHERE f.followup_days >= g.window_days
+LEFT JOIN cohorts.fct_index_outcome_days AS e
+    ON e.presentation_key = i.presentation_key AND e.outcome = g.outcome
+WHERE i.followup_days >= g.window_days
   AND (e.days_to_event IS NULL OR e.days_to_event > g.window_days)
 ORDER BY g.gap_rank, i.index_date, i.encounter_id;

@@ -12,12 +12,11 @@ CREATE OR REPLACE TABLE marts._build_time_to_referral AS
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
-        coalesce(e.days_to_event, f.followup_days) AS exit_day,
+        coalesce(e.days_to_event, i.followup_days) AS exit_day,
         e.days_to_event IS NOT NULL AS is_event
-    FROM cohorts.int_index_presentations AS i
-    JOIN cohorts.int_followup AS f USING (encounter_id)
-    LEFT JOIN cohorts.fct_index_outcomes AS e
-        ON e.encounter_id = i.encounter_id AND e.outcome = '{{ km_outcome }}'
+    FROM cohorts.fct_index_presentations AS i
+    LEFT JOIN cohorts.fct_index_outcome_days AS e
+        ON e.presentation_key = i.presentation_key AND e.outcome = '{{ km_outcome }}'
 ),
 exits AS (
     SELECT tier, exit_day, is_event FROM subjects
