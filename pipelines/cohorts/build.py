@@ -206,6 +206,12 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         ),
         "dim_red_flags": flags,
         "dim_age_bands": band_frame,
+        # one row per whole year of age in a band: ages are whole numbers, and an equality
+        # join on them is a hash join where BETWEEN min_age AND max_age is a nested loop
+        "dim_age_band_years": pd.DataFrame(
+            [(age, b[0]) for b in bands for age in range(b[1], b[2] + 1)],
+            columns=["age_years", "age_band"],
+        ).astype({"age_years": "int32"}),
         "dim_stratum_types": _ranked(definition.stratum_types, "stratum_type", "type_rank"),
         "dim_stratum_values": stratum_values,
         "dim_care_gaps": pd.DataFrame(
