@@ -13,7 +13,7 @@ SELECT
     is_index,
     last_value(CASE WHEN is_index THEN presentation_key END IGNORE NULLS) OVER patient_order
         AS index_key,
-    last_value(CASE WHEN is_index THEN encounter_date END IGNORE NULLS) OVER patient_order
-        AS index_date
+    -- the latest index date so far: dates only grow in patient order
+    max(CASE WHEN is_index THEN encounter_date END) OVER patient_order AS index_date
 FROM cohorts.int_washout
 WINDOW patient_order AS (PARTITION BY patient_id ORDER BY patient_seq ROWS UNBOUNDED PRECEDING);
