@@ -132,6 +132,14 @@ def render_context(
         "days_to_outcome_names": ", ".join(f"days_to_{o}" for o in outcomes),
         "days_to_outcome_as_outcome": ", ".join(f"days_to_{o} AS {o}" for o in outcomes),
         "outcome_names": ", ".join(outcomes),
+        # the days to the outcome a care gap expects (g.outcome) of an index presentation i
+        "days_to_gap_outcome": "CASE g.outcome "
+        + " ".join(f"WHEN {_quote(o)} THEN i.days_to_{o}" for o in outcomes)
+        + " END",
+        # the days to the Kaplan-Meier outcome of i (none if it is not an outcome)
+        "days_to_km_outcome": f"i.days_to_{km['outcome']}"
+        if km["outcome"] in outcomes
+        else "CAST(NULL AS BIGINT)",
         "max_window": str(max(definition.windows)),
         "z": repr(definition.z),
         "km_outcome": km["outcome"],

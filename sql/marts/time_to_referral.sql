@@ -12,11 +12,9 @@ CREATE OR REPLACE TABLE marts._build_time_to_referral AS
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
-        coalesce(e.days_to_event, i.followup_days) AS exit_day,
-        e.days_to_event IS NOT NULL AS is_event
+        coalesce({{ days_to_km_outcome }}, i.followup_days) AS exit_day,
+        {{ days_to_km_outcome }} IS NOT NULL AS is_event
     FROM cohorts.fct_index_presentations AS i
-    LEFT JOIN cohorts.fct_index_outcome_days AS e
-        ON e.presentation_key = i.presentation_key AND e.outcome = '{{ km_outcome }}'
 ),
 exits AS (
     SELECT tier, exit_day, is_event FROM subjects
