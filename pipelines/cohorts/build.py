@@ -116,6 +116,9 @@ def render_context(
         "data_end": f"DATE {_quote(end.isoformat())}" if end else "NULL",
         "washout_days": str(definition.washout_days),
         "max_tier_days": str(definition.max_tier_days),
+        "washout_covers_max_tier_days": str(
+            definition.washout_days >= definition.max_tier_days
+        ).upper(),
         "age_band_other": _quote(definition.age_band_other),
         "red_flag_names": ", ".join(flags),
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
