@@ -4,7 +4,7 @@
 -- for the index presentations, so that none of them joins again on encounter_id.
 CREATE OR REPLACE TABLE cohorts.fct_index_presentations AS
 SELECT
-    f.*,
+    f.* EXCLUDE (data_end_date),
     {{ days_to_outcome_columns }}
 FROM cohorts.int_followup AS f
 LEFT JOIN cohorts.fct_index_outcomes AS d ON d.presentation_key = f.presentation_key;

@@ -13,9 +13,8 @@ WITH ranks AS (
     FROM cohorts.int_washout
     WHERE is_index AND {{ washout_covers_max_tier_days }}
     UNION ALL
-    SELECT e.index_key, min(t.tier_rank)
+    SELECT e.index_key, min(e.tier_rank)
     FROM cohorts.int_episodes AS e
-    JOIN cohorts.dim_tiers AS t ON t.tier = e.tier
     WHERE NOT {{ washout_covers_max_tier_days }}
       AND e.encounter_date - e.index_date <= {{ max_tier_days }}
     GROUP BY e.index_key

@@ -9,7 +9,7 @@ SELECT
     presentation_key,
     patient_id,
     encounter_date,
-    tier,
+    tier_rank,
     is_index,
     last_value(CASE WHEN is_index THEN presentation_key END IGNORE NULLS) OVER patient_order
         AS index_key,

@@ -5,7 +5,8 @@
 -- {{ washout_days }} days earlier, or there is none. Same day: not an index (the earlier
 -- encounter_id is); exactly {{ washout_days }} days: not an index; one day more: an index.
 -- patient_seq numbers a patient's presentations in that order, so that the episodes
--- order them again by one integer instead of (encounter_date, encounter_id).
+-- order them again by one integer instead of (encounter_date, encounter_id); tier_rank
+-- (cohorts.dim_tiers) stands for the tier, a narrower column for every presentation.
 -- tier_rank_ahead, for int_episode_max_tier, in the same pass over the patient's
 -- presentations: the highest tier (lowest tier_rank) among those dated from this one's
 -- date to {{ max_tier_days }} days later.
@@ -14,7 +15,7 @@ SELECT
     b.presentation_key,
     b.patient_id,
     b.encounter_date,
-    b.tier,
+    t.tier_rank,
     row_number() OVER patient_order AS patient_seq,
     coalesce(b.encounter_date - lag(b.encounter_date) OVER patient_order > {{ washout_days }}, TRUE)
         AS is_index,
