@@ -6,10 +6,14 @@ below can be checked by subtraction on the page.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from cohort_fixtures import built as build
-from cohort_fixtures import day, presentation, referral
+from cohort_fixtures import day, presentation, referral, warehouse
+
+from pipelines.cohorts.build import build_cohorts, publish_marts
+from pipelines.cohorts.definition import load_definition
 
 
 def index_ids(con) -> list[str]:
@@ -182,6 +186,43 @@ def test_episode_max_tier_within_90_days(tmp_path: Path):
         ("D2", "urgent", "urgent"),
     ]
     assert summary(con, "episode_max_tier", "high")[1][0] == 2
+
+
+def test_episode_max_tier_when_the_washout_is_shorter_than_90_days(tmp_path: Path):
+    """A 30-day washout: a presentation within 90 days of an index can start the next
+    episode, and the episode's maximum then stops there (the second pass of
+    int_episode_max_tier, which the 180-day washout of cohorts.yml never takes)."""
+    definition = dataclasses.replace(load_definition(), washout_days=30)
+    rows = [
+        # A: day 40 is 40 > 30 days after day 0, a new index; A1's episode is A1 alone.
+        presentation("A1", "A", 0, tier="low"),
+        presentation("A2", "A", 40, tier="urgent"),
+        # B: days 20 and 45 are each within 30 days of the previous one: B1's episode,
+        # high the highest; day 100 is 55 days after day 45, a new index.
+        presentation("B1", "B", 0, tier="low"),
+        presentation("B2", "B", 20, tier="high"),
+        presentation("B3", "B", 45, tier="moderate"),
+        presentation("B4", "B", 100, tier="urgent"),
+        # C: a chain 25 days apart stays one episode; day 95 is past the 90 days.
+        presentation("C1", "C", 0, tier="low"),
+        presentation("C2", "C", 25, tier="low"),
+        presentation("C3", "C", 50, tier="low"),
+        presentation("C4", "C", 75, tier="low"),
+        presentation("C5", "C", 95, tier="high"),
+    ]
+    con = warehouse(tmp_path, rows)
+    build_cohorts(con, definition=definition)
+    publish_marts(con, "test-run", definition=definition)
+    assert con.execute(
+        "SELECT encounter_id, index_tier, episode_max_tier FROM marts.index_presentations "
+        "ORDER BY 1"
+    ).fetchall() == [
+        ("A1", "low", "low"),
+        ("A2", "urgent", "urgent"),
+        ("B1", "low", "high"),
+        ("B4", "urgent", "urgent"),
+        ("C1", "low", "low"),
+    ]
 
 
 def test_modality_and_region_from_the_code_when_null(tmp_path: Path):

@@ -39,16 +39,17 @@ COHORT_MODELS: tuple[str, ...] = (
     "wilson_interval",
     "int_data_end",
     "int_referrals_classified",
+    "int_referral_outcomes",
     "int_back_pain_presentations",
     "int_washout",
     "int_episodes",
     "int_episode_max_tier",
+    "fct_index_outcomes",
     "int_index_presentations",
     "int_followup",
-    "int_referral_outcomes",
-    "fct_index_outcomes",
     "fct_index_presentations",
-    "int_index_strata",
+    "fct_index_outcome_days",
+    "int_red_flag_patterns",
     "fct_stratum_outcome_days",
 )
 MARTS: tuple[str, ...] = (
@@ -60,6 +61,8 @@ MARTS: tuple[str, ...] = (
     "rule_performance",
     "documentation_quality",
 )
+# red_flag_mask is a BIGINT with one bit per red flag
+MAX_RED_FLAGS = 62
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
@@ -79,9 +82,32 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def render_context(definition: CohortDefinition, data_end: date | None) -> dict[str, str]:
-    """The SQL fragments cohorts.yml decides: lists of flags, outcome columns, numbers."""
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def red_flag_bits(definition: CohortDefinition) -> dict[str, int]:
+    """The bit of each red flag in red_flag_mask: 1, 2, 4, ... in the fixed flag order."""
     flags = definition.red_flags
+    if len(flags) > MAX_RED_FLAGS:
+        raise UserError(
+            f"cohorts.yml lists {len(flags)} red flags; the pattern strata hold at most "
+            f"{MAX_RED_FLAGS} (one bit each of a BIGINT): remove some"
+        )
+    return {flag: 1 << position for position, flag in enumerate(flags)}
+
+
+def render_context(
+    definition: CohortDefinition, data_end: date | None, warehouse: str = "memory"
+) -> dict[str, str]:
+    """The SQL fragments cohorts.yml decides: lists of flags, outcome columns, numbers.
+
+    `warehouse` is the catalog name of the warehouse: the views of the in-memory
+    `cohorts` database name its tables with it, as a view resolves names in its own
+    database otherwise.
+    """
+    flags = definition.red_flags
+    outcomes = definition.outcome_names
     end = data_end or definition.data_end
     overuse = definition.section("overuse")
     documented = definition.section("documentation_quality")["fields"]
@@ -90,16 +116,33 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "data_end": f"DATE {_quote(end.isoformat())}" if end else "NULL",
         "washout_days": str(definition.washout_days),
         "max_tier_days": str(definition.max_tier_days),
+        "washout_covers_max_tier_days": str(
+            definition.washout_days >= definition.max_tier_days
+        ).upper(),
         "age_band_other": _quote(definition.age_band_other),
         "red_flag_names": ", ".join(flags),
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
-        "red_flag_columns_i": ", ".join(f"i.{f}" for f in flags),
-        "true_flag_items": ", ".join(f"CASE WHEN {f} THEN {_quote(f)} END" for f in flags),
-        "days_to_outcome_pivot": ",\n        ".join(
-            f"min(days_to_event) FILTER (WHERE outcome = {_quote(o)}) AS days_to_{o}"
-            for o in definition.outcome_names
+        "red_flag_mask_f": "\n        + ".join(
+            f"CASE WHEN f.{f} THEN {bit} ELSE 0 END" for f, bit in red_flag_bits(definition).items()
         ),
-        "days_to_outcome_columns": ", ".join(f"d.days_to_{o}" for o in definition.outcome_names),
+        "warehouse": _quote_identifier(warehouse),
+        "days_to_outcome_pivot": ",\n    ".join(
+            f"min(e.referral_date) FILTER (WHERE e.outcome = {_quote(o)}) - i.encounter_date"
+            f" AS days_to_{o}"
+            for o in outcomes
+        ),
+        "days_to_outcome_columns": ", ".join(f"d.days_to_{o}" for o in outcomes),
+        "days_to_outcome_names": ", ".join(f"days_to_{o}" for o in outcomes),
+        "days_to_outcome_as_outcome": ", ".join(f"days_to_{o} AS {o}" for o in outcomes),
+        "outcome_names": ", ".join(outcomes),
+        # the days to the outcome a care gap expects (g.outcome) of an index presentation i
+        "days_to_gap_outcome": "CASE g.outcome "
+        + " ".join(f"WHEN {_quote(o)} THEN i.days_to_{o}" for o in outcomes)
+        + " END",
+        # the days to the Kaplan-Meier outcome of i (none if it is not an outcome)
+        "days_to_km_outcome": f"i.days_to_{km['outcome']}"
+        if km["outcome"] in outcomes
+        else "CAST(NULL AS BIGINT)",
         "max_window": str(max(definition.windows)),
         "z": repr(definition.z),
         "km_outcome": km["outcome"],
@@ -127,7 +170,11 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         "tier_thresholds", list(definition.tiers[:-1])
     )
     tiers = _ranked(definition.tiers, "tier", "tier_rank")
-    flags = _ranked(definition.red_flags, "flag", "flag_rank")
+    flags = _ranked(definition.red_flags, "flag", "flag_rank").assign(
+        flag_bit=lambda frame: pd.Series(
+            [red_flag_bits(definition)[f] for f in frame["flag"]], dtype="int64"
+        )
+    )
     band_frame = pd.DataFrame(
         {
             "age_band": [b[0] for b in bands],
@@ -144,9 +191,9 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
             tiers.rename(columns={"tier": "stratum_value", "tier_rank": "value_rank"}).assign(
                 stratum_type="episode_max_tier"
             ),
-            flags.rename(columns={"flag": "stratum_value", "flag_rank": "value_rank"}).assign(
-                stratum_type="flag"
-            ),
+            flags.drop(columns="flag_bit")
+            .rename(columns={"flag": "stratum_value", "flag_rank": "value_rank"})
+            .assign(stratum_type="flag"),
             band_frame[["age_band", "band_rank"]]
             .rename(columns={"age_band": "stratum_value", "band_rank": "value_rank"})
             .assign(stratum_type="age_band"),
@@ -170,6 +217,12 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         ),
         "dim_red_flags": flags,
         "dim_age_bands": band_frame,
+        # one row per whole year of age in a band: ages are whole numbers, and an equality
+        # join on them is a hash join where BETWEEN min_age AND max_age is a nested loop
+        "dim_age_band_years": pd.DataFrame(
+            [(age, b[0]) for b in bands for age in range(b[1], b[2] + 1)],
+            columns=["age_years", "age_band"],
+        ).astype({"age_years": "int32"}),
         "dim_stratum_types": _ranked(definition.stratum_types, "stratum_type", "type_rank"),
         "dim_stratum_values": stratum_values,
         "dim_care_gaps": pd.DataFrame(
@@ -302,7 +355,8 @@ def build_cohorts(
     _drop_scratch_tables(con)
     load_value_sets_table(con)
     create_dimensions(con, definition)
-    context = render_context(definition, data_end)
+    warehouse = con.execute("SELECT current_database()").fetchone()[0]
+    context = render_context(definition, data_end, warehouse)
     # what publish_marts logs, kept beside the marts it describes
     build_info = f"""CREATE TABLE {BUILD_INFO} AS
         SELECT d.data_end_date,

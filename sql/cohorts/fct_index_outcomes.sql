@@ -1,12 +1,15 @@
 -- Rule (first event): for each index presentation and outcome, the first event of that
 -- outcome on or after the index date (referrals before the index are ignored);
--- days_to_event = referral_date - index_date. No row when there is none.
+-- days_to_<outcome> = referral_date - index_date, NULL when there is none. One row per
+-- index presentation with at least one event, a column per outcome: what the
+-- index_presentations mart shows, in one aggregation over the (index, referral) pairs.
+-- fct_index_outcome_days has the same days one row per outcome.
 CREATE OR REPLACE TABLE cohorts.fct_index_outcomes AS
 SELECT
-    f.encounter_id,
-    e.outcome,
-    min(e.referral_date) - f.index_date AS days_to_event
-FROM cohorts.int_followup AS f
+    i.presentation_key,
+    {{ days_to_outcome_pivot }}
+FROM cohorts.int_washout AS i
 JOIN cohorts.int_referral_outcomes AS e
-    ON e.patient_id = f.patient_id AND e.referral_date >= f.index_date
-GROUP BY f.encounter_id, e.outcome, f.index_date;
+    ON e.patient_id = i.patient_id AND e.referral_date >= i.encounter_date
+WHERE i.is_index
+GROUP BY i.presentation_key, i.encounter_date;

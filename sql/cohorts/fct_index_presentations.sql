@@ -1,31 +1,10 @@
 -- Rule (index presentation facts): one row per index presentation with its strata
 -- attributes, every red flag, the days to the first event of each outcome (NULL if
--- none) and the follow-up to the data end. A view, computed once, as the
--- index_presentations mart writes it to the warehouse (no copy held in memory).
-CREATE OR REPLACE VIEW cohorts.fct_index_presentations AS
-WITH days AS (
-    SELECT
-        encounter_id,
-        {{ days_to_outcome_pivot }}
-    FROM cohorts.fct_index_outcomes
-    GROUP BY encounter_id
-)
+-- none) and the follow-up to the data end. The one table every mart and count reads
+-- for the index presentations, so that none of them joins again on encounter_id.
+CREATE OR REPLACE TABLE cohorts.fct_index_presentations AS
 SELECT
-    i.encounter_id,
-    i.patient_id,
-    i.index_date,
-    i.age_years,
-    i.age_band,
-    i.sex,
-    i.pain_site,
-    i.smoking_status,
-    i.index_tier,
-    i.episode_max_tier,
-    i.score,
-    i.completeness,
-    {{ red_flag_columns_i }},
-    {{ days_to_outcome_columns }},
-    f.followup_days
-FROM cohorts.int_index_presentations AS i
-JOIN cohorts.int_followup AS f USING (encounter_id)
-LEFT JOIN days AS d USING (encounter_id);
+    f.* EXCLUDE (data_end_date),
+    {{ days_to_outcome_columns }}
+FROM cohorts.int_followup AS f
+LEFT JOIN cohorts.fct_index_outcomes AS d ON d.presentation_key = f.presentation_key;

@@ -1,3 +1,7 @@
+-- Rule (strata): each index presentation belongs to one stratum of every stratum type:
+-- all, index_tier, episode_max_tier, age_band, sex, pain_site, smoking_status and
+-- pattern (int_red_flag_patterns); and to one `flag` stratum per red flag that is TRUE.
+-- Except for flag, the strata of a type partition the index presentations.
 -- Rule (summary counts, compressed): for every stratum, the number of index
 -- presentations per follow-up capped at the longest window ({{ max_window }} days; follow-up
 -- above it is eligible for every window): the rows with outcome NULL, which give every
@@ -6,21 +10,29 @@
 -- event) among those whose first event of the outcome is within the longest window: an
 -- event after it counts for no window, so a presentation without an event within it is
 -- in the denominators alone. cohort_summary reads every window's counts and medians here.
--- The partitioning stratum types are grouping sets of one pass; flags are unnested.
+-- The partitioning stratum types are grouping sets of one pass; the pattern and flag
+-- strata are counted per red_flag_mask in the same pass, then named.
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
 WITH per_index AS (
-    SELECT s.*, least(f.followup_days, {{ max_window }}) AS followup_days_capped
-    FROM cohorts.int_index_strata AS s
-    JOIN cohorts.int_followup AS f USING (encounter_id)
+    SELECT
+        index_tier,
+        episode_max_tier,
+        age_band,
+        sex,
+        pain_site,
+        smoking_status,
+        red_flag_mask,
+        least(followup_days, {{ max_window }}) AS followup_days_capped,
+        {{ days_to_outcome_as_outcome }}
+    FROM cohorts.fct_index_presentations
 ),
 counted AS (
-    SELECT *, NULL AS outcome, NULL AS days_to_event
+    SELECT * EXCLUDE ({{ outcome_names }}), NULL AS outcome, NULL AS days_to_event
     FROM per_index
     UNION ALL BY NAME
-    SELECT i.*, e.outcome, e.days_to_event
-    FROM per_index AS i
-    JOIN cohorts.fct_index_outcomes AS e USING (encounter_id)
-    WHERE e.days_to_event <= {{ max_window }}
+    SELECT *
+    FROM (UNPIVOT per_index ON {{ outcome_names }} INTO NAME outcome VALUE days_to_event)
+    WHERE days_to_event <= {{ max_window }}
 ),
 partitions AS (
     SELECT
@@ -31,7 +43,7 @@ partitions AS (
             WHEN grouping(sex) = 0 THEN 'sex'
             WHEN grouping(pain_site) = 0 THEN 'pain_site'
             WHEN grouping(smoking_status) = 0 THEN 'smoking_status'
-            WHEN grouping(pattern) = 0 THEN 'pattern'
+            WHEN grouping(red_flag_mask) = 0 THEN 'pattern'
             ELSE 'all'
         END AS stratum_type,
         CASE
@@ -41,9 +53,10 @@ partitions AS (
             WHEN grouping(sex) = 0 THEN sex
             WHEN grouping(pain_site) = 0 THEN pain_site
             WHEN grouping(smoking_status) = 0 THEN smoking_status
-            WHEN grouping(pattern) = 0 THEN pattern
+            WHEN grouping(red_flag_mask) = 0 THEN NULL
             ELSE 'all'
         END AS stratum_value,
+        red_flag_mask,
         outcome,
         followup_days_capped,
         days_to_event,
@@ -57,8 +70,15 @@ partitions AS (
         (sex, outcome, followup_days_capped, days_to_event),
         (pain_site, outcome, followup_days_capped, days_to_event),
         (smoking_status, outcome, followup_days_capped, days_to_event),
-        (pattern, outcome, followup_days_capped, days_to_event)
+        (red_flag_mask, outcome, followup_days_capped, days_to_event)
     )
+),
+per_mask AS (
+    SELECT p.pattern, p.true_flags, c.outcome, c.followup_days_capped, c.days_to_event,
+        c.n_index
+    FROM partitions AS c
+    JOIN cohorts.int_red_flag_patterns AS p USING (red_flag_mask)
+    WHERE c.stratum_type = 'pattern'
 ),
 flags AS (
     SELECT
@@ -67,13 +87,19 @@ flags AS (
         outcome,
         followup_days_capped,
         days_to_event,
-        count(*) AS n_index
+        CAST(sum(n_index) AS BIGINT) AS n_index
     FROM (
-        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, days_to_event
-        FROM counted
+        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, days_to_event,
+            n_index
+        FROM per_mask
     )
     GROUP BY ALL
 )
-SELECT * FROM partitions
+SELECT stratum_type, stratum_value, outcome, followup_days_capped, days_to_event, n_index
+FROM partitions
+WHERE stratum_type <> 'pattern'
+UNION ALL
+SELECT 'pattern', pattern, outcome, followup_days_capped, days_to_event, n_index
+FROM per_mask
 UNION ALL
 SELECT * FROM flags;

@@ -1,12 +1,24 @@
 -- Rule (episode_max_tier): the highest tier (tier order of cohorts.yml, urgent first)
 -- among the episode's presentations dated within {{ max_tier_days }} days of the index
 -- (0 <= encounter_date - index_date <= {{ max_tier_days }}), the index included.
+-- When the washout ({{ washout_days }} days) is at least {{ max_tier_days }} days, no
+-- presentation dated within {{ max_tier_days }} days of an index starts a new episode (its
+-- previous presentation is at most {{ max_tier_days }} days before it), and none dated on the
+-- index's day comes before it: the episode's presentations in those days are all the
+-- patient's, which int_washout ranked in its pass (tier_rank_ahead). Otherwise each
+-- presentation is placed in its episode first (int_episodes, a second pass).
 CREATE OR REPLACE TABLE cohorts.int_episode_max_tier AS
-SELECT
-    e.index_encounter_id AS encounter_id,
-    arg_min(e.tier, t.tier_rank) AS episode_max_tier,
-    count(*) AS n_presentations_in_window
-FROM cohorts.int_episodes AS e
-JOIN cohorts.dim_tiers AS t ON t.tier = e.tier
-WHERE e.encounter_date - e.index_date <= {{ max_tier_days }}
-GROUP BY e.index_encounter_id;
+WITH ranks AS (
+    SELECT presentation_key, tier_rank_ahead AS tier_rank
+    FROM cohorts.int_washout
+    WHERE is_index AND {{ washout_covers_max_tier_days }}
+    UNION ALL
+    SELECT e.index_key, min(e.tier_rank)
+    FROM cohorts.int_episodes AS e
+    WHERE NOT {{ washout_covers_max_tier_days }}
+      AND e.encounter_date - e.index_date <= {{ max_tier_days }}
+    GROUP BY e.index_key
+)
+SELECT r.presentation_key, t.tier AS episode_max_tier
+FROM ranks AS r
+JOIN cohorts.dim_tiers AS t USING (tier_rank);

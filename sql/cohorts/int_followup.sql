@@ -1,11 +1,10 @@
 -- Rule (follow-up and censoring): followup_days = data end - index date. An index
 -- presentation is eligible for window W when index_date + W <= data end, that is
--- followup_days >= W; otherwise it is censored for W.
-CREATE OR REPLACE TABLE cohorts.int_followup AS
+-- followup_days >= W; otherwise it is censored for W. A view over the index
+-- presentations, materialised in fct_index_presentations.
+CREATE OR REPLACE VIEW cohorts.int_followup AS
 SELECT
-    i.encounter_id,
-    i.patient_id,
-    i.index_date,
+    i.*,
     d.data_end_date,
     d.data_end_date - i.index_date AS followup_days
 FROM cohorts.int_index_presentations AS i

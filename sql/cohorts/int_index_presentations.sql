@@ -1,9 +1,14 @@
 -- Rule (index presentations): the candidates of the index event that pass the washout,
 -- with index_tier (the tier at the index), episode_max_tier, sex and smoking status
 -- from staging.intake (NULL smoking status is unknown), every red flag, and the age
--- band (bands of cohorts.yml; an age outside every band gets the `other` label).
-CREATE OR REPLACE TABLE cohorts.int_index_presentations AS
+-- band (bands of cohorts.yml, one row per year of age in dim_age_band_years; an age
+-- outside every band gets the `other` label).
+-- red_flag_mask has the bit flag_bit (cohorts.dim_red_flags) of each red flag that is
+-- TRUE: the pattern and flag strata group on it (int_red_flag_patterns names it).
+-- A view: fct_index_presentations materialises it with the follow-up and outcomes.
+CREATE OR REPLACE VIEW cohorts.int_index_presentations AS
 SELECT
+    w.presentation_key,
     f.encounter_id,
     f.patient_id,
     f.encounter_date AS index_date,
@@ -16,11 +21,11 @@ SELECT
     m.episode_max_tier,
     f.score,
     f.completeness,
-    f.rules_version,
-    {{ red_flag_columns_f }}
+    {{ red_flag_columns_f }},
+    {{ red_flag_mask_f }} AS red_flag_mask
 FROM cohorts.int_washout AS w
-JOIN features.presentation_flags AS f USING (encounter_id)
-JOIN staging.intake AS i USING (encounter_id)
-LEFT JOIN cohorts.int_episode_max_tier AS m USING (encounter_id)
-LEFT JOIN cohorts.dim_age_bands AS b ON f.age_years BETWEEN b.min_age AND b.max_age
+JOIN {{ warehouse }}.features.presentation_flags AS f ON f.rowid = w.presentation_key
+JOIN {{ warehouse }}.staging.intake AS i ON i.encounter_id = f.encounter_id
+LEFT JOIN cohorts.int_episode_max_tier AS m ON m.presentation_key = w.presentation_key
+LEFT JOIN cohorts.dim_age_band_years AS b ON b.age_years = f.age_years
 WHERE w.is_index;

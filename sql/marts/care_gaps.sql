@@ -4,23 +4,36 @@
 -- window_days <= data end), with days_to_outcome (the first such referral, later than
 -- the window, NULL if none yet) and days_since_index at the data end.
 CREATE OR REPLACE TABLE marts._build_care_gaps AS
+WITH expected AS (
+    SELECT
+        g.care_gap,
+        g.gap_rank,
+        i.encounter_id,
+        i.patient_id,
+        i.index_date,
+        i.index_tier,
+        i.episode_max_tier,
+        i.score,
+        g.outcome AS expected_outcome,
+        g.window_days,
+        {{ days_to_gap_outcome }} AS days_to_outcome,
+        i.followup_days AS days_since_index
+    FROM cohorts.fct_index_presentations AS i
+    JOIN cohorts.dim_care_gaps AS g ON g.index_tier = i.index_tier
+    WHERE i.followup_days >= g.window_days
+)
 SELECT
-    g.care_gap,
-    i.encounter_id,
-    i.patient_id,
-    i.index_date,
-    i.index_tier,
-    i.episode_max_tier,
-    i.score,
-    g.outcome AS expected_outcome,
-    g.window_days,
-    e.days_to_event AS days_to_outcome,
-    f.followup_days AS days_since_index
-FROM cohorts.int_index_presentations AS i
-JOIN cohorts.dim_care_gaps AS g ON g.index_tier = i.index_tier
-JOIN cohorts.int_followup AS f USING (encounter_id)
-LEFT JOIN cohorts.fct_index_outcomes AS e
-    ON e.encounter_id = i.encounter_id AND e.outcome = g.outcome
-WHERE f.followup_days >= g.window_days
-  AND (e.days_to_event IS NULL OR e.days_to_event > g.window_days)
-ORDER BY g.gap_rank, i.index_date, i.encounter_id;
+    care_gap,
+    encounter_id,
+    patient_id,
+    index_date,
+    index_tier,
+    episode_max_tier,
+    score,
+    expected_outcome,
+    window_days,
+    days_to_outcome,
+    days_since_index
+FROM expected
+WHERE days_to_outcome IS NULL OR days_to_outcome > window_days
+ORDER BY gap_rank, index_date, encounter_id;

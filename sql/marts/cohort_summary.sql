@@ -49,13 +49,34 @@ counts AS (
         GROUP BY ALL
     ) AS e USING (stratum_type, stratum_value, window_days, outcome)
 ),
+value_order AS (
+    -- display order of the strata, ranked once per stratum rather than sorting every row
+    -- by these keys
+    SELECT
+        v.stratum_type,
+        v.stratum_value,
+        row_number() OVER (
+            ORDER BY st.type_rank, sv.value_rank NULLS LAST, v.n_stratum DESC, v.stratum_value
+        ) AS stratum_rank
+    FROM (
+        SELECT stratum_type, stratum_value, max(n_stratum) AS n_stratum
+        FROM denominators GROUP BY ALL
+    ) AS v
+    LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
+    LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
+),
 cumulative AS (
     SELECT
-        *,
-        sum(n) OVER (PARTITION BY stratum_type, stratum_value, window_days, outcome
-                     ORDER BY days) AS n_through,
-        sum(n) OVER (PARTITION BY stratum_type, stratum_value, window_days, outcome) AS n_all
-    FROM event_days
+        e.*,
+        sum(e.n) OVER per_group_by_day AS n_through,
+        sum(e.n) OVER per_group AS n_all
+    FROM event_days AS e
+    JOIN value_order AS v USING (stratum_type, stratum_value)
+    JOIN cohorts.dim_outcomes AS o USING (outcome)
+    -- the groups by integers: the stratum's rank for its type and value
+    WINDOW per_group AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank),
+        per_group_by_day AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank
+                             ORDER BY e.days)
 ),
 medians AS (
     SELECT
@@ -64,10 +85,6 @@ medians AS (
          + min(days) FILTER (WHERE n_through >= n_all // 2 + 1)) / 2.0 AS median_days_to_event
     FROM cumulative
     GROUP BY ALL
-),
-value_order AS (
-    SELECT stratum_type, stratum_value, max(n_stratum) AS n_stratum
-    FROM denominators GROUP BY ALL
 )
 SELECT
     c.stratum_type,
@@ -84,8 +101,5 @@ SELECT
 FROM counts AS c
 LEFT JOIN medians AS m USING (stratum_type, stratum_value, window_days, outcome)
 JOIN value_order AS v USING (stratum_type, stratum_value)
-LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
-LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
 JOIN cohorts.dim_outcomes AS o USING (outcome)
-ORDER BY st.type_rank, sv.value_rank NULLS LAST, v.n_stratum DESC, c.stratum_value,
-    c.window_days, o.outcome_rank;
+ORDER BY v.stratum_rank, c.window_days, o.outcome_rank;

@@ -6,31 +6,33 @@
 -- per age band and sex; n_censored counts the ones not yet followed for {{ overuse_window }} days.
 CREATE OR REPLACE TABLE marts._build_imaging_overuse AS
 WITH denominator AS (
-    SELECT i.encounter_id, f.followup_days >= {{ overuse_window }} AS is_eligible
-    FROM cohorts.int_index_presentations AS i
-    JOIN cohorts.int_followup AS f USING (encounter_id)
+    SELECT
+        i.presentation_key,
+        i.age_band,
+        i.sex,
+        i.followup_days >= {{ overuse_window }} AS is_eligible
+    FROM cohorts.fct_index_presentations AS i
     WHERE i.index_tier = '{{ overuse_tier }}'
       AND i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
 ),
 imaged AS (
-    SELECT DISTINCT e.encounter_id
-    FROM cohorts.fct_index_outcomes AS e
+    SELECT DISTINCT e.presentation_key
+    FROM cohorts.fct_index_outcome_days AS e
     JOIN cohorts.dim_overuse_outcomes USING (outcome)
     WHERE e.days_to_event <= {{ overuse_window }}
 ),
 counts AS (
     SELECT
-        CASE WHEN grouping(s.age_band) = 0 THEN 'age_band'
-             WHEN grouping(s.sex) = 0 THEN 'sex' ELSE 'all' END AS stratum_type,
-        CASE WHEN grouping(s.age_band) = 0 THEN s.age_band
-             WHEN grouping(s.sex) = 0 THEN s.sex ELSE 'all' END AS stratum_value,
+        CASE WHEN grouping(d.age_band) = 0 THEN 'age_band'
+             WHEN grouping(d.sex) = 0 THEN 'sex' ELSE 'all' END AS stratum_type,
+        CASE WHEN grouping(d.age_band) = 0 THEN d.age_band
+             WHEN grouping(d.sex) = 0 THEN d.sex ELSE 'all' END AS stratum_value,
         count(*) FILTER (WHERE d.is_eligible) AS n_eligible,
-        count(*) FILTER (WHERE d.is_eligible AND m.encounter_id IS NOT NULL) AS n_imaged,
+        count(*) FILTER (WHERE d.is_eligible AND m.presentation_key IS NOT NULL) AS n_imaged,
         count(*) FILTER (WHERE NOT d.is_eligible) AS n_censored
     FROM denominator AS d
-    JOIN cohorts.int_index_strata AS s USING (encounter_id)
-    LEFT JOIN imaged AS m USING (encounter_id)
-    GROUP BY GROUPING SETS ((), (s.age_band), (s.sex))
+    LEFT JOIN imaged AS m USING (presentation_key)
+    GROUP BY GROUPING SETS ((), (d.age_band), (d.sex))
 )
 SELECT
     c.stratum_type,

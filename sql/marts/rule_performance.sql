@@ -27,14 +27,22 @@ target_diagnoses AS (
 outcomes AS (
     SELECT
         t.target,
-        i.encounter_id,
+        i.index_tier,
+        i.red_flag_mask,
         EXISTS (
             SELECT 1 FROM target_diagnoses AS d
             WHERE d.target = t.target AND d.patient_id = i.patient_id
               AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
         ) AS has_target
-    FROM cohorts.int_index_presentations AS i
+    FROM cohorts.fct_index_presentations AS i
     CROSS JOIN (SELECT DISTINCT target FROM cohorts.dim_rule_targets) AS t
+),
+-- index presentations per target, index tier, red flags and outcome: the rules below
+-- count positives over these few groups, not over every presentation
+outcome_groups AS (
+    SELECT target, index_tier, red_flag_mask, has_target, count(*) AS n_index
+    FROM outcomes
+    GROUP BY ALL
 ),
 rules AS (
     SELECT 'tier_at_or_above' AS rule_type, tier AS rule, threshold_rank AS rule_rank
@@ -43,24 +51,26 @@ rules AS (
     SELECT 'flag', flag, 100 + flag_rank FROM cohorts.dim_red_flags
 ),
 positives AS (
-    SELECT 'tier_at_or_above' AS rule_type, th.tier AS rule, i.encounter_id
-    FROM cohorts.int_index_presentations AS i
-    JOIN cohorts.dim_tiers AS it ON it.tier = i.index_tier
+    SELECT o.target, 'tier_at_or_above' AS rule_type, th.tier AS rule, o.has_target, o.n_index
+    FROM outcome_groups AS o
+    JOIN cohorts.dim_tiers AS it ON it.tier = o.index_tier
     JOIN cohorts.dim_tier_thresholds AS th ON it.tier_rank <= th.threshold_rank
     UNION ALL
-    SELECT 'flag', unnest(true_flags), encounter_id
-    FROM cohorts.int_index_strata
+    SELECT o.target, 'flag', unnest(p.true_flags), o.has_target, o.n_index
+    FROM outcome_groups AS o
+    JOIN cohorts.int_red_flag_patterns AS p USING (red_flag_mask)
 ),
 totals AS (
-    SELECT target, count(*) FILTER (WHERE has_target) AS n_target,
-        count(*) FILTER (WHERE NOT has_target) AS n_non_target
-    FROM outcomes GROUP BY target
+    SELECT target,
+        coalesce(sum(n_index) FILTER (WHERE has_target), 0) AS n_target,
+        coalesce(sum(n_index) FILTER (WHERE NOT has_target), 0) AS n_non_target
+    FROM outcome_groups GROUP BY target
 ),
 positive_counts AS (
-    SELECT o.target, p.rule_type, p.rule,
-        count(*) FILTER (WHERE o.has_target) AS tp,
-        count(*) FILTER (WHERE NOT o.has_target) AS fp
-    FROM positives AS p JOIN outcomes AS o USING (encounter_id)
+    SELECT target, rule_type, rule,
+        sum(n_index) FILTER (WHERE has_target) AS tp,
+        sum(n_index) FILTER (WHERE NOT has_target) AS fp
+    FROM positives
     GROUP BY ALL
 ),
 confusion AS (

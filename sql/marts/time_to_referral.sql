@@ -12,12 +12,9 @@ CREATE OR REPLACE TABLE marts._build_time_to_referral AS
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
-        coalesce(e.days_to_event, f.followup_days) AS exit_day,
-        e.days_to_event IS NOT NULL AS is_event
-    FROM cohorts.int_index_presentations AS i
-    JOIN cohorts.int_followup AS f USING (encounter_id)
-    LEFT JOIN cohorts.fct_index_outcomes AS e
-        ON e.encounter_id = i.encounter_id AND e.outcome = '{{ km_outcome }}'
+        coalesce({{ days_to_km_outcome }}, i.followup_days) AS exit_day,
+        {{ days_to_km_outcome }} IS NOT NULL AS is_event
+    FROM cohorts.fct_index_presentations AS i
 ),
 exits AS (
     SELECT tier, exit_day, is_event FROM subjects
