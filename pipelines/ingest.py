@@ -31,12 +31,12 @@ from pipelines.prepare import (
     QUARANTINE_FILE,
     RAW_FILE,
     REJECTED,
-    STAGING_FILE,
     UNCHANGED,
     FileReport,
     PreparedFile,
     prepare_file,
     sql_text,
+    staging_select_sql,
 )
 from pipelines.sources.canonical import discover
 from pipelines.sources.readers import DEFAULT_CHUNK_BYTES
@@ -290,14 +290,20 @@ def _load_rows(
         [file, run_id],
     )
     _quarantine_spanning_rules(con, contract, file, run_id)
+    # The rows no rule quarantined, cast per the contract as they go into staging.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW accepted_rows AS
+        SELECT * FROM read_parquet({sql_text(str(work / RAW_FILE))})
+        WHERE source_row NOT IN (SELECT source_row FROM quarantine.{table}
+            WHERE source_file = {sql_text(file)} AND run_id = {sql_text(run_id)})"""
+    )
     _insert_in_order(
         con,
         f"INSERT INTO staging.{table} SELECT {names}, ?, source_row, ? "
-        f"FROM read_parquet({sql_text(str(work / STAGING_FILE))}) "
-        f"WHERE source_row NOT IN (SELECT source_row FROM quarantine.{table} "
-        "WHERE source_file = ? AND run_id = ?)",
-        [file, run_id, file, run_id],
+        f"FROM ({staging_select_sql(contract)})",
+        [file, run_id],
     )
+    con.execute("DROP VIEW accepted_rows")  # (a rollback drops it too)
     report.accepted = con.execute(
         f"SELECT count(*) FROM staging.{table} WHERE source_file = ? AND run_id = ?", [file, run_id]
     ).fetchone()[0]

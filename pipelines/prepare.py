@@ -9,12 +9,14 @@ in a work directory:
 - `raw.parquet`: every parsed row, text, in the shape of `raw.<table>` (contract
   columns, `extra_columns`, `source_row`);
 - `quarantine.parquet`: one row per (row, rule) that failed a rule of this file alone
-  (unparseable lines, values the suite rejected);
-- `staging.parquet`: the other rows, cast to the contract's types.
+  (unparseable lines, values the suite rejected).
 
 What spans files (unique ids, patients known in intake) needs the warehouse, so the
-loader (`pipelines.ingest.load_file`) checks it. Paths in, paths out: the result is
-plain data, and nothing here depends on the run, so the same file prepares the same.
+loader (`pipelines.ingest.load_file`) checks it, and then casts the rows no rule
+failed into `staging.<table>` straight from `raw.parquet` (`staging_select_sql`): a
+typed copy written here would cost a third Parquet write and read for the same rows.
+Paths in, paths out: the result is plain data, and nothing here depends on the run,
+so the same file prepares the same.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from pipelines.validation.outcomes import FileRejected
 LOADED, UNCHANGED, REJECTED = "loaded", "unchanged", "rejected"
 
 # The files a prepared input leaves in its work directory, read by the loader.
-RAW_FILE, QUARANTINE_FILE, STAGING_FILE = "raw.parquet", "quarantine.parquet", "staging.parquet"
+RAW_FILE, QUARANTINE_FILE = "raw.parquet", "quarantine.parquet"
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source_row", pa.int64()),
@@ -146,7 +148,11 @@ def cast_sql(column: Column) -> str:
 
 
 def staging_select_sql(contract: Contract) -> str:
-    """The accepted rows of a file, typed: what `staging.<table>` receives."""
+    """The accepted rows of a file, typed: what `staging.<table>` receives.
+
+    Reads the view `accepted_rows` (the file's raw rows that no rule quarantined),
+    which the loader defines before it inserts.
+    """
     template = (SQL_DIR / "staging" / "stg_accepted_rows.sql").read_text(encoding="utf-8")
     casts = ",\n    ".join(cast_sql(c) for c in contract.columns)
     return template.format(table=contract.table, casts=casts)
@@ -323,8 +329,7 @@ def _write_outputs(
     bad_lines: list[pa.Table],
     failures: list[Failure],
 ) -> None:
-    """quarantine.parquet: bad lines and every row holding a value the suite rejected;
-    staging.parquet: the other rows, typed."""
+    """quarantine.parquet: bad lines and every row holding a value the suite rejected."""
     con.execute(
         f"CREATE VIEW raw_rows AS SELECT * FROM read_parquet({sql_text(str(out / RAW_FILE))})"
     )
@@ -351,12 +356,4 @@ def _write_outputs(
     con.execute(
         f"COPY (SELECT * FROM failed ORDER BY source_row) "
         f"TO {sql_text(str(out / QUARANTINE_FILE))} (FORMAT parquet)"
-    )
-    con.execute(
-        """CREATE VIEW accepted_rows AS
-        SELECT r.* FROM raw_rows r ANTI JOIN failed q ON r.source_row = q.source_row"""
-    )
-    con.execute(
-        f"COPY ({staging_select_sql(contract)}) "
-        f"TO {sql_text(str(out / STAGING_FILE))} (FORMAT parquet)"
     )

@@ -25,14 +25,15 @@ from orchestration_harness import (
 
 from pipelines.config import load_settings
 from pipelines.errors import UserError
+from pipelines.ingest import load_file
 from pipelines.prepare import (
     QUARANTINE_FILE,
     RAW_FILE,
     REJECTED,
-    STAGING_FILE,
     UNCHANGED,
     prepare_file,
 )
+from pipelines.warehouse import create_schemas
 
 LOAD_DATE = date(2025, 6, 1)
 HEADER = "encounter_id,patient_id,encounter_date,age_years,sex,chief_complaint,night_pain"
@@ -59,7 +60,9 @@ def rows(path: Path, columns: str, order: str = "source_row") -> list[tuple]:
         con.close()
 
 
-def test_prepare_writes_raw_quarantine_and_typed_staging_without_a_warehouse(tmp_path: Path):
+def test_prepare_writes_raw_and_quarantine_without_a_warehouse_then_the_load_types_staging(
+    tmp_path: Path,
+):
     source = tmp_path / "in" / "intake.csv"
     source.parent.mkdir()
     source.write_text(INTAKE, encoding="utf-8")
@@ -92,13 +95,24 @@ def test_prepare_writes_raw_quarantine_and_typed_staging_without_a_warehouse(tmp
         (3, "sex", "allowed", "Q"),
         (4, None, "field_count", "E3,P3,2024-01-04"),
     ]
-    # staging: the other rows, typed (night_pain 'yes' and 'N' are booleans).
-    assert rows(work / STAGING_FILE, "source_row, encounter_id, encounter_date, age_years, "
-                "night_pain") == [
-        (2, "E1", date(2024, 1, 2), 55, True),
-        (5, "E1", date(2024, 1, 5), 61, None),
-        (6, "E5", date(2024, 1, 6), 90, False),
-    ]  # fmt: skip
+    # staging: the load casts the rows no rule quarantined (night_pain 'yes' and 'N' are
+    # booleans); line 5 repeats E1, which the load quarantines, as ids span files.
+    con = duckdb.connect()
+    try:
+        create_schemas(con)
+        load_file(con, prepared, "run-1")
+        assert con.execute(
+            "SELECT source_row, encounter_id, encounter_date, age_years, night_pain "
+            "FROM staging.intake ORDER BY source_row"
+        ).fetchall() == [
+            (2, "E1", date(2024, 1, 2), 55, True),
+            (6, "E5", date(2024, 1, 6), 90, False),
+        ]
+        assert con.execute(
+            "SELECT source_row, rule FROM quarantine.intake ORDER BY source_row"
+        ).fetchall() == [(3, "allowed"), (4, "field_count"), (5, "unique")]
+    finally:
+        con.close()
 
 
 def test_prepare_stops_after_the_hash_for_an_unchanged_file_and_stores_nothing_rejected(
