@@ -66,7 +66,7 @@ def test_a_block_parsed_whole_equals_the_block_numbered_line_by_line(
 def test_clean_lines_are_numbered_by_position_and_trimmed():
     # Worked out by hand: line 7 is the first of the block; '" b "' is trimmed to 'b';
     # an empty field and an empty quoted field are NULL.
-    block = 'E1,F,back pain\nE2," b ",""\nE3,,"cough, dry"'.encode()
+    block = b'E1,F,back pain\nE2," b ",""\nE3,,"cough, dry"'
     chunk, n_lines = _split_block(block, 7, HEADER)
     assert n_lines == 3
     assert chunk.rows.to_pylist() == [
@@ -92,14 +92,7 @@ def read_all(path: Path, chunk_bytes: int = 1 << 20) -> tuple[list[dict], list[d
     return rows, bad
 
 
-TEXT = (
-    "encounter_id,sex,chief_complaint\n"
-    "E1,F,back pain\n"
-    "\n"
-    'E2,M,"cough, dry\n'
-    "E3,X,café\n"
-    "E4,F\n"
-)
+TEXT = 'encounter_id,sex,chief_complaint\nE1,F,back pain\n\nE2,M,"cough, dry\nE3,X,café\nE4,F\n'
 # By hand: line 3 is blank (skipped, counted), line 4 has an odd quote, line 6 is ragged.
 EXPECTED_ROWS = [
     {"encounter_id": "E1", "sex": "F", "chief_complaint": "back pain", "source_row": 2},

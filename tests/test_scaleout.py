@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 from orchestration_harness import (
     INTAKE_A,
@@ -51,11 +51,14 @@ INTAKE = (
 
 
 def rows(path: Path, columns: str, order: str = "source_row") -> list[tuple]:
+    """Rows of a prepared file: Parquet, or the Arrow IPC stream of the raw rows."""
     con = duckdb.connect()
     try:
-        return con.execute(
-            f"SELECT {columns} FROM read_parquet('{path}') ORDER BY {order}"
-        ).fetchall()
+        if path.name == RAW_FILE:
+            con.register("prepared", pa.ipc.open_stream(pa.OSFile(str(path))).read_all())
+        else:
+            con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet('{path}')")
+        return con.execute(f"SELECT {columns} FROM prepared ORDER BY {order}").fetchall()
     finally:
         con.close()
 
@@ -89,7 +92,10 @@ def test_prepare_writes_raw_and_quarantine_without_a_warehouse_then_the_load_typ
         {"favourite_colour": "green"},
         {"favourite_colour": None},
     ]
-    assert pq.read_schema(work / RAW_FILE).names[-2:] == ["extra_columns", "source_row"]
+    assert pa.ipc.open_stream(pa.OSFile(str(work / RAW_FILE))).schema.names[-2:] == [
+        "extra_columns",
+        "source_row",
+    ]
     # quarantine: this file's own failures only.
     assert rows(work / QUARANTINE_FILE, "source_row, column_name, rule, value") == [
         (3, "sex", "allowed", "Q"),
@@ -221,7 +227,7 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         # What a run killed between prepare and load would leave: removed, never loaded.
         stale = tmp_path / ".redflags-work" / "dask.duckdb" / "killed-run" / "intake" / "x"
         stale.mkdir(parents=True)
-        (stale / "raw.parquet").write_bytes(b"PAR1 left by a killed run")
+        (stale / RAW_FILE).write_bytes(b"left by a killed run")
         second = run_pipeline(parameters(on_dask), dask_address=address)
     statuses = {Path(f["path"]).name: f["status"] for f in second["ingest"]["files"]}
     assert statuses == {
