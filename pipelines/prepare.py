@@ -26,10 +26,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -220,6 +223,23 @@ def raw_rows(con: duckdb.DuckDBPyConnection, contract: Contract, rows: pa.Table)
 
 # ---------------------------------------------------------------- one file
 
+T = TypeVar("T")
+_END = object()
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, the next one made in a thread while the caller works on this.
+
+    Reading a chunk (Arrow's parser, numpy) mostly runs without the GIL, so it overlaps
+    the scrubbing and writing of the chunk before it; at most one chunk waits. An error
+    of the reader is raised here, at the item it stopped.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
+
 
 # One GX context per process and day: building suites and Checkpoints costs seconds.
 # Threads of one process (a threaded Dask worker) share it, one validation at a time.
@@ -302,7 +322,7 @@ def _prepare_rows(
             pa.OSFile(str(out / RAW_FILE), "wb") as sink,
             pa.ipc.new_stream(sink, raw_schema(contract)) as raw,
         ):
-            for chunk in iter_chunks(info, header, max_bytes=chunk_bytes):
+            for chunk in read_ahead(iter_chunks(info, header, max_bytes=chunk_bytes)):
                 report.rows_read += chunk.n_read
                 reject_five_digit_zip(info.path, chunk.rows)
                 scrubbed = scrub(contract, chunk.rows)

@@ -4,18 +4,22 @@ A block with no blank line, no line of odd quotes and no ragged line is parsed w
 and numbered by position; any other block prefixes each line with its number first.
 The second way is the reference: for random blocks, both must give the same rows,
 the same line numbers and the same bad lines. Files that differ only in their line
-ends (LF, CRLF, CR) or encoding must read the same.
+ends (LF, CRLF, CR) or encoding must read the same. Chunks are read one ahead, in a
+thread, and still come in order.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.prepare import read_ahead
 from pipelines.sources.readers import (
     Header,
     _lines_of,
@@ -120,3 +124,20 @@ def test_line_ends_and_encoding_do_not_change_what_is_read(tmp_path: Path):
         assert read_all(path) == (EXPECTED_ROWS, EXPECTED_BAD), name
         # Blocks of a few bytes (one line each) give the same rows and lines.
         assert read_all(path, chunk_bytes=4) == (EXPECTED_ROWS, EXPECTED_BAD), name
+
+
+def test_read_ahead_keeps_the_order_reads_in_another_thread_and_raises_where_reading_stopped():
+    threads: set[int] = set()
+
+    def chunks():
+        for i in range(4):
+            threads.add(threading.get_ident())
+            yield i
+        raise ValueError("line 9 cannot be read")
+
+    seen = []
+    with pytest.raises(ValueError, match="line 9"):
+        for item in read_ahead(chunks()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3]
+    assert threads and threading.get_ident() not in threads
