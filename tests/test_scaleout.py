@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 from orchestration_harness import (
     INTAKE_A,
@@ -25,14 +25,15 @@ from orchestration_harness import (
 
 from pipelines.config import load_settings
 from pipelines.errors import UserError
+from pipelines.ingest import load_file
 from pipelines.prepare import (
     QUARANTINE_FILE,
     RAW_FILE,
     REJECTED,
-    STAGING_FILE,
     UNCHANGED,
     prepare_file,
 )
+from pipelines.warehouse import create_schemas
 
 LOAD_DATE = date(2025, 6, 1)
 HEADER = "encounter_id,patient_id,encounter_date,age_years,sex,chief_complaint,night_pain"
@@ -50,16 +51,21 @@ INTAKE = (
 
 
 def rows(path: Path, columns: str, order: str = "source_row") -> list[tuple]:
+    """Rows of a prepared file: Parquet, or the Arrow IPC stream of the raw rows."""
     con = duckdb.connect()
     try:
-        return con.execute(
-            f"SELECT {columns} FROM read_parquet('{path}') ORDER BY {order}"
-        ).fetchall()
+        if path.name == RAW_FILE:
+            con.register("prepared", pa.ipc.open_stream(pa.OSFile(str(path))).read_all())
+        else:
+            con.execute(f"CREATE VIEW prepared AS SELECT * FROM read_parquet('{path}')")
+        return con.execute(f"SELECT {columns} FROM prepared ORDER BY {order}").fetchall()
     finally:
         con.close()
 
 
-def test_prepare_writes_raw_quarantine_and_typed_staging_without_a_warehouse(tmp_path: Path):
+def test_prepare_writes_raw_and_quarantine_without_a_warehouse_then_the_load_types_staging(
+    tmp_path: Path,
+):
     source = tmp_path / "in" / "intake.csv"
     source.parent.mkdir()
     source.write_text(INTAKE, encoding="utf-8")
@@ -86,19 +92,33 @@ def test_prepare_writes_raw_quarantine_and_typed_staging_without_a_warehouse(tmp
         {"favourite_colour": "green"},
         {"favourite_colour": None},
     ]
-    assert pq.read_schema(work / RAW_FILE).names[-2:] == ["extra_columns", "source_row"]
+    assert pa.ipc.open_stream(pa.OSFile(str(work / RAW_FILE))).schema.names[-2:] == [
+        "extra_columns",
+        "source_row",
+    ]
     # quarantine: this file's own failures only.
     assert rows(work / QUARANTINE_FILE, "source_row, column_name, rule, value") == [
         (3, "sex", "allowed", "Q"),
         (4, None, "field_count", "E3,P3,2024-01-04"),
     ]
-    # staging: the other rows, typed (night_pain 'yes' and 'N' are booleans).
-    assert rows(work / STAGING_FILE, "source_row, encounter_id, encounter_date, age_years, "
-                "night_pain") == [
-        (2, "E1", date(2024, 1, 2), 55, True),
-        (5, "E1", date(2024, 1, 5), 61, None),
-        (6, "E5", date(2024, 1, 6), 90, False),
-    ]  # fmt: skip
+    # staging: the load casts the rows no rule quarantined (night_pain 'yes' and 'N' are
+    # booleans); line 5 repeats E1, which the load quarantines, as ids span files.
+    con = duckdb.connect()
+    try:
+        create_schemas(con)
+        load_file(con, prepared, "run-1")
+        assert con.execute(
+            "SELECT source_row, encounter_id, encounter_date, age_years, night_pain "
+            "FROM staging.intake ORDER BY source_row"
+        ).fetchall() == [
+            (2, "E1", date(2024, 1, 2), 55, True),
+            (6, "E5", date(2024, 1, 6), 90, False),
+        ]
+        assert con.execute(
+            "SELECT source_row, rule FROM quarantine.intake ORDER BY source_row"
+        ).fetchall() == [(3, "allowed"), (4, "field_count"), (5, "unique")]
+    finally:
+        con.close()
 
 
 def test_prepare_stops_after_the_hash_for_an_unchanged_file_and_stores_nothing_rejected(
@@ -207,7 +227,7 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         # What a run killed between prepare and load would leave: removed, never loaded.
         stale = tmp_path / ".redflags-work" / "dask.duckdb" / "killed-run" / "intake" / "x"
         stale.mkdir(parents=True)
-        (stale / "raw.parquet").write_bytes(b"PAR1 left by a killed run")
+        (stale / RAW_FILE).write_bytes(b"left by a killed run")
         second = run_pipeline(parameters(on_dask), dask_address=address)
     statuses = {Path(f["path"]).name: f["status"] for f in second["ingest"]["files"]}
     assert statuses == {

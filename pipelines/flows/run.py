@@ -84,7 +84,7 @@ def find_input_files(input_dir: str) -> dict[str, list[str]]:
     return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
 
 
-# One file in, read, scrubbed and validated into Parquet in the run's work directory; runs
+# One file in, read, scrubbed and validated into files in the run's work directory; runs
 # on any worker (paths in, paths out). Unchanged files (same content hash as loaded in
 # ops.ingest_manifest) stop after the hash.
 prepare_file = task(ingest.prepare_into, name="prepare_file", **IO_RETRIES)
@@ -256,7 +256,7 @@ def redflags_run(
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
     3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
     4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
-       identifiers, validate with the GX suites -> Parquet in the run's work directory;
+       identifiers, validate with the GX suites -> files in the run's work directory;
        then load_file, per file, intake first (referrals and diagnoses must name known
        patients): the checks that span files -> raw, quarantine and staging tables,
        ops.ingest_manifest

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 
 from pipelines.sources.canonical import file_kind
 from pipelines.validation.outcomes import RAGGED_ROW, UNBALANCED_QUOTES, FileRejected
@@ -49,6 +50,9 @@ class FileInfo:
     sha256: str
     encoding: str = "utf-8"
     warnings: list[str] = field(default_factory=list)
+    # Whether the text holds a carriage return: lines ending in CR or CRLF are split as
+    # text (universal newlines); files without one are split as bytes, a copy cheaper.
+    has_cr: bool = False
 
 
 @dataclass
@@ -94,6 +98,7 @@ def inspect_file(path: Path) -> FileInfo:
     try:
         with _open_binary(path) as f:
             while block := f.read(_READ_BLOCK):
+                info.has_cr = info.has_cr or b"\r" in block
                 if utf8:
                     try:
                         decoder.decode(block)
@@ -207,22 +212,97 @@ def _bad_lines(rows: np.ndarray, rule: str, text: pa.Array) -> pa.Table:
     )
 
 
-def _split_lines(lines: pa.Array, first_line: int, header: Header) -> Chunk:
-    """Split a block of CSV lines into fields with Arrow's parser, keeping each line's number.
+def _csv_options(names: list[str], delimiter: str, on_ragged, line_column: bool = False) -> dict:
+    """Arrow's CSV options for a block of lines: text columns, one line per record, an
+    empty value NULL; `line_column` when each line starts with its number."""
+    types = dict.fromkeys(names, pa.string())
+    if line_column:
+        names, types = ["__line", *names], {"__line": pa.int64(), **types}
+    return {
+        "read_options": pcsv.ReadOptions(column_names=names, block_size=1 << 22),
+        "parse_options": pcsv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=False,
+            ignore_empty_lines=True,
+            invalid_row_handler=on_ragged,
+        ),
+        "convert_options": pcsv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    }
+
+
+def _lines_of(block: bytes) -> pa.LargeStringArray:
+    """The lines of a block (UTF-8, without carriage returns or a final newline), each
+    with its newline: a view of the block's bytes, not a copy."""
+    data = np.frombuffer(block, np.uint8)
+    offsets = np.concatenate(([0], np.flatnonzero(data == ord("\n")) + 1, [len(data)]))
+    return pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(block)
+    )
+
+
+def _split_block(block: bytes, first_line: int, header: Header) -> tuple[Chunk, int]:
+    """Split a block of whole CSV lines into fields; the chunk and its number of lines.
+
+    Most blocks hold no blank line, no line with an odd number of quotes and no line
+    of the wrong field count: Arrow then parses the block as it is, and row i is line
+    `first_line + i`. Any other block goes the way that numbers each line first.
+    """
+    lines = _lines_of(block)
+    blank = pc.equal(pc.utf8_trim_whitespace(lines), "").to_numpy(zero_copy_only=False)
+    n_quotes = pc.count_substring(lines, '"').to_numpy(zero_copy_only=False)
+    unbalanced = ~blank & (n_quotes % 2 == 1)
+    if not blank.any() and not unbalanced.any():
+        chunk = _parse_whole_lines(block, len(lines), first_line, header)
+        if chunk is not None:
+            return chunk, len(lines)
+    text = pc.cast(pc.utf8_rtrim(lines, characters="\r\n"), pa.string())
+    return _split_lines(text, first_line, header, blank, unbalanced), len(lines)
+
+
+def _parse_whole_lines(block: bytes, n_lines: int, first_line: int, header: Header) -> Chunk | None:
+    """The block's rows, numbered by position; None when a line is ragged or Arrow
+    cannot parse the block (the numbering way then says which line, or rejects it)."""
+    names = header.columns
+    ragged: list[object] = []
+
+    def keep_ragged(row) -> str:
+        ragged.append(row)
+        return "skip"
+
+    try:
+        parsed = pcsv.read_csv(
+            pa.BufferReader(block), **_csv_options(names, header.delimiter or ",", keep_ragged)
+        )
+    except pa.ArrowInvalid:
+        return None
+    if ragged or parsed.num_rows != n_lines:
+        return None
+    rows = pa.table(
+        {
+            **{n: _empty_to_null(parsed[n].combine_chunks()) for n in names},
+            "source_row": np.arange(first_line, first_line + parsed.num_rows, dtype=np.int64),
+        }
+    )
+    return Chunk(rows, _BAD_LINES_SCHEMA.empty_table())
+
+
+def _split_lines(
+    text: pa.Array, first_line: int, header: Header, blank: np.ndarray, unbalanced: np.ndarray
+) -> Chunk:
+    """Split CSV lines into fields with Arrow's parser, keeping each line's number.
 
     Each line is prefixed with its number as an extra first field, so parsed rows
     carry their line number and a line Arrow cannot split (wrong field count) is
     handed back with its number. A line with an odd number of quotes never reaches
     the parser: its quote would run into the next line.
     """
-    import pyarrow.csv as pcsv
-
     names, delimiter = header.columns, header.delimiter or ","
-    text = pc.utf8_rtrim(lines, characters="\r\n")
-    line_no = np.arange(first_line, first_line + len(lines), dtype=np.int64)
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
-    n_quotes = pc.count_substring(text, '"').to_numpy(zero_copy_only=False)
-    unbalanced = ~blank & (n_quotes % 2 == 1)
+    line_no = np.arange(first_line, first_line + len(text), dtype=np.int64)
     parse = ~blank & ~unbalanced
     bad = [_bad_lines(line_no[unbalanced], UNBALANCED_QUOTES, text.filter(unbalanced))]
 
@@ -242,27 +322,13 @@ def _split_lines(lines: pa.Array, first_line: int, header: Header) -> Chunk:
         return "skip"
 
     payload = _joined_bytes(numbered)
-    all_names = ["__line", *names]
     if not payload:
         empty = {n: pa.array([], pa.string()) for n in names}
         return Chunk(
             pa.table({**empty, "source_row": pa.array([], pa.int64())}), pa.concat_tables(bad)
         )
     parsed = pcsv.read_csv(
-        pa.BufferReader(payload),
-        read_options=pcsv.ReadOptions(column_names=all_names, block_size=1 << 22),
-        parse_options=pcsv.ParseOptions(
-            delimiter=delimiter,
-            newlines_in_values=False,
-            ignore_empty_lines=True,
-            invalid_row_handler=keep_ragged,
-        ),
-        convert_options=pcsv.ConvertOptions(
-            column_types={"__line": pa.int64(), **dict.fromkeys(names, pa.string())},
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
+        pa.BufferReader(payload), **_csv_options(names, delimiter, keep_ragged, line_column=True)
     )
     if ragged:
         ragged_text = pa.array(ragged, pa.string())
@@ -297,33 +363,44 @@ def _csv_chunks(info: FileInfo, header: Header, max_bytes: int) -> Iterator[Chun
             f"{info.path}, line {header.line}: column(s) {', '.join(twice)} appear more than "
             "once in the header; keep one of each",
         )
+    next_line = header.line + 1
+    for block in _line_blocks(info, header, max_bytes):
+        try:
+            chunk, n_lines = _split_block(block, next_line, header)
+        except pa.ArrowInvalid as exc:
+            n_lines = block.count(b"\n") + 1
+            raise FileRejected(
+                "corrupt",
+                f"{info.path}: cannot be read as CSV between lines {next_line} and "
+                f"{next_line + n_lines - 1} ({exc}); export it again",
+            ) from exc
+        yield chunk
+        next_line += n_lines
+
+
+def _line_blocks(info: FileInfo, header: Header, max_bytes: int) -> Iterator[bytes]:
+    """The lines after the header in blocks of about `max_bytes`: whole lines, UTF-8,
+    no carriage return, no final newline.
+
+    A UTF-8 file without carriage returns is read as bytes, as it is; any other is
+    decoded (Latin-1; CR and CRLF line ends made newlines) and encoded as UTF-8.
+    """
+    if info.encoding == "utf-8" and not info.has_cr:
+        with _open_binary(info.path) as f:
+            for _ in range(header.line):
+                f.readline()
+            while block := f.read(max_bytes):
+                if not block.endswith(b"\n"):
+                    block += f.readline()
+                yield block.removesuffix(b"\n")
+        return
     with _open_text(info) as f:
         for _ in range(header.line):
             f.readline()
-        next_line = header.line + 1
-        while lines := _read_lines(f, max_bytes):
-            try:
-                chunk = _split_lines(lines, next_line, header)
-            except pa.ArrowInvalid as exc:
-                raise FileRejected(
-                    "corrupt",
-                    f"{info.path}: cannot be read as CSV between lines {next_line} and "
-                    f"{next_line + len(lines) - 1} ({exc}); export it again",
-                ) from exc
-            yield chunk
-            next_line += len(lines)
-
-
-def _read_lines(f: io.TextIOBase, max_chars: int) -> pa.Array | None:
-    """The next whole lines of about `max_chars` characters, split by Arrow, not by Python."""
-    block = f.read(max_chars)
-    if not block:
-        return None
-    if not block.endswith("\n"):
-        block += f.readline()
-    if block.endswith("\n"):
-        block = block[:-1]
-    return pc.list_flatten(pc.split_pattern(pa.array([block], pa.string()), "\n"))
+        while text := f.read(max_bytes):
+            if not text.endswith("\n"):
+                text += f.readline()
+            yield text.removesuffix("\n").encode("utf-8")
 
 
 def _as_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:

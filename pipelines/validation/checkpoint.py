@@ -47,6 +47,14 @@ class Failure:
     values: pa.Array  # may hold NULL (a `required` failure)
 
 
+def _first_value(values: pa.ChunkedArray) -> pa.Array:
+    """The first non-NULL value (none if all are NULL), found without copying the rest."""
+    if values.null_count == len(values):
+        return pa.array([], values.type)
+    first = pc.index(values.is_valid(), True).as_py()
+    return values.slice(first, 1).combine_chunks()
+
+
 class DistinctValues:
     """What a table's suite must see of a file, gathered chunk by chunk in bounded memory."""
 
@@ -62,10 +70,9 @@ class DistinctValues:
             if checked_by_value(column):
                 new = pc.unique(values)
             else:
-                example = pc.drop_null(values).slice(0, 1)
                 has_null = values.null_count > 0
                 new = pa.concat_arrays(
-                    [example.combine_chunks(), pa.nulls(1 if has_null else 0, pa.string())]
+                    [_first_value(values), pa.nulls(1 if has_null else 0, pa.string())]
                 )
             old = self._seen.get(column.name)
             self._seen[column.name] = (

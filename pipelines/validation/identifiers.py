@@ -97,8 +97,10 @@ def scrub(contract: Contract, rows: pa.Table) -> Scrubbed:
             continue
         values = columns[column.name]
         if column.free_text:
-            redacted += int(pc.sum(pc.count_substring_regex(values, pattern)).as_py() or 0)
-            columns[column.name] = pc.replace_substring_regex(values, pattern, rules.redaction)
+            found = int(pc.sum(pc.count_substring_regex(values, pattern)).as_py() or 0)
+            if found:  # a second pass of the patterns only where there is something to redact
+                columns[column.name] = pc.replace_substring_regex(values, pattern, rules.redaction)
+            redacted += found
         if column.cap is not None:
             number = pc.cast(
                 pc.if_else(pc.match_substring_regex(values, r"^\+?\d{1,9}$"), values, None),
