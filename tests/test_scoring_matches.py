@@ -181,3 +181,13 @@ def test_clauses_matched_apart_keep_their_own_negation(engine: str):
     out = _by_id(score_frame(intake_frame(rows, DEFAULTS), engine, RULES))
     assert out["fever"].tolist() == [False, True, False, False, True]
     assert out["persistent_cough"].tolist() == [True, False, False, True, pd.NA]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_empty_intake_scores_to_no_rows(engine: str):
+    """A header-only file (or one whose every row was quarantined) gives an empty table
+    with every output column, not an error."""
+    empty = intake_frame([{"encounter_id": "E1", "patient_id": "P1", **DEFAULTS}]).iloc[:0]
+    out = score_frame(empty, engine, RULES)
+    assert len(out) == 0
+    assert list(out.columns) == RULES.output_columns

@@ -16,12 +16,16 @@ clause marks (`piece_marks`) and match each distinct piece once.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pipelines.lazy_modules import np, pd
 from pipelines.scoring import normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
 from pipelines.scoring.text import HARD_MARKS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _walk(expr: p.Expr) -> list[p.Match]:
@@ -131,7 +135,7 @@ def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.D
     text = normalise.complaint_text_pandas(complaints)
     marks = piece_marks(rules)
     if marks:
-        cut = pc.split_pattern_regex(pa.array(text.array), _mark_class(marks))
+        cut = pc.split_pattern_regex(_one_array(text), _mark_class(marks))
     else:
         cut = pa.array([[t] for t in text.to_list()], type=pa.list_(pa.large_string()))
     piece_positions, pieces = _distinct(pd.Series(cut.flatten(), dtype=text.dtype))
@@ -147,6 +151,15 @@ def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.D
         dtype=p.BOOL,
     )
     return _taken(per_complaint, positions, chief_complaint.index)
+
+
+def _one_array(strings: pd.Series) -> pa.Array:
+    """The Series' Arrow strings as one array (list offsets need one): pandas may hold
+    them in several chunks, or in a chunked array of no chunk when the Series is empty."""
+    import pyarrow as pa
+
+    values = pa.array(strings.array)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def code_matches_pandas(dx_codes: pd.Series, rules: RuleSet) -> pd.DataFrame:
