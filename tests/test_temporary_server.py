@@ -21,7 +21,7 @@ import pytest
 from orchestration_harness import subprocess_env
 
 from pipelines.errors import UserError
-from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
+from pipelines.flows.prefect_env import PORT_RETRIES, TemporaryServer, configure_prefect
 from pipelines.paths import SAMPLE_DIR
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_server_dies_with_a_killed_run(tmp_path: Path):
     script = textwrap.dedent(
         """
         import sys, time
-        from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
+        from pipelines.flows.prefect_env import PORT_RETRIES, TemporaryServer, configure_prefect
         configure_prefect()
         server = TemporaryServer()
         print(server.process.pid, flush=True)
@@ -122,3 +122,22 @@ def test_a_server_that_exits_early_is_reported(no_shared_server):
     server.process.wait(timeout=30)
     with pytest.raises(UserError, match="^Prefect's temporary server exited with code 1 before"):
         server.wait(timeout=30)
+
+
+def test_a_server_that_keeps_failing_to_start_is_not_relaunched_forever(no_shared_server):
+    """uvicorn's exit code 3 means a taken port or a failed start: a few new ports, then
+    the run stops with the exit code rather than spinning until the timeout."""
+    launched = []
+
+    def fails_to_start() -> None:
+        launched.append(1)
+        server.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        server.process.wait(timeout=30)
+
+    server = TemporaryServer()
+    server.stop()
+    server._launch = fails_to_start
+    fails_to_start()
+    with pytest.raises(UserError, match="^Prefect's temporary server exited with code 3 before"):
+        server.wait(timeout=60)
+    assert len(launched) == 1 + PORT_RETRIES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import os
 import signal
@@ -104,20 +105,26 @@ class TemporaryServer:
                 "PREFECT__SERVER_EPHEMERAL": "1",
                 "PREFECT__SERVER_FINAL": "1",
             },
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid())
+            if sys.platform == "linux"
+            else None,
         )
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the server answers its health check; its API address.
 
-        A port taken in the meantime (uvicorn exits with code 3) is retried on another.
+        A port taken in the meantime (uvicorn exits with code 3) is retried on another,
+        a few times: uvicorn also exits with 3 when the application fails to start (say,
+        Prefect's database is locked), which no other port mends.
         """
         limit = timeout or float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
         deadline = time.monotonic() + limit
+        retries = PORT_RETRIES
         while time.monotonic() < deadline:
             assert self.process is not None, "wait() after stop()"
             code = self.process.poll()
-            if code == 3:
+            if code == 3 and retries:
+                retries -= 1
                 self._launch()
             elif code is not None:
                 raise UserError(
@@ -147,6 +154,10 @@ class TemporaryServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# Launches on a new port after uvicorn's exit code 3 (address in use, or a failed start).
+PORT_RETRIES = 3
 
 
 def start_temporary_server() -> TemporaryServer | None:
@@ -182,9 +193,11 @@ def _healthy(api_url: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
