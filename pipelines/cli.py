@@ -467,6 +467,12 @@ def serve(config: ConfigPath = None) -> None:
         f"serving redflags-run/{DEPLOYMENT_NAME}: cron '{settings.schedule_cron}' "
         f"({settings.schedule_timezone}), {settings.input_dir} -> {settings.warehouse}"
     )
+    if settings.workers or settings.dask_address:
+        # The deployment imports the flow by module path with its default task runner.
+        echo_err(
+            "redflags serve: note: workers and dask_address apply to `redflags run` only; "
+            "scheduled runs prepare their files in the serving process"
+        )
     serve_deployments(settings)
 
 

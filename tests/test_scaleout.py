@@ -176,6 +176,28 @@ def test_dask_settings_from_file_environment_and_options(tmp_path: Path):
     assert (given.workers, given.dask_address) == (0, address)
 
 
+@pytest.mark.parametrize(
+    ("text", "noted"),
+    [("workers = 2\n", True), ('dask_address = "tcp://10.0.0.5:8786"\n', True), ("", False)],
+)
+def test_serve_says_that_dask_settings_apply_to_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, text, noted
+):
+    """A served run imports the flow with its default task runner, so the settings are unused."""
+    import pipelines.flows.deployments as deployments
+    from pipelines.cli import serve
+
+    (tmp_path / "redflags.toml").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(deployments, "require_server", lambda: "http://127.0.0.1:4200/api")
+    served = []
+    monkeypatch.setattr(deployments, "serve_deployments", served.append)
+    serve(None)
+    assert len(served) == 1
+    note = "workers and dask_address apply to `redflags run` only"
+    assert (note in capsys.readouterr().err) is noted
+
+
 # ------------------------------------------------------------------ the flow on Dask
 
 
