@@ -316,6 +316,26 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     assert frame.loc["E2", "tier"] == "not_back_pain"
 
 
+@pytest.mark.parametrize("own_column", ["", ", 0 AS file_row_number"])
+def test_score_file_keys_the_rows_of_a_parquet_intake(tmp_path: Path, own_column: str):
+    """The reader's row number keys a Parquet intake's rows; a file with its own column of
+    that name (one value on every row here) is keyed by numbering its rows instead."""
+    from pipelines.scoring.jobs import score_file
+
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    intake = tmp_path / "intake.parquet"
+    duckdb.execute(
+        f"COPY (SELECT *{own_column} FROM read_csv('{tmp_path / 'intake.csv'}')) TO '{intake}'"
+    )
+    out = tmp_path / "out.parquet"
+    assert score_file(intake, out) == 3
+    frame = pd.read_parquet(out)
+    assert list(frame["encounter_id"]) == ["E1", "E3", "E2"]
+    e3 = frame.set_index("encounter_id").loc["E3"]
+    # E3: 62 days after E1's back pain (pain_persistent); hemoptysis code at 62 -> high, 5.
+    assert (e3["pain_persistent"], e3["tier"], e3["score"]) == (True, "high", 5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "code", "message"),

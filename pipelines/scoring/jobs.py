@@ -17,7 +17,7 @@ import duckdb
 
 from pipelines.contracts import load_contract
 from pipelines.errors import UserError
-from pipelines.scoring.duckdb_engine import SOURCE, render_sql
+from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY, render_sql
 from pipelines.scoring.output import table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE = "features.presentation_flags"
+# The file view's key for each row (the scoring query joins its history windows
+# back on it): the Parquet reader's row number, read in parallel with the scan.
+# A CSV has none, nor a Parquet file with a column of that name; their rows are
+# numbered by row_number() OVER (), which keeps the scan on one thread.
+FILE_ROW = "file_row_number"
+SERIAL_ROW_KEY = "row_number() OVER ()"
 OPS_DDL = """CREATE TABLE IF NOT EXISTS ops.rules_versions (
     rules_version VARCHAR PRIMARY KEY,
     rules_path VARCHAR,
@@ -50,8 +56,11 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Create staging.intake from a canonical intake file; bad values stop with file/row/column."""
+def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
+    """Create staging.intake from a canonical intake file; bad values stop with file/row/column.
+
+    Returns the row count and the expression that keys the view's rows (see FILE_ROW).
+    """
     kind = _kind(path, "input")
     if not path.is_file():
         raise UserError(
@@ -105,9 +114,15 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
             f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun"
         )
     select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
+    if kind == "parquet" and FILE_ROW not in present:
+        # FILE_ROW is a virtual column of the reader, so the view reads the file
+        # itself (intake_file's `*` does not carry it).
+        select, source, row_key = f"{select}, {FILE_ROW}", reader, FILE_ROW
+    else:
+        source, row_key = "intake_file", SERIAL_ROW_KEY
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM intake_file")
-    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0]
+    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM {source}")
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], row_key
 
 
 def _typed(column, file_type: str | None) -> str:
@@ -134,14 +149,20 @@ def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         pa.int32(): pd.Int64Dtype(),
         pa.int64(): pd.Int64Dtype(),
     }
-    table = con.sql(f"SELECT * FROM {SOURCE}").to_arrow_table()
+    columns = ", ".join(load_contract("intake").names)
+    table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
     return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
 
 
-def scored_relation_sql(con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet) -> str:
-    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered."""
+def scored_relation_sql(
+    con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet, row_key: str = TABLE_ROW_KEY
+) -> str:
+    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered.
+
+    `row_key` keys the rows of staging.intake (`rowid` of a table; see FILE_ROW for a view).
+    """
     if engine == "duckdb":
-        return render_sql(rules)
+        return render_sql(rules, row_key)
     import pyarrow as pa
 
     from pipelines.scoring.pandas_engine import score_pandas
@@ -168,9 +189,9 @@ def score_file(
     con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
         progress(f"reading {input_path}")
-        n = load_intake_file(con, input_path)
+        n, row_key = load_intake_file(con, input_path)
         progress(f"scoring {n:,} presentations with the {engine} engine")
-        select = scored_relation_sql(con, engine, rules)
+        select = scored_relation_sql(con, engine, rules, row_key)
         options = "FORMAT csv, HEADER true" if out_kind == "csv" else "FORMAT parquet"
         output_path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({select}) TO {_quote(output_path)} ({options})")
