@@ -367,6 +367,44 @@ def test_score_command_errors_are_one_line(
     assert result.stderr.strip().splitlines()[-1].startswith("redflags: error:")
 
 
+REQUIRED = "a value is required; fill it in or drop the row"
+NOT_AN_INTEGER = "is not a valid integer; correct the value and rerun"
+
+
+@pytest.mark.parametrize(
+    ("edits", "kind", "message"),
+    [
+        ([("E2,P2,", "E2,,")], "csv", f"line 3, column patient_id: {REQUIRED}"),
+        # The first bad line wins, whichever column it is in.
+        (
+            [(",62,", ",old,"), ("E2,P2,", "E2,,")],
+            "csv",
+            f"line 3, column patient_id: {REQUIRED}",
+        ),
+        ([(",62,", ",old,")], "csv", f"line 4, column age_years: 'old' {NOT_AN_INTEGER}"),
+        # A typed (Parquet) column can still lack a required value: E3 is the third row.
+        ([("E3,P1,", "E3,,")], "parquet", f"line 4, column patient_id: {REQUIRED}"),
+    ],
+)
+def test_score_file_names_the_first_bad_value(
+    tmp_path: Path, edits: list[tuple[str, str]], kind: str, message: str
+):
+    from pipelines.scoring.jobs import score_file
+
+    text = INTAKE_CSV
+    for old, new in edits:
+        text = text.replace(old, new)
+    intake = tmp_path / "intake.csv"
+    intake.write_text(text, encoding="utf-8")
+    if kind == "parquet":
+        typed = tmp_path / "intake.parquet"
+        duckdb.execute(f"COPY (SELECT * FROM read_csv('{intake}')) TO '{typed}'")
+        intake = typed
+    with pytest.raises(UserError) as raised:
+        score_file(intake, tmp_path / "out.parquet")
+    assert str(raised.value) == f"{intake}, {message}"
+
+
 def test_render_module_writes_the_sql(tmp_path: Path, monkeypatch):
     import pipelines.scoring.render as render
 

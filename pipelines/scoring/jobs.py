@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipelines.contracts import load_contract
+from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
 from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY, render_sql
 from pipelines.scoring.output import table_ddl
@@ -83,38 +83,24 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
     missing = [c for c in contract.required_names if c not in present]
     if missing:
         raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of intake")
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW intake_numbered AS "
-        "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
-    )
-    # One pass finds the first bad value of every column (line 1 is the header).
-    checks = []
+    # The values each column can get wrong: a typed column (Parquet) holds no value
+    # of the wrong type, but a required one can still be NULL.
+    named, bads = [], []
     for c in contract.columns:
         if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
-            continue  # a typed column (Parquet) holds no value of the wrong type
+            continue
         text = f"CAST({c.name} AS VARCHAR)"
         bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
         if c.required:
             bad += f" OR {c.name} IS NULL"
-        checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
-        checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
-    named = [
-        c
-        for c in contract.columns
-        if c.name in present and (present[c.name] != c.duckdb_type or c.required)
-    ]
-    found = con.execute(f"SELECT {', '.join(checks)} FROM intake_numbered").fetchone()
-    problems = [
-        (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(named) if found[2 * i + 1]
-    ]
-    if problems:
-        line, column, value = min(problems, key=lambda x: x[0])
-        where = f"{path}, line {line}, column {column.name}"
-        if value is None:
-            raise UserError(f"{where}: a value is required; fill it in or drop the row")
-        raise UserError(
-            f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun"
-        )
+        named.append(c)
+        bads.append(bad)
+    # Whether any value is bad, on every thread; only then is the file read again
+    # with line numbers (row_number() OVER () holds a scan to one thread).
+    if bads:
+        any_bad = ", ".join(f"bool_or({bad})" for bad in bads)
+        if any(con.execute(f"SELECT {any_bad} FROM intake_file").fetchone()):
+            _stop_at_first_bad_value(con, path, named, bads)
     select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
     if kind == "parquet" and FILE_ROW not in present:
         # FILE_ROW is a virtual column of the reader, so the view reads the file
@@ -125,6 +111,30 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM {source}")
     return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], row_key
+
+
+def _stop_at_first_bad_value(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: list[Column], bads: list[str]
+) -> None:
+    """Raise for the first bad value in the file: its line, column and value.
+
+    One pass finds the first bad line of every column (line 1 is the header).
+    """
+    checks = []
+    for c, bad in zip(columns, bads, strict=True):
+        text = f"CAST({c.name} AS VARCHAR)"
+        checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
+        checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
+    numbered = "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
+    found = con.execute(f"SELECT {', '.join(checks)} FROM ({numbered})").fetchone()
+    problems = [
+        (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns) if found[2 * i + 1]
+    ]
+    line, column, value = min(problems, key=lambda x: x[0])
+    where = f"{path}, line {line}, column {column.name}"
+    if value is None:
+        raise UserError(f"{where}: a value is required; fill it in or drop the row")
+    raise UserError(f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun")
 
 
 def _typed(column, file_type: str | None) -> str:
