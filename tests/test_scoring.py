@@ -316,6 +316,26 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     assert frame.loc["E2", "tier"] == "not_back_pain"
 
 
+@pytest.mark.parametrize("own_column", ["", ", 0 AS file_row_number"])
+def test_score_file_keys_the_rows_of_a_parquet_intake(tmp_path: Path, own_column: str):
+    """The reader's row number keys a Parquet intake's rows; a file with its own column of
+    that name (one value on every row here) is keyed by numbering its rows instead."""
+    from pipelines.scoring.jobs import score_file
+
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    intake = tmp_path / "intake.parquet"
+    duckdb.execute(
+        f"COPY (SELECT *{own_column} FROM read_csv('{tmp_path / 'intake.csv'}')) TO '{intake}'"
+    )
+    out = tmp_path / "out.parquet"
+    assert score_file(intake, out) == 3
+    frame = pd.read_parquet(out)
+    assert list(frame["encounter_id"]) == ["E1", "E3", "E2"]
+    e3 = frame.set_index("encounter_id").loc["E3"]
+    # E3: 62 days after E1's back pain (pain_persistent); hemoptysis code at 62 -> high, 5.
+    assert (e3["pain_persistent"], e3["tier"], e3["score"]) == (True, "high", 5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "code", "message"),
@@ -345,6 +365,44 @@ def test_score_command_errors_are_one_line(
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("redflags: error:")
+
+
+REQUIRED = "a value is required; fill it in or drop the row"
+NOT_AN_INTEGER = "is not a valid integer; correct the value and rerun"
+
+
+@pytest.mark.parametrize(
+    ("edits", "kind", "message"),
+    [
+        ([("E2,P2,", "E2,,")], "csv", f"line 3, column patient_id: {REQUIRED}"),
+        # The first bad line wins, whichever column it is in.
+        (
+            [(",62,", ",old,"), ("E2,P2,", "E2,,")],
+            "csv",
+            f"line 3, column patient_id: {REQUIRED}",
+        ),
+        ([(",62,", ",old,")], "csv", f"line 4, column age_years: 'old' {NOT_AN_INTEGER}"),
+        # A typed (Parquet) column can still lack a required value: E3 is the third row.
+        ([("E3,P1,", "E3,,")], "parquet", f"line 4, column patient_id: {REQUIRED}"),
+    ],
+)
+def test_score_file_names_the_first_bad_value(
+    tmp_path: Path, edits: list[tuple[str, str]], kind: str, message: str
+):
+    from pipelines.scoring.jobs import score_file
+
+    text = INTAKE_CSV
+    for old, new in edits:
+        text = text.replace(old, new)
+    intake = tmp_path / "intake.csv"
+    intake.write_text(text, encoding="utf-8")
+    if kind == "parquet":
+        typed = tmp_path / "intake.parquet"
+        duckdb.execute(f"COPY (SELECT * FROM read_csv('{intake}')) TO '{typed}'")
+        intake = typed
+    with pytest.raises(UserError) as raised:
+        score_file(intake, tmp_path / "out.parquet")
+    assert str(raised.value) == f"{intake}, {message}"
 
 
 def test_render_module_writes_the_sql(tmp_path: Path, monkeypatch):

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 SQL_PATH = SQL_DIR / "features" / "presentation_flags.sql"
 SOURCE = "staging.intake"
+# Numbers the rows of a table SOURCE for the join back from the history windows.
+# `rowid` is read with the scan, on every thread; `row_number() OVER ()` would run
+# the scan, the matches and the effective values on one thread (a streaming window
+# is not a parallel operator).
+TABLE_ROW_KEY = "rowid"
 
 
 def _select(items: list[tuple[str, str]]) -> str:
@@ -30,14 +35,18 @@ def _select(items: list[tuple[str, str]]) -> str:
     )
 
 
-def render_sql(rules: RuleSet) -> str:
-    """The whole scoring query, one CTE per stage, each opening with its rule."""
+def render_sql(rules: RuleSet, row_key: str = TABLE_ROW_KEY) -> str:
+    """The whole scoring query, one CTE per stage, each opening with its rule.
+
+    `row_key` is an expression unique per row of SOURCE: `rowid` when SOURCE is a
+    table (the warehouse, the tests); a view over a file passes its own row number.
+    """
     env = rules.env()
     carried = list(ID_COLUMNS + INPUT_COLUMNS)
     raw_booleans = [f.name for f in rules.effective]
     inputs = _select(
         [(c, c) for c in carried + raw_booleans + ["chief_complaint", "dx_codes"]]
-        + [(history.ROW_KEY, "row_number() OVER ()")]
+        + [(history.ROW_KEY, row_key)]
     )
     effective = _select(
         [(c, c) for c in [*carried, history.ROW_KEY, *matches.carried(rules)]]
@@ -64,7 +73,7 @@ def render_sql(rules: RuleSet) -> str:
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read, and a number for each row (to join the
+    -- The intake columns the rules read, and a key for each row (to join the
     -- history helpers back).
     SELECT
 {inputs}

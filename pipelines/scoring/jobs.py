@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipelines.contracts import load_contract
+from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
-from pipelines.scoring.duckdb_engine import SOURCE, render_sql
+from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY, render_sql
 from pipelines.scoring.output import table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE = "features.presentation_flags"
+# The file view's key for each row (the scoring query joins its history windows
+# back on it): the Parquet reader's row number, read in parallel with the scan.
+# A CSV has none, nor a Parquet file with a column of that name; their rows are
+# numbered by row_number() OVER (), which keeps the scan on one thread.
+FILE_ROW = "file_row_number"
+SERIAL_ROW_KEY = "row_number() OVER ()"
+# Rows per Arrow batch of the pandas result that DuckDB scans (its row-group size).
+ARROW_BATCH_ROWS = 122_880
 OPS_DDL = """CREATE TABLE IF NOT EXISTS ops.rules_versions (
     rules_version VARCHAR PRIMARY KEY,
     rules_path VARCHAR,
@@ -50,8 +58,11 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Create staging.intake from a canonical intake file; bad values stop with file/row/column."""
+def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
+    """Create staging.intake from a canonical intake file; bad values stop with file/row/column.
+
+    Returns the row count and the expression that keys the view's rows (see FILE_ROW).
+    """
     kind = _kind(path, "input")
     if not path.is_file():
         raise UserError(
@@ -72,42 +83,58 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     missing = [c for c in contract.required_names if c not in present]
     if missing:
         raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of intake")
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW intake_numbered AS "
-        "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
-    )
-    # One pass finds the first bad value of every column (line 1 is the header).
-    checks = []
+    # The values each column can get wrong: a typed column (Parquet) holds no value
+    # of the wrong type, but a required one can still be NULL.
+    named, bads = [], []
     for c in contract.columns:
         if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
-            continue  # a typed column (Parquet) holds no value of the wrong type
+            continue
         text = f"CAST({c.name} AS VARCHAR)"
         bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
         if c.required:
             bad += f" OR {c.name} IS NULL"
+        named.append(c)
+        bads.append(bad)
+    # Whether any value is bad, on every thread; only then is the file read again
+    # with line numbers (row_number() OVER () holds a scan to one thread).
+    if bads:
+        any_bad = ", ".join(f"bool_or({bad})" for bad in bads)
+        if any(con.execute(f"SELECT {any_bad} FROM intake_file").fetchone()):
+            _stop_at_first_bad_value(con, path, named, bads)
+    select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
+    if kind == "parquet" and FILE_ROW not in present:
+        # FILE_ROW is a virtual column of the reader, so the view reads the file
+        # itself (intake_file's `*` does not carry it).
+        select, source, row_key = f"{select}, {FILE_ROW}", reader, FILE_ROW
+    else:
+        source, row_key = "intake_file", SERIAL_ROW_KEY
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM {source}")
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], row_key
+
+
+def _stop_at_first_bad_value(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: list[Column], bads: list[str]
+) -> None:
+    """Raise for the first bad value in the file: its line, column and value.
+
+    One pass finds the first bad line of every column (line 1 is the header).
+    """
+    checks = []
+    for c, bad in zip(columns, bads, strict=True):
+        text = f"CAST({c.name} AS VARCHAR)"
         checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
         checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
-    named = [
-        c
-        for c in contract.columns
-        if c.name in present and (present[c.name] != c.duckdb_type or c.required)
-    ]
-    found = con.execute(f"SELECT {', '.join(checks)} FROM intake_numbered").fetchone()
+    numbered = "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
+    found = con.execute(f"SELECT {', '.join(checks)} FROM ({numbered})").fetchone()
     problems = [
-        (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(named) if found[2 * i + 1]
+        (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns) if found[2 * i + 1]
     ]
-    if problems:
-        line, column, value = min(problems, key=lambda x: x[0])
-        where = f"{path}, line {line}, column {column.name}"
-        if value is None:
-            raise UserError(f"{where}: a value is required; fill it in or drop the row")
-        raise UserError(
-            f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun"
-        )
-    select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
-    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM intake_file")
-    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0]
+    line, column, value = min(problems, key=lambda x: x[0])
+    where = f"{path}, line {line}, column {column.name}"
+    if value is None:
+        raise UserError(f"{where}: a value is required; fill it in or drop the row")
+    raise UserError(f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun")
 
 
 def _typed(column, file_type: str | None) -> str:
@@ -134,22 +161,32 @@ def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         pa.int32(): pd.Int64Dtype(),
         pa.int64(): pd.Int64Dtype(),
     }
-    table = con.sql(f"SELECT * FROM {SOURCE}").to_arrow_table()
+    columns = ", ".join(load_contract("intake").names)
+    table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
     return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
 
 
-def scored_relation_sql(con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet) -> str:
-    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered."""
+def scored_relation_sql(
+    con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet, row_key: str = TABLE_ROW_KEY
+) -> str:
+    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered.
+
+    `row_key` keys the rows of staging.intake (`rowid` of a table; see FILE_ROW for a view).
+    """
     if engine == "duckdb":
-        return render_sql(rules)
+        return render_sql(rules, row_key)
     import pyarrow as pa
 
     from pipelines.scoring.pandas_engine import score_pandas
 
     frame = score_pandas(intake_frame(con), rules)
     # As an Arrow table: DuckDB reads Arrow columns in place, while scanning the
-    # frame's nullable pandas columns took 3.5 s per million rows.
-    con.register("scored_frame", pa.Table.from_pandas(frame, preserve_index=False))
+    # frame's nullable pandas columns took 3.5 s per million rows. In batches of a
+    # row group each: the frame's columns come out in one chunk (or a few uneven
+    # ones), and a scan thread takes a whole batch, so the write was one-sided.
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    batches = table.to_batches(ARROW_BATCH_ROWS)
+    con.register("scored_frame", pa.Table.from_batches(batches, schema=table.schema))
     return "SELECT * REPLACE (CAST(encounter_date AS DATE) AS encounter_date) FROM scored_frame"
 
 
@@ -168,9 +205,9 @@ def score_file(
     con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
         progress(f"reading {input_path}")
-        n = load_intake_file(con, input_path)
+        n, row_key = load_intake_file(con, input_path)
         progress(f"scoring {n:,} presentations with the {engine} engine")
-        select = scored_relation_sql(con, engine, rules)
+        select = scored_relation_sql(con, engine, rules, row_key)
         options = "FORMAT csv, HEADER true" if out_kind == "csv" else "FORMAT parquet"
         output_path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({select}) TO {_quote(output_path)} ({options})")

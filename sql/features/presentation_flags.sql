@@ -3,7 +3,7 @@
 -- `python -m pipelines.scoring.render`; do not edit by hand.
 WITH
 inputs AS (
-    -- The intake columns the rules read, and a number for each row (to join the
+    -- The intake columns the rules read, and a key for each row (to join the
     -- history helpers back).
     SELECT
         encounter_id,
@@ -33,7 +33,7 @@ inputs AS (
         bladder_bowel_dysfunction,
         chief_complaint,
         dx_codes,
-        row_number() OVER () AS row_key
+        rowid AS row_key
     FROM staging.intake
 ),
 complaint_pieces AS (
