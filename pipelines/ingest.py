@@ -490,10 +490,17 @@ def prepare_into(
     loaded_hash: str | None = None,
     docs_dir: str | None = None,
     load_date: date | None = None,
+    defer_docs: bool = False,
 ) -> PreparedFile:
     """Prepare one file into the run's work directory (a Prefect task, on any worker)."""
     return prepare_file(
-        table, path, work_dir, loaded_hash=loaded_hash, load_date=load_date, docs_dir=docs_dir
+        table,
+        path,
+        work_dir,
+        loaded_hash=loaded_hash,
+        load_date=load_date,
+        docs_dir=docs_dir,
+        defer_docs=defer_docs,
     )
 
 
