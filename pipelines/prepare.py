@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -246,14 +245,26 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
 _GX_LOCK = threading.Lock()
 
 
-@cache
-def _cached_validator(load_date: date, docs_dir: Path | None) -> Validator:
-    return Validator(load_date, docs_dir)
+_VALIDATORS: dict[tuple[date, Path | None], Validator] = {}
 
 
 def validator_for(load_date: date, docs_dir: Path | None) -> Validator:
     with _GX_LOCK:
-        return _cached_validator(load_date, docs_dir)
+        key = (load_date, docs_dir)
+        if key not in _VALIDATORS:
+            _VALIDATORS[key] = Validator(load_date, docs_dir)
+        return _VALIDATORS[key]
+
+
+def build_validation_docs() -> None:
+    """Build the Data Docs pages that prepares with `defer_docs` left to build.
+
+    Call in the process that prepared the files (their results live in its GX contexts),
+    before reporting the Data Docs site.
+    """
+    with _GX_LOCK:
+        for validator in _VALIDATORS.values():
+            validator.build_docs()
 
 
 def prepare_file(
@@ -265,12 +276,15 @@ def prepare_file(
     load_date: date | None = None,
     docs_dir: str | Path | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    defer_docs: bool = False,
 ) -> PreparedFile:
     """Read, scrub and validate one file into files under `work_root`; never the warehouse.
 
     `loaded_hash` is the content hash the manifest holds for this path as loaded: when
     the file still has it, the file is UNCHANGED and nothing past the hash is read. Pass
-    None to prepare the file whatever it holds (a recheck).
+    None to prepare the file whatever it holds (a recheck). With `defer_docs`, the file's
+    Data Docs pages are built by the next prepare in this process or by
+    `build_validation_docs`, so the file can be loaded meanwhile.
     """
     path = Path(path).resolve()
     file = str(path)
@@ -291,7 +305,7 @@ def prepare_file(
         out.mkdir(parents=True)
         validator = validator_for(load_date or date.today(), Path(docs_dir) if docs_dir else None)
         try:
-            _prepare_rows(validator, contract, info, header, report, out, chunk_bytes)
+            _prepare_rows(validator, contract, info, header, report, out, chunk_bytes, defer_docs)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -311,6 +325,7 @@ def _prepare_rows(
     report: FileReport,
     out: Path,
     chunk_bytes: int,
+    defer_docs: bool = False,
 ) -> None:
     pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
     distinct = DistinctValues(contract)
@@ -344,7 +359,7 @@ def _prepare_rows(
                     )
                 )
         with _GX_LOCK:
-            failures = validator.validate(contract, distinct)
+            failures = validator.validate(contract, distinct, defer_docs=defer_docs)
         if report.rows_read == 0:
             report.warnings.append(f"{info.path.name}: a header but no rows")
         _write_outputs(con, contract, out, bad_lines, failures)

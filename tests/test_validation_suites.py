@@ -80,3 +80,25 @@ def test_checkpoint_names_the_failing_values(tmp_path):
         ("sex", "allowed"): ["Q"],
     }
     assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_deferred_data_docs_pages_are_built_by_build_docs(tmp_path):
+    contract = load_contract("intake")
+    rows = pa.table(
+        {
+            "encounter_id": ["E1"],
+            "patient_id": ["P1"],
+            "encounter_date": ["2024-01-02"],
+            "age_years": ["55"],
+            "sex": ["F"],
+        }
+    )
+    distinct = DistinctValues(contract)
+    distinct.add(rows)
+    validator = Validator(date(2025, 6, 1), tmp_path / "docs")
+    assert validator.validate(contract, distinct, defer_docs=True) == []
+    assert not (tmp_path / "docs" / "validations").exists()
+    validator.build_docs()
+    pages = [p.name for p in (tmp_path / "docs" / "validations").rglob("*.html")]
+    assert pages == ["redflags-intake.html"]
+    assert (tmp_path / "docs" / "index.html").exists()

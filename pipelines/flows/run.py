@@ -19,10 +19,11 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from pipelines import ingest
+from pipelines import ingest, prepare
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
@@ -92,6 +93,8 @@ prepare_file = task(ingest.prepare_into, name="prepare_file", **IO_RETRIES)
 # in one transaction per file.
 load_file = task(ingest.load_into, name="load_file", **IO_RETRIES)
 record_ingest = task(ingest.finish_ingest, name="record_ingest")
+# The Data Docs pages the prepares left to build, in the process that prepared the files.
+build_validation_docs = task(prepare.build_validation_docs, name="build_validation_docs")
 
 
 @task
@@ -206,17 +209,25 @@ def ingest_files(
     an unchanged one is prepared again (a recheck) when intake changed in this run. The
     work directory holds this run's prepared files; what a crashed run left is removed
     first, and each file's part once it is loaded.
+
+    On the default runner, a file's Data Docs pages are rendered by the next task of the
+    prepare thread (the next prepare, then build_validation_docs) while the loads run;
+    Dask workers render their own before they return.
     """
     ingest.clear_work(warehouse)
     work = str(ingest.run_work_dir(warehouse, run_id))
     known = loaded_hashes(warehouse)
+    in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
     pending = {
         table: [
-            prepare_file.submit(table, path, work, known.get(resolved(path)), docs_dir)
+            prepare_file.submit(
+                table, path, work, known.get(resolved(path)), docs_dir, defer_docs=in_process
+            )
             for path in paths
         ]
         for table, paths in files.items()
     }
+    docs = build_validation_docs.submit() if in_process else None
     reports: list[dict] = []
     for table in TABLES:  # intake first: the others are checked against its patients
         recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
@@ -225,10 +236,15 @@ def ingest_files(
             ready = future.result()
             if recheck and ready.report.status == ingest.UNCHANGED:
                 progress(f"checking {Path(path).name} again: intake changed\u2026")
-                ready = prepare_file.submit(table, path, work, None, docs_dir).result()
+                ready = prepare_file.submit(
+                    table, path, work, None, docs_dir, defer_docs=in_process
+                ).result()
             if ready.report.status == ingest.LOADED:
                 progress(f"loading {ready.report.rows_read:,} rows of {Path(path).name}\u2026")
             reports.append(load_file(warehouse, ready, run_id))
+    if docs is not None:
+        docs.result()
+        prepare.build_validation_docs()  # what a recheck prepared after the task ran
     ingest.clear_work(warehouse)
     return reports
 
