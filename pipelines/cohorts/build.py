@@ -64,7 +64,6 @@ BUILD_STEPS: tuple[tuple[str, str], ...] = (
     ("marts", "rule_performance"),
     ("marts", "documentation_quality"),
 )
-COHORT_MODELS: tuple[str, ...] = tuple(name for layer, name in BUILD_STEPS if layer == "cohorts")
 # Publishing order.
 MARTS: tuple[str, ...] = tuple(name for layer, name in BUILD_STEPS if layer == "marts")
 # Columns a scratch mart carries for the models that read it while the build runs, not
