@@ -178,6 +178,39 @@ def test_rule_performance_hand_counted(tmp_path: Path):
     assert got[("flag", "night_pain")] == (2, 0, 0, 2, 1.0, 1.0, 1.0, 1.0, None)
 
 
+def test_rule_performance_counts_each_index_presentation_once(tmp_path: Path):
+    # Patient A has two index presentations (day 0 urgent, day 200 low: 200 > 180 days
+    # apart) and two target diagnoses (days 250 and 260), each within 365 days of both
+    # indexes: both indexes have the target, each counted once, not once per diagnosis.
+    # B (high) has none; C's diagnosis comes 50 days before its index, so C has none.
+    # The data end is set after the diagnoses (diagnoses after it are ignored).
+    rows = [
+        presentation("A0", "A", 0, tier="urgent"),
+        presentation("A200", "A", 200, tier="low"),
+        presentation("B0", "B", 0, tier="high"),
+        presentation("C100", "C", 100, tier="low"),
+    ]
+    dx = [
+        {"patient_id": "A", "diagnosis_date": day(250), "code": "C34.1", "code_system": "ICD10CM"},
+        {"patient_id": "A", "diagnosis_date": day(260), "code": "C79.51", "code_system": "ICD10CM"},
+        {"patient_id": "C", "diagnosis_date": day(50), "code": "C34.1", "code_system": "ICD10CM"},
+    ]
+    con = build(tmp_path, rows, diagnoses=dx, data_end=day(400))
+    got = {
+        rule: counts
+        for rule, *counts in con.execute(
+            """SELECT rule, tp, fp, fn, tn FROM marts.rule_performance
+               WHERE rule_type = 'tier_at_or_above'"""
+        ).fetchall()
+    }
+    # urgent+: A0 TP; A200 FN; B0 and C100 TN
+    assert got["urgent"] == [1, 0, 1, 2]
+    # high+: A0 TP, B0 FP; A200 FN, C100 TN
+    assert got["high"] == [1, 1, 1, 1]
+    # low+: every index presentation positive: A0, A200 TP; B0, C100 FP
+    assert got["low"] == [2, 2, 0, 0]
+
+
 def test_rule_performance_is_empty_without_diagnoses(tmp_path: Path):
     con = build(tmp_path, [presentation("E1", "A", 0)])
     assert con.execute("SELECT count(*) FROM marts.rule_performance").fetchone() == (0,)

@@ -1,9 +1,11 @@
 """Render the cohort and mart SQL from cohorts.yml and run it; publish the marts at once.
 
-`build_cohorts` runs sql/cohorts/ (int_/fct_/dim_ models in `cohorts`, an in-memory
-database attached for the build: nothing there needs to outlive it, and not writing
-it to the warehouse file halves the build time) and then sql/marts/ into scratch
-tables `marts._build_<mart>` of the warehouse. `publish_marts` drops each mart and
+`build_cohorts` runs the steps of BUILD_STEPS: the models of sql/cohorts/ (int_/fct_/dim_
+models in `cohorts`, an in-memory database attached for the build: nothing there needs
+to outlive it, and not writing it to the warehouse file halves the build time) and the
+marts of sql/marts/, built as scratch tables `marts._build_<mart>` of the warehouse. The
+wide index_presentations mart is built among the cohort models, and the counts read it
+(cohorts.fct_index_presentations is a view of it). `publish_marts` drops each mart and
 renames its scratch table in its place inside one transaction, with COMMENT ON from
 docs/marts.md, and records the run in ops.run_log, so a reader sees the old marts or
 the new ones, never a mix. Renaming, not copying: DuckDB cannot move a table to
@@ -34,33 +36,41 @@ BUILD_INFO = f"{MARTS_SCHEMA}.{BUILD_PREFIX}info"
 # Where builds before BUILD_PREFIX kept their scratch tables; dropped if still there.
 LEGACY_BUILD_SCHEMA = "marts_build"
 
-# Run order: each model reads only the ones before it.
-COHORT_MODELS: tuple[str, ...] = (
-    "wilson_interval",
-    "int_data_end",
-    "int_referrals_classified",
-    "int_referral_outcomes",
-    "int_back_pain_presentations",
-    "int_washout",
-    "int_episodes",
-    "int_episode_max_tier",
-    "fct_index_outcomes",
-    "int_index_presentations",
-    "int_followup",
-    "fct_index_presentations",
-    "fct_index_outcome_days",
-    "int_red_flag_patterns",
-    "fct_stratum_outcome_days",
+# Run order: each step (sql/<layer>/<name>.sql) reads only the ones before it. The
+# index_presentations mart is built among the cohort models: the counts and the other
+# marts read it (the view cohorts.fct_index_presentations), so that the one wide table
+# is written once, to the warehouse, and not also held in memory.
+BUILD_STEPS: tuple[tuple[str, str], ...] = (
+    ("cohorts", "wilson_interval"),
+    ("cohorts", "int_data_end"),
+    ("cohorts", "int_referrals_classified"),
+    ("cohorts", "int_referral_outcomes"),
+    ("cohorts", "int_back_pain_presentations"),
+    ("cohorts", "int_washout"),
+    ("cohorts", "int_episodes"),
+    ("cohorts", "int_episode_max_tier"),
+    ("cohorts", "fct_index_outcomes"),
+    ("cohorts", "int_index_presentations"),
+    ("cohorts", "int_followup"),
+    ("marts", "index_presentations"),
+    ("cohorts", "fct_index_presentations"),
+    ("cohorts", "fct_index_outcome_days"),
+    ("cohorts", "int_red_flag_patterns"),
+    ("cohorts", "fct_stratum_outcome_days"),
+    ("marts", "cohort_summary"),
+    ("marts", "time_to_referral"),
+    ("marts", "care_gaps"),
+    ("marts", "imaging_overuse"),
+    ("marts", "rule_performance"),
+    ("marts", "documentation_quality"),
 )
-MARTS: tuple[str, ...] = (
-    "index_presentations",
-    "cohort_summary",
-    "time_to_referral",
-    "care_gaps",
-    "imaging_overuse",
-    "rule_performance",
-    "documentation_quality",
-)
+# Publishing order.
+MARTS: tuple[str, ...] = tuple(name for layer, name in BUILD_STEPS if layer == "marts")
+# Columns a scratch mart carries for the models that read it while the build runs, not
+# published: dropped at the end of the build (a catalog change; no data is rewritten).
+WORKING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "index_presentations": ("red_flag_mask", "presentation_key"),
+}
 # red_flag_mask is a BIGINT with one bit per red flag
 MAX_RED_FLAGS = 62
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -122,6 +132,9 @@ def render_context(
         "age_band_other": _quote(definition.age_band_other),
         "red_flag_names": ", ".join(flags),
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
+        "red_flag_definitions": ",\n    ".join(
+            f"{f} BOOLEAN USING COMPRESSION roaring" for f in flags
+        ),
         "red_flag_mask_f": "\n        + ".join(
             f"CASE WHEN f.{f} THEN {bit} ELSE 0 END" for f, bit in red_flag_bits(definition).items()
         ),
@@ -133,6 +146,7 @@ def render_context(
         ),
         "days_to_outcome_columns": ", ".join(f"d.days_to_{o}" for o in outcomes),
         "days_to_outcome_names": ", ".join(f"days_to_{o}" for o in outcomes),
+        "days_to_outcome_definitions": ",\n    ".join(f"days_to_{o} BIGINT" for o in outcomes),
         "days_to_outcome_as_outcome": ", ".join(f"days_to_{o} AS {o}" for o in outcomes),
         "outcome_names": ", ".join(outcomes),
         # the days to the outcome a care gap expects (g.outcome) of an index presentation i
@@ -363,10 +377,9 @@ def build_cohorts(
                (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
                 FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
         FROM {COHORT_SCHEMA}.int_data_end AS d"""
-    steps = [model_sql("cohorts", name, context) for name in COHORT_MODELS]
-    steps += [model_sql("marts", name, context) for name in MARTS]
+    steps = [model_sql(layer, name, context) for layer, name in BUILD_STEPS]
     # as soon as it can be, so that the index event's table is freed early
-    steps.insert(COHORT_MODELS.index("int_back_pain_presentations") + 1, build_info)
+    steps.insert(BUILD_STEPS.index(("cohorts", "int_back_pain_presentations")) + 1, build_info)
     for step, done_with in zip(steps, _models_done_with(steps), strict=True):
         con.execute(step)
         for model in done_with:
@@ -377,6 +390,9 @@ def build_cohorts(
     }
     # the cohort models live in memory; publishing needs only the scratch marts
     con.execute(f"DETACH {COHORT_SCHEMA}")
+    for mart, columns in WORKING_COLUMNS.items():
+        for column in columns:
+            con.execute(f"ALTER TABLE {_scratch(mart)} DROP COLUMN {column}")
     return {"data_end": end, "marts": counts}
 
 

@@ -1,7 +1,7 @@
 -- Rule (follow-up and censoring): followup_days = data end - index date. An index
 -- presentation is eligible for window W when index_date + W <= data end, that is
 -- followup_days >= W; otherwise it is censored for W. A view over the index
--- presentations, materialised in fct_index_presentations.
+-- presentations, written out by the index_presentations mart.
 CREATE OR REPLACE VIEW cohorts.int_followup AS
 SELECT
     i.*,

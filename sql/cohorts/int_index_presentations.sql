@@ -5,7 +5,7 @@
 -- outside every band gets the `other` label).
 -- red_flag_mask has the bit flag_bit (cohorts.dim_red_flags) of each red flag that is
 -- TRUE: the pattern and flag strata group on it (int_red_flag_patterns names it).
--- A view: fct_index_presentations materialises it with the follow-up and outcomes.
+-- A view: the index_presentations mart writes it out with the follow-up and outcomes.
 CREATE OR REPLACE VIEW cohorts.int_index_presentations AS
 SELECT
     w.presentation_key,

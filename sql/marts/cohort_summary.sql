@@ -65,22 +65,26 @@ value_order AS (
     LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
     LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
 ),
+-- the running counts per group are kept by integer keys (the stratum's rank, the
+-- window, the outcome's rank): the window sort carries no text
 cumulative AS (
     SELECT
-        e.*,
+        v.stratum_rank,
+        e.window_days,
+        o.outcome_rank,
+        e.days,
         sum(e.n) OVER per_group_by_day AS n_through,
         sum(e.n) OVER per_group AS n_all
     FROM event_days AS e
     JOIN value_order AS v USING (stratum_type, stratum_value)
     JOIN cohorts.dim_outcomes AS o USING (outcome)
-    -- the groups by integers: the stratum's rank for its type and value
     WINDOW per_group AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank),
         per_group_by_day AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank
                              ORDER BY e.days)
 ),
 medians AS (
     SELECT
-        stratum_type, stratum_value, window_days, outcome,
+        stratum_rank, window_days, outcome_rank,
         (min(days) FILTER (WHERE n_through >= (n_all + 1) // 2)
          + min(days) FILTER (WHERE n_through >= n_all // 2 + 1)) / 2.0 AS median_days_to_event
     FROM cumulative
@@ -99,7 +103,9 @@ SELECT
     m.median_days_to_event,
     c.n_censored
 FROM counts AS c
-LEFT JOIN medians AS m USING (stratum_type, stratum_value, window_days, outcome)
 JOIN value_order AS v USING (stratum_type, stratum_value)
 JOIN cohorts.dim_outcomes AS o USING (outcome)
+LEFT JOIN medians AS m
+    ON m.stratum_rank = v.stratum_rank AND m.window_days = c.window_days
+    AND m.outcome_rank = o.outcome_rank
 ORDER BY v.stratum_rank, c.window_days, o.outcome_rank;

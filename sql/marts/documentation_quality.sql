@@ -4,14 +4,17 @@
 -- n_missing and share_documented. Stored values, not the effective ones the scorer
 -- derives from codes and text: this measures what the intake form recorded. Counted in
 -- one pass (count(field) counts the values not NULL), then one row per field.
+-- The flags come first in the join: DuckDB then builds its hash table on their
+-- (encounter_id, tier) and streams intake's fields past it, rather than hashing every
+-- intake row with its fields (a third of this mart's time).
 CREATE OR REPLACE TABLE marts._build_documentation_quality AS
 WITH documented AS (
     SELECT
         coalesce(f.tier, 'all') AS tier,
         count(*) AS n_presentations,
         {{ documented_counts }}
-    FROM staging.intake AS i
-    JOIN features.presentation_flags AS f USING (encounter_id)
+    FROM features.presentation_flags AS f
+    JOIN staging.intake AS i USING (encounter_id)
     WHERE i.encounter_date <= (SELECT data_end_date FROM cohorts.int_data_end)
     GROUP BY GROUPING SETS ((), (f.tier))
 ),

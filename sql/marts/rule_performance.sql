@@ -24,18 +24,25 @@ target_diagnoses AS (
         ON d.code_system = c.code_system
         AND (d.code_norm = c.code OR (c.is_prefix AND starts_with(d.code_norm, c.code)))
 ),
+-- the index presentations with the target: the few diagnoses are hashed and every index
+-- presentation is looked up once, rather than testing each (target, presentation) pair
+with_target AS (
+    SELECT DISTINCT d.target, i.presentation_key
+    FROM cohorts.fct_index_presentations AS i
+    JOIN target_diagnoses AS d
+        ON d.patient_id = i.patient_id
+        AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
+),
 outcomes AS (
     SELECT
         t.target,
         i.index_tier,
         i.red_flag_mask,
-        EXISTS (
-            SELECT 1 FROM target_diagnoses AS d
-            WHERE d.target = t.target AND d.patient_id = i.patient_id
-              AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
-        ) AS has_target
+        w.presentation_key IS NOT NULL AS has_target
     FROM cohorts.fct_index_presentations AS i
     CROSS JOIN (SELECT DISTINCT target FROM cohorts.dim_rule_targets) AS t
+    LEFT JOIN with_target AS w
+        ON w.target = t.target AND w.presentation_key = i.presentation_key
 ),
 -- index presentations per target, index tier, red flags and outcome: the rules below
 -- count positives over these few groups, not over every presentation
