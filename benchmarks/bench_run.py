@@ -33,6 +33,7 @@ def cases(options) -> list[Case]:
                 f"floor {n:,}",
                 [sys.executable, "-m", "benchmarks.floor", str(inputs), str(work / "floor")],
                 rows=n,
+                clean=(work / "floor",),
             )
         )
         argv = [
@@ -43,11 +44,14 @@ def cases(options) -> list[Case]:
             "--input",
             str(inputs),
             "--warehouse",
-            str(work / "warehouse.duckdb"),
+            str(work / "warehouse" / "warehouse.duckdb"),
         ]
         if options.engine:
             argv += ["--engine", options.engine[0]]
-        result.append(Case(f"redflags run {n:,}", argv, rows=n, targets=targets))
+        # A fresh warehouse for every run: a second run into the same one finds every
+        # file unchanged and skips it.
+        clean = (work / "warehouse",)
+        result.append(Case(f"redflags run {n:,}", argv, rows=n, targets=targets, clean=clean))
     return result
 
 

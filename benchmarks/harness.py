@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -28,6 +30,9 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     # Optional target: (field name, limit); a result above the limit is flagged.
     targets: dict[str, float] = field(default_factory=dict)
+    # Removed before each measurement (not timed), so that a repeated case starts
+    # from the same state as the first: e.g. a run's warehouse.
+    clean: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -41,9 +46,16 @@ class Result:
     returncode: int
     targets: dict[str, float]
     missed: list[str]
+    # Wall seconds of every run of the case, in order (one unless --repeat).
+    wall_runs: list[float] = field(default_factory=list)
 
 
 def measure(case: Case) -> Result:
+    for path in case.clean:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     env = {**os.environ, **case.env}
     start = time.perf_counter()
     proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -63,11 +75,38 @@ def measure(case: Case) -> Result:
         returncode=code,
         targets=case.targets,
         missed=[],
+        wall_runs=[round(wall, 3)],
     )
-    for key, limit in case.targets.items():
-        if getattr(result, key) > limit:
-            result.missed.append(f"{key} {getattr(result, key)} > {limit}")
-    return result
+    return _checked(result)
+
+
+def _checked(result: Result) -> Result:
+    """The result with the targets it misses listed."""
+    missed = [
+        f"{key} {getattr(result, key)} > {limit}"
+        for key, limit in result.targets.items()
+        if getattr(result, key) > limit
+    ]
+    return replace(result, missed=missed)
+
+
+def combine(runs: list[Result]) -> Result:
+    """Several runs of one case as one result: the run of median wall time, worst peak RSS.
+
+    The median run (the lower one of an even count) gives the wall and CPU time and
+    rows/s; the peak RSS is the highest of any run, since a memory limit must hold
+    every time. Any failed run makes the result failed.
+    """
+    median = statistics.median_low(r.wall_s for r in runs)
+    chosen = next(r for r in runs if r.wall_s == median)
+    return _checked(
+        replace(
+            chosen,
+            peak_rss_mb=max(r.peak_rss_mb for r in runs),
+            returncode=next((r.returncode for r in runs if r.returncode), 0),
+            wall_runs=[w for r in runs for w in r.wall_runs],
+        )
+    )
 
 
 def machine() -> dict[str, str | int]:
@@ -80,15 +119,25 @@ def machine() -> dict[str, str | int]:
     }
 
 
-def write_results(results: list[Result], notes: list[str] | None = None) -> Path:
+def write_results(
+    results: list[Result], notes: list[str] | None = None, label: str | None = None
+) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
-    path = RESULTS_DIR / f"{stamp}-{platform.node() or 'machine'}.json"
+    name = f"{stamp}-{platform.node() or 'machine'}" + (f"-{label}" if label else "")
+    path = RESULTS_DIR / f"{name}.json"
+    repeated = [
+        f"- {r.name}: wall s of each run {', '.join(f'{w:g}' for w in r.wall_runs)}; "
+        "the table gives the median run and the highest peak RSS"
+        for r in results
+        if len(r.wall_runs) > 1
+    ]
+    notes = [*(notes or []), *repeated]
     payload = {
         "date": stamp,
         "machine": machine(),
         "results": [asdict(r) for r in results],
-        "notes": notes or [],
+        "notes": notes,
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     text = markdown_table(results) + ("\n" + "\n".join(notes) + "\n" if notes else "")
