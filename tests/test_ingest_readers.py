@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from pipelines.prepare import read_ahead
 from pipelines.sources.readers import (
     Header,
+    _blank_and_unbalanced,
+    _empty_to_null,
     _lines_of,
     _split_block,
     _split_lines,
@@ -84,6 +86,51 @@ def test_clean_lines_are_numbered_by_position_and_trimmed():
 def test_lines_of_a_block_keep_their_newline_and_count_a_trailing_empty_line():
     assert _lines_of(b"a,b\nc\n").to_pylist() == ["a,b\n", "c\n", ""]
     assert _lines_of(b"").to_pylist() == [""]
+
+
+# Text with every kind of byte the shortcuts look at: printable ASCII, the space, a
+# tab, a control character, a quote, a two-byte letter, and Unicode's no-break and
+# ideographic spaces (multi-byte whitespace).
+AWKWARD = st.text(alphabet='a, "\t\x1f\u00e9\u00a0\u3000', max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), AWKWARD), max_size=8), start=st.integers(0, 3))
+def test_values_are_trimmed_and_empty_ones_null_as_arrow_trims_them(values, start):
+    # The reference is Arrow's trim applied to every value, with no shortcut; the array
+    # is sliced so that offsets not starting at 0 are read right too.
+    array = pa.array(["x"] * start + values, pa.string()).slice(start)
+    trimmed = pc.utf8_trim_whitespace(array).to_pylist()
+    expected = [None if v is None or v == "" else v for v in trimmed]
+    assert _empty_to_null(array).to_pylist() == expected
+
+
+def test_a_value_with_a_unicode_space_at_an_end_is_trimmed():
+    # By hand: the no-break space (two bytes) and the ideographic space (three) are
+    # whitespace to Arrow; the e with an accent is not.
+    array = pa.array(["\u00a0back", "pain\u3000", "caf\u00e9", "\u00a0", None], pa.string())
+    assert _empty_to_null(array).to_pylist() == ["back", "pain", "caf\u00e9", None, None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(AWKWARD, min_size=1, max_size=10))
+def test_blank_lines_and_odd_quotes_are_found_as_arrow_finds_them_line_by_line(lines):
+    block = "\n".join(lines).encode("utf-8")
+    text = _lines_of(block)
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "").to_numpy(zero_copy_only=False)
+    odd = pc.count_substring(text, '"').to_numpy(zero_copy_only=False) % 2 == 1
+    found_blank, found_unbalanced = _blank_and_unbalanced(block, text)
+    assert found_blank.tolist() == blank.tolist()
+    assert found_unbalanced.tolist() == (odd & ~blank).tolist()
+
+
+def test_blank_lines_and_odd_quotes_by_hand():
+    # Lines: 'E1,"a"' (two quotes), blank with a no-break space, 'E2,"b' (one quote),
+    # '\t' (blank), '"' (one quote).
+    block = 'E1,"a"\n\u00a0\nE2,"b\n\t\n"'.encode()
+    blank, unbalanced = _blank_and_unbalanced(block, _lines_of(block))
+    assert blank.tolist() == [False, True, False, True, False]
+    assert unbalanced.tolist() == [False, False, True, False, True]
 
 
 def read_all(path: Path, chunk_bytes: int = 1 << 20) -> tuple[list[dict], list[dict]]:

@@ -56,6 +56,22 @@ def drop_user_error_tracebacks() -> None:
         logging.getLogger(name).addFilter(not_a_user_error)
 
 
+# The temporary server serves one run's flow and dies with it, so it does only what that
+# needs: the API, the database and the services that record flow and task runs and their
+# events. Left out: the UI; automations (the triggers and actions services, which also
+# re-evaluate every few seconds through the run); the event stream to UI clients; and
+# registering Prefect's block types, which nothing of the flow uses. About 0.5 CPU s of
+# its start.
+TEMPORARY_SERVER_ENV: dict[str, str] = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+}
+
+
 class TemporaryServer:
     """Prefect's temporary API server, started as a bare process at the top of a run.
 
@@ -99,12 +115,7 @@ class TemporaryServer:
                 "--lifespan",
                 "on",
             ],  # fmt: skip
-            env={
-                **os.environ,
-                "PREFECT_UI_ENABLED": "0",
-                "PREFECT__SERVER_EPHEMERAL": "1",
-                "PREFECT__SERVER_FINAL": "1",
-            },
+            env={**os.environ, **TEMPORARY_SERVER_ENV},
             preexec_fn=functools.partial(_die_with_parent, os.getpid())
             if sys.platform == "linux"
             else None,
