@@ -12,9 +12,10 @@
 -- in the denominators alone. cohort_summary reads every window's counts and medians here.
 -- The rows are first counted per combination of the partitioning attributes (a fifth as
 -- many rows), and the partitioning stratum types are grouping sets over those counts;
--- the pattern and flag strata are counted per red_flag_mask, then named.
+-- the pattern and flag strata are counted per red_flag_mask, then named. per_index is
+-- read twice but not materialized: scanning the mart again costs less than copying it.
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
-WITH per_index AS (
+WITH per_index AS NOT MATERIALIZED (
     SELECT
         index_tier,
         episode_max_tier,
