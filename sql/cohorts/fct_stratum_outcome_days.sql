@@ -10,12 +10,10 @@
 -- event) among those whose first event of the outcome is within the longest window: an
 -- event after it counts for no window, so a presentation without an event within it is
 -- in the denominators alone. cohort_summary reads every window's counts and medians here.
--- The rows are first counted per combination of the partitioning attributes (a fifth as
--- many rows), and the partitioning stratum types are grouping sets over those counts;
--- the pattern and flag strata are counted per red_flag_mask, then named. per_index is
--- read twice but not materialized: scanning the mart again costs less than copying it.
+-- The partitioning stratum types are grouping sets of one pass; the pattern and flag
+-- strata are counted per red_flag_mask in the same pass, then named.
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
-WITH per_index AS NOT MATERIALIZED (
+WITH per_index AS (
     SELECT
         index_tier,
         episode_max_tier,
@@ -36,17 +34,6 @@ counted AS (
     FROM (UNPIVOT per_index ON {{ outcome_names }} INTO NAME outcome VALUE days_to_event)
     WHERE days_to_event <= {{ max_window }}
 ),
-combinations AS (
-    SELECT index_tier, episode_max_tier, age_band, sex, pain_site, smoking_status,
-        outcome, followup_days_capped, days_to_event, count(*) AS n_index
-    FROM counted
-    GROUP BY ALL
-),
-masks AS (
-    SELECT red_flag_mask, outcome, followup_days_capped, days_to_event, count(*) AS n_index
-    FROM counted
-    GROUP BY ALL
-),
 partitions AS (
     SELECT
         CASE
@@ -56,6 +43,7 @@ partitions AS (
             WHEN grouping(sex) = 0 THEN 'sex'
             WHEN grouping(pain_site) = 0 THEN 'pain_site'
             WHEN grouping(smoking_status) = 0 THEN 'smoking_status'
+            WHEN grouping(red_flag_mask) = 0 THEN 'pattern'
             ELSE 'all'
         END AS stratum_type,
         CASE
@@ -65,13 +53,15 @@ partitions AS (
             WHEN grouping(sex) = 0 THEN sex
             WHEN grouping(pain_site) = 0 THEN pain_site
             WHEN grouping(smoking_status) = 0 THEN smoking_status
+            WHEN grouping(red_flag_mask) = 0 THEN NULL
             ELSE 'all'
         END AS stratum_value,
+        red_flag_mask,
         outcome,
         followup_days_capped,
         days_to_event,
-        CAST(sum(n_index) AS BIGINT) AS n_index
-    FROM combinations
+        count(*) AS n_index
+    FROM counted
     GROUP BY GROUPING SETS (
         (outcome, followup_days_capped, days_to_event),
         (index_tier, outcome, followup_days_capped, days_to_event),
@@ -79,14 +69,16 @@ partitions AS (
         (age_band, outcome, followup_days_capped, days_to_event),
         (sex, outcome, followup_days_capped, days_to_event),
         (pain_site, outcome, followup_days_capped, days_to_event),
-        (smoking_status, outcome, followup_days_capped, days_to_event)
+        (smoking_status, outcome, followup_days_capped, days_to_event),
+        (red_flag_mask, outcome, followup_days_capped, days_to_event)
     )
 ),
 per_mask AS (
     SELECT p.pattern, p.true_flags, c.outcome, c.followup_days_capped, c.days_to_event,
         c.n_index
-    FROM masks AS c
+    FROM partitions AS c
     JOIN cohorts.int_red_flag_patterns AS p USING (red_flag_mask)
+    WHERE c.stratum_type = 'pattern'
 ),
 flags AS (
     SELECT
@@ -105,6 +97,7 @@ flags AS (
 )
 SELECT stratum_type, stratum_value, outcome, followup_days_capped, days_to_event, n_index
 FROM partitions
+WHERE stratum_type <> 'pattern'
 UNION ALL
 SELECT 'pattern', pattern, outcome, followup_days_capped, days_to_event, n_index
 FROM per_mask
