@@ -4,6 +4,9 @@
 -- middle value, or the mean of the two middle values), and n_censored (not eligible).
 -- Rows come in display order: stratum types as in cohorts.yml, tiers and age bands in
 -- their order, flags in their fixed order, other values most common first.
+-- The strata are named by text once, in the few denominator rows: the event counts and
+-- medians are grouped, windowed and joined on integer keys (the stratum's display rank,
+-- the window, the outcome's rank).
 CREATE OR REPLACE TABLE marts._build_cohort_summary AS
 WITH denominators AS (
     SELECT
@@ -19,35 +22,6 @@ WITH denominators AS (
     CROSS JOIN cohorts.dim_windows AS w
     WHERE h.outcome IS NULL
     GROUP BY ALL
-),
-event_days AS (
-    SELECT
-        h.stratum_type, h.stratum_value, w.window_days, h.outcome,
-        h.days_to_event AS days,
-        sum(h.n_index) AS n
-    FROM cohorts.fct_stratum_outcome_days AS h
-    CROSS JOIN cohorts.dim_windows AS w
-    WHERE h.outcome IS NOT NULL
-      AND h.followup_days_capped >= w.window_days AND h.days_to_event <= w.window_days
-    GROUP BY ALL
-),
-counts AS (
-    SELECT
-        d.stratum_type,
-        d.stratum_value,
-        d.window_days,
-        o.outcome,
-        d.n_eligible,
-        CAST(coalesce(e.n_events, 0) AS BIGINT) AS n_events,
-        d.n_censored,
-        d.n_stratum
-    FROM denominators AS d
-    CROSS JOIN cohorts.dim_outcomes AS o
-    LEFT JOIN (
-        SELECT stratum_type, stratum_value, window_days, outcome, sum(n) AS n_events
-        FROM event_days
-        GROUP BY ALL
-    ) AS e USING (stratum_type, stratum_value, window_days, outcome)
 ),
 value_order AS (
     -- display order of the strata, ranked once per stratum rather than sorting every row
@@ -65,47 +39,73 @@ value_order AS (
     LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
     LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
 ),
--- the running counts per group are kept by integer keys (the stratum's rank, the
--- window, the outcome's rank): the window sort carries no text
-cumulative AS (
+-- index presentations per (stratum, window, outcome, days to the event), eligible for the
+-- window with the event within it
+event_days AS (
     SELECT
         v.stratum_rank,
-        e.window_days,
+        w.window_days,
         o.outcome_rank,
-        e.days,
-        sum(e.n) OVER per_group_by_day AS n_through,
-        sum(e.n) OVER per_group AS n_all
-    FROM event_days AS e
+        h.days_to_event AS days,
+        sum(h.n_index) AS n
+    FROM cohorts.fct_stratum_outcome_days AS h
     JOIN value_order AS v USING (stratum_type, stratum_value)
     JOIN cohorts.dim_outcomes AS o USING (outcome)
-    WINDOW per_group AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank),
-        per_group_by_day AS (PARTITION BY v.stratum_rank, e.window_days, o.outcome_rank
-                             ORDER BY e.days)
+    CROSS JOIN cohorts.dim_windows AS w
+    WHERE h.followup_days_capped >= w.window_days AND h.days_to_event <= w.window_days
+    GROUP BY ALL
 ),
-medians AS (
+cumulative AS (
+    SELECT
+        stratum_rank,
+        window_days,
+        outcome_rank,
+        days,
+        sum(n) OVER per_group_by_day AS n_through,
+        sum(n) OVER per_group AS n_all
+    FROM event_days
+    WINDOW per_group AS (PARTITION BY stratum_rank, window_days, outcome_rank),
+        per_group_by_day AS (PARTITION BY stratum_rank, window_days, outcome_rank ORDER BY days)
+),
+events AS (
     SELECT
         stratum_rank, window_days, outcome_rank,
+        CAST(max(n_all) AS BIGINT) AS n_events,
         (min(days) FILTER (WHERE n_through >= (n_all + 1) // 2)
          + min(days) FILTER (WHERE n_through >= n_all // 2 + 1)) / 2.0 AS median_days_to_event
     FROM cumulative
     GROUP BY ALL
+),
+counts AS (
+    SELECT
+        d.stratum_type,
+        d.stratum_value,
+        v.stratum_rank,
+        d.window_days,
+        o.outcome,
+        o.outcome_rank,
+        d.n_eligible,
+        coalesce(e.n_events, 0) AS n_events,
+        e.median_days_to_event,
+        d.n_censored
+    FROM denominators AS d
+    JOIN value_order AS v USING (stratum_type, stratum_value)
+    CROSS JOIN cohorts.dim_outcomes AS o
+    LEFT JOIN events AS e
+        ON e.stratum_rank = v.stratum_rank AND e.window_days = d.window_days
+        AND e.outcome_rank = o.outcome_rank
 )
 SELECT
-    c.stratum_type,
-    c.stratum_value,
-    c.window_days,
-    c.outcome,
-    c.n_eligible,
-    c.n_events,
-    CASE WHEN c.n_eligible > 0 THEN c.n_events / c.n_eligible END AS rate,
-    cohorts.wilson_low(c.n_events, c.n_eligible, {{ z }}) AS ci_low,
-    cohorts.wilson_high(c.n_events, c.n_eligible, {{ z }}) AS ci_high,
-    m.median_days_to_event,
-    c.n_censored
-FROM counts AS c
-JOIN value_order AS v USING (stratum_type, stratum_value)
-JOIN cohorts.dim_outcomes AS o USING (outcome)
-LEFT JOIN medians AS m
-    ON m.stratum_rank = v.stratum_rank AND m.window_days = c.window_days
-    AND m.outcome_rank = o.outcome_rank
-ORDER BY v.stratum_rank, c.window_days, o.outcome_rank;
+    stratum_type,
+    stratum_value,
+    window_days,
+    outcome,
+    n_eligible,
+    n_events,
+    CASE WHEN n_eligible > 0 THEN n_events / n_eligible END AS rate,
+    cohorts.wilson_low(n_events, n_eligible, {{ z }}) AS ci_low,
+    cohorts.wilson_high(n_events, n_eligible, {{ z }}) AS ci_high,
+    median_days_to_event,
+    n_censored
+FROM counts
+ORDER BY stratum_rank, window_days, outcome_rank;
