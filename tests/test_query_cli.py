@@ -129,3 +129,35 @@ def test_missing_warehouse_and_bad_format(tmp_path: Path, published: Path):
     result = redflags("query", "SELECT 1", "-w", str(published), "--format", "parquet")
     assert result.returncode == 2
     assert "add --out FILE" in result.stderr
+
+
+@pytest.mark.slow
+def test_long_output_through_a_pipe_is_whole_and_the_exit_status_kept(published: Path):
+    # The console leaves without tearing the interpreter down (os._exit); what it
+    # printed must still reach a pipe in full, and its status the caller.
+    sql = "SELECT i, repeat('x', 50) AS pad FROM range(200000) t(i) ORDER BY i"
+    result = redflags("query", sql, "-w", str(published), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 200_001
+    assert lines[1] == "0," + "x" * 50 and lines[-1] == "199999," + "x" * 50
+    refused = redflags("query", "DROP TABLE marts.care_gaps", "-w", str(published))
+    assert refused.returncode != 0 and refused.stderr.startswith("redflags: error:")
+
+
+def test_the_console_runs_exit_handlers_before_it_leaves():
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handlers ran', flush=True))\n"
+        "sys.argv = ['redflags', 'query', '--help']\n"
+        "from pipelines.cli import console\n"
+        "console()\n"
+        "print('not reached')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert result.stdout.splitlines()[-1] == "handlers ran"
+    assert "not reached" not in result.stdout
