@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -508,6 +509,9 @@ def console() -> None:
         if status is not None:
             print(status, file=sys.stderr)
         status = 0 if status is None else 1
+    # What the interpreter's own exit does before its teardown, in the same order:
+    # wait for the threads that are not daemons, run the exit handlers, flush.
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,11 +4,10 @@ numpy and pandas: the scoring modules hold both engines side by side, but `redfl
 score --engine duckdb` (and the warehouse's DuckDB scoring) never touches a frame:
 importing pandas cost 0.8 CPU s of a 1M-row score. Modules that use pandas at run time
 take `np` and `pd` from here; the real module is imported the first time an attribute
-is read, and from then on each read is one dict lookup.
+is read.
 
-Third-party modules that a library imports but we never call (`defer_import`) are
-left to the standard library's lazy loader instead, since the library imports them by
-name.
+A module that a library imports but we never call gets the same stand-in in
+`sys.modules` (`defer_import`), where the library's own `import` finds it.
 """
 
 from __future__ import annotations
@@ -19,39 +18,27 @@ from types import ModuleType
 from typing import Any
 
 
-class LazyModule:
-    """Stands for a module until an attribute is read, then forwards to it."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def _module(self) -> ModuleType:
-        return importlib.import_module(self._name)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._module(), attribute)
-
-    def __repr__(self) -> str:
-        return f"<lazy module {self._name!r}>"
-
-
-np = LazyModule("numpy")
-pd = LazyModule("pandas")
-
-
 class DeferredModule(ModuleType):
-    """Stands in `sys.modules` for a module until an attribute is read, then imports it.
+    """Stands for a module until an attribute is read, then imports it and forwards.
 
-    `import name` and `from package import name` find it there and go no further: its
-    `__spec__` is None, so the import system sees nothing left to initialise. The first
-    attribute read takes it out of `sys.modules` and imports the real module in its
-    place; later reads through it forward to the real one.
+    Put in `sys.modules` (`defer_import`), it is what `import name` and `from package
+    import name` find, and they go no further: its `__spec__` is None, so the import
+    system sees nothing left to initialise. The first attribute read takes it out of
+    `sys.modules` and imports the real module in its place; later reads through it
+    forward to the real one.
     """
 
     def __getattr__(self, attribute: str) -> Any:
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attribute)
+
+    def __repr__(self) -> str:
+        return f"<deferred module {self.__name__!r}>"
+
+
+np = DeferredModule("numpy")
+pd = DeferredModule("pandas")
 
 
 def defer_import(name: str) -> None:

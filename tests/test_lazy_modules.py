@@ -52,6 +52,14 @@ def test_an_imported_module_is_left_as_it_is(package: str):
     assert deferpkg.RUNS == ["heavy"]
 
 
+def printed_by(code: str) -> list[str]:
+    """What `code` prints in a fresh process, word by word."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return result.stdout.split()
+
+
 def test_great_expectations_is_imported_without_scipy_stats():
     # In a fresh process: the suites are built and run (the ingest tests check their
     # outcomes), and scipy.stats, which no suite of ours uses, is never loaded.
@@ -64,8 +72,17 @@ def test_great_expectations_is_imported_without_scipy_stats():
         "print(round(float(kl.stats.entropy([0.5, 0.5], [0.9, 0.1])), 6))\n"
         "print(type(sys.modules['scipy.stats']).__name__)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
     # 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.510826: scipy works once it is used.
-    assert result.stdout.split() == ["DeferredModule", "0.510826", "module"]
+    assert printed_by(code) == ["DeferredModule", "0.510826", "module"]
+
+
+def test_the_scoring_modules_import_without_pandas_until_a_frame_is_made():
+    code = (
+        "import sys\n"
+        "import pipelines.scoring.duckdb_engine, pipelines.scoring.history\n"
+        "import pipelines.scoring.matches, pipelines.scoring.predicates\n"
+        "print('pandas' in sys.modules)\n"
+        "from pipelines.lazy_modules import pd\n"
+        "print(pd.DataFrame({'a': [1, 2, 3]})['a'].sum(), 'pandas' in sys.modules)\n"
+    )
+    assert printed_by(code) == ["False", "6", "True"]
