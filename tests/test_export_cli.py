@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from cohort_fixtures import presentation, referral, warehouse
 
 from pipelines.cohorts.build import build_cohorts, publish_marts
+from pipelines.cohorts.export import export
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +159,30 @@ def test_failed_exports_leave_nothing(published: Path, tmp_path: Path):
     result = redflags("export", "--out", str(other), "-w", str(published))
     assert result.returncode == 2
     assert (other / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_record_level_files_do_not_depend_on_the_marts_row_order(published: Path, tmp_path: Path):
+    reversed_warehouse = tmp_path / "reversed.duckdb"
+    shutil.copy(published, reversed_warehouse)
+    con = duckdb.connect(str(reversed_warehouse))
+    con.execute(
+        "CREATE OR REPLACE TABLE marts.index_presentations AS "
+        "SELECT * FROM marts.index_presentations ORDER BY encounter_id DESC"
+    )
+    first = con.execute("SELECT encounter_id FROM marts.index_presentations LIMIT 1").fetchone()
+    con.close()
+    assert first == ("E29",)  # the mart's rows now run backwards
+    tables = ("index_presentations",)
+    export(published, tmp_path / "a", tables=tables)
+    export(reversed_warehouse, tmp_path / "b", tables=tables)
+    parts = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.parquet"))
+    assert [str(p) for p in parts] == [
+        "index_presentations/index_year=2023/part-0.parquet",
+        "index_presentations/index_year=2024/part-0.parquet",
+    ]
+    for part in parts:
+        assert (tmp_path / "a" / part).read_bytes() == (tmp_path / "b" / part).read_bytes()
+    # by patient, then index date: P00..P11 indexed in 2023, P12..P29 in 2024
+    ids = pd.read_parquet(tmp_path / "b" / parts[1])["patient_id"].tolist()
+    assert ids == [f"P{i:02d}" for i in range(12, 30)]

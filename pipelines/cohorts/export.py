@@ -89,9 +89,12 @@ def _record_level_sql(con: duckdb.DuckDBPyConnection) -> str:
     ]
     # ages stay capped at 90 (the intake contract caps them; an extract never relies on it)
     columns = [f"least({c}, 90) AS {c}" if c == "age_years" else c for c in columns]
+    # In a fixed order (the mart's own row order is whatever its joins produced), so
+    # that the same marts give the same files, byte for byte.
     return (
         f"SELECT {', '.join(columns)}, strftime(index_date, '%Y-%m') AS index_year_month, "
-        f"CAST(year(index_date) AS INTEGER) AS index_year FROM marts.{RECORD_LEVEL}"
+        f"CAST(year(index_date) AS INTEGER) AS index_year FROM marts.{RECORD_LEVEL} "
+        "ORDER BY patient_id, index_date, encounter_id"
     )
 
 
@@ -133,6 +136,7 @@ def write_extracts(
                 partition_cols=["index_year"],
                 compression="zstd",
                 basename_template="part-{i}.parquet",
+                preserve_order=True,
             )
             schemas[name] = _schema(arrow)
             for path in sorted(directory.rglob("*.parquet")):
