@@ -1,8 +1,9 @@
 """Measure commands in fresh subprocesses: wall time, CPU time, peak RSS.
 
 Each `bench_*.py` module in this package defines `cases(options) -> list[Case]`.
-A case is a command line; running it in its own process gives a clean peak RSS
-(from wait4), so memory targets can be checked honestly.
+A case is a command line; running it in its own process, started by the small
+launcher spawn.py (not by this process, whose peak it would inherit), gives a clean
+peak RSS (from wait4), so memory targets can be checked honestly.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).parent / "results"
 CACHE_DIR = Path(__file__).parent / "cache"
+# Starts each case and reports its use (see spawn.py for why not this process).
+SPAWN = Path(__file__).with_name("spawn.py")
 
 
 @dataclass
@@ -57,20 +61,33 @@ def measure(case: Case) -> Result:
         else:
             path.unlink(missing_ok=True)
     env = {**os.environ, **case.env}
-    start = time.perf_counter()
-    proc = subprocess.Popen(case.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    code = os.waitstatus_to_exitcode(status)
+    # stderr to a file, not a pipe: a case that writes more than a pipe holds would
+    # block on it while nothing reads it until the case ends.
+    with tempfile.TemporaryFile() as stderr_file:
+        launched = subprocess.run(
+            [sys.executable, str(SPAWN), *case.argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            check=False,
+        )
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode(errors="replace")
+    try:
+        used = json.loads(launched.stdout.decode().splitlines()[-1])
+    except (IndexError, ValueError) as error:
+        raise RuntimeError(
+            f"{case.name}: the launcher reported nothing ({error}):\n{stderr[-2000:]}"
+        ) from error
+    wall, code = used["wall_s"], used["returncode"]
     if code != 0:
         print(f"  {case.name} failed ({code}):\n{stderr[-2000:]}", file=sys.stderr)
     result = Result(
         name=case.name,
         rows=case.rows,
         wall_s=round(wall, 3),
-        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        cpu_s=round(used["cpu_s"], 3),
+        peak_rss_mb=round(used["peak_rss_kb"] / 1024, 1),
         rows_per_s=round(case.rows / wall) if case.rows and wall else 0,
         returncode=code,
         targets=case.targets,

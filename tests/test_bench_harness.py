@@ -76,3 +76,35 @@ def test_results_files_carry_the_label_and_each_runs_wall_time(
     ]
     table = path.with_suffix(".md").read_text(encoding="utf-8")
     assert "| case | 1,000 | 3.0 | 1.0 | 100 | 333 | wall_s 3.0 > 2.5 |" in table
+
+
+def allocate(mib: int) -> str:
+    """Python source that holds `mib` MiB, every page touched, then exits."""
+    return f"b = bytearray({mib} << 20)\nfor i in range(0, len(b), 4096): b[i] = 1"
+
+
+def test_a_case_reports_its_own_peak_memory_not_the_harness_peak():
+    # The harness holds 600 MiB while it measures; Linux would hand that peak to a
+    # command it started itself. A bare interpreter uses about 10 MiB; one that holds
+    # 300 MiB peaks a little above that.
+    held = bytearray(600 << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    bare = measure(Case("bare", [sys.executable, "-c", "pass"]))
+    holding = measure(Case("holding", [sys.executable, "-c", allocate(300)]))
+    del held
+    assert (bare.returncode, holding.returncode) == (0, 0)
+    assert bare.peak_rss_mb < 60
+    assert 300 <= holding.peak_rss_mb < 360
+    assert holding.cpu_s > 0
+
+
+def test_a_case_that_writes_much_to_stderr_and_fails_is_reported(
+    capsys: pytest.CaptureFixture[str],
+):
+    # 1 MiB of stderr, more than a pipe holds, then exit code 3.
+    script = "import sys; sys.stderr.write('x' * (1 << 20) + 'the end'); sys.exit(3)"
+    failed = measure(Case("noisy", [sys.executable, "-c", script], rows=10))
+    assert failed.returncode == 3
+    assert failed.wall_s > 0
+    assert capsys.readouterr().err.rstrip().endswith("the end")
