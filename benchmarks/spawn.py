@@ -27,7 +27,13 @@ def main(argv: list[str]) -> int:
         print("usage: spawn.py CMD [ARG...]", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    except OSError as error:
+        # reported like a shell's "command not found", so the harness goes on
+        print(f"spawn.py: cannot run {argv[0]}: {error}", file=sys.stderr)
+        print(json.dumps({"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_kb": 0, "returncode": 127}))
+        return 127
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = code = os.waitstatus_to_exitcode(status)

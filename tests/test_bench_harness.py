@@ -108,3 +108,12 @@ def test_a_case_that_writes_much_to_stderr_and_fails_is_reported(
     assert failed.returncode == 3
     assert failed.wall_s > 0
     assert capsys.readouterr().err.rstrip().endswith("the end")
+
+
+def test_a_command_that_cannot_start_is_a_failed_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    missing = Case("missing", [str(tmp_path / "no-such-program")], rows=10)
+    failed = measure(missing)
+    assert (failed.returncode, failed.wall_s, failed.rows_per_s) == (127, 0.0, 0)
+    assert "cannot run" in capsys.readouterr().err
