@@ -491,6 +491,7 @@ def prepare_into(
     docs_dir: str | None = None,
     load_date: date | None = None,
     defer_docs: bool = False,
+    hand_over_docs: bool = False,
 ) -> PreparedFile:
     """Prepare one file into the run's work directory (a Prefect task, on any worker)."""
     return prepare_file(
@@ -501,6 +502,7 @@ def prepare_into(
         load_date=load_date,
         docs_dir=docs_dir,
         defer_docs=defer_docs,
+        hand_over_docs=hand_over_docs,
     )
 
 

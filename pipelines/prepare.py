@@ -47,7 +47,7 @@ from pipelines.sources.readers import (
     iter_chunks,
     read_header,
 )
-from pipelines.validation.checkpoint import DistinctValues, Failure, Validator
+from pipelines.validation.checkpoint import DistinctValues, Failure, HandedOver, Validator
 from pipelines.validation.identifiers import (
     identifier_rules,
     reject_five_digit_zip,
@@ -100,6 +100,8 @@ class PreparedFile:
     size: int = 0
     sha256: str = ""
     work_dir: str | None = None
+    # With `hand_over_docs`: the file's validation results, for the flow's Data Docs.
+    validation_results: list[HandedOver] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- table-level checks
@@ -256,6 +258,18 @@ def validator_for(load_date: date, docs_dir: Path | None) -> Validator:
         return _VALIDATORS[key]
 
 
+def take_over_validation_docs(
+    docs_dir: str | Path, handed: list[HandedOver], load_date: date | None = None
+) -> None:
+    """Queue the validation results that prepares elsewhere handed over (`hand_over_docs`)
+    for this process's Data Docs site; `build_validation_docs` then writes their pages."""
+    if not handed:
+        return
+    validator = validator_for(load_date or date.today(), Path(docs_dir))
+    with _GX_LOCK:
+        validator.take_over(handed)
+
+
 def build_validation_docs() -> None:
     """Build the Data Docs pages that prepares with `defer_docs` left to build.
 
@@ -277,6 +291,7 @@ def prepare_file(
     docs_dir: str | Path | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     defer_docs: bool = False,
+    hand_over_docs: bool = False,
 ) -> PreparedFile:
     """Read, scrub and validate one file into files under `work_root`; never the warehouse.
 
@@ -284,7 +299,9 @@ def prepare_file(
     the file still has it, the file is UNCHANGED and nothing past the hash is read. Pass
     None to prepare the file whatever it holds (a recheck). With `defer_docs`, the file's
     Data Docs pages are built by the next prepare in this process or by
-    `build_validation_docs`, so the file can be loaded meanwhile.
+    `build_validation_docs`, so the file can be loaded meanwhile. With `hand_over_docs`,
+    they are not built here: the result's `validation_results` carry the validation for
+    `take_over_validation_docs` in the process that writes the site.
     """
     path = Path(path).resolve()
     file = str(path)
@@ -304,12 +321,15 @@ def prepare_file(
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         validator = validator_for(load_date or date.today(), Path(docs_dir) if docs_dir else None)
+        handed: list[HandedOver] | None = [] if hand_over_docs else None
         try:
-            _prepare_rows(validator, contract, info, header, report, out, chunk_bytes, defer_docs)
+            _prepare_rows(
+                validator, contract, info, header, report, out, chunk_bytes, defer_docs, handed
+            )
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
-        return PreparedFile(report, size, sha, str(out))
+        return PreparedFile(report, size, sha, str(out), handed or [])
     except FileRejected as exc:
         rejected = FileReport(
             path=file, table=table, status=REJECTED, message=exc.message, warnings=report.warnings
@@ -326,6 +346,7 @@ def _prepare_rows(
     out: Path,
     chunk_bytes: int,
     defer_docs: bool = False,
+    handed: list[HandedOver] | None = None,
 ) -> None:
     pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
     distinct = DistinctValues(contract)
@@ -359,7 +380,9 @@ def _prepare_rows(
                     )
                 )
         with _GX_LOCK:
-            failures = validator.validate(contract, distinct, defer_docs=defer_docs)
+            failures = validator.validate(
+                contract, distinct, defer_docs=defer_docs, hand_over=handed
+            )
         if report.rows_read == 0:
             report.warnings.append(f"{info.path.name}: a header but no rows")
         _write_outputs(con, contract, out, bad_lines, failures)

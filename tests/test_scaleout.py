@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -235,22 +236,25 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         {"intake_2024a.csv": INTAKE_A, "referrals_a.csv": REFERRALS_A + bad_referral},
     )
 
-    def parameters(warehouse: Path) -> dict:
-        return {"input_dir": str(inputs), "warehouse": str(warehouse)}
+    def parameters(warehouse: Path, docs: Path | None = None) -> dict:
+        return {"input_dir": str(inputs), "warehouse": str(warehouse)} | (
+            {"docs_dir": str(docs)} if docs else {}
+        )
 
     on_dask = tmp_path / "dask.duckdb"
+    docs = tmp_path / "dask-docs"
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         address = cluster.scheduler_address
-        first = run_pipeline(parameters(on_dask), dask_address=address)
+        first = run_pipeline(parameters(on_dask, docs), dask_address=address)
         assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0}
         write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
         # What a run killed between prepare and load would leave: removed, never loaded.
         stale = tmp_path / ".redflags-work" / "dask.duckdb" / "killed-run" / "intake" / "x"
         stale.mkdir(parents=True)
         (stale / RAW_FILE).write_bytes(b"left by a killed run")
-        second = run_pipeline(parameters(on_dask), dask_address=address)
+        second = run_pipeline(parameters(on_dask, docs), dask_address=address)
     statuses = {Path(f["path"]).name: f["status"] for f in second["ingest"]["files"]}
     assert statuses == {
         "intake_2024a.csv": "unchanged",
@@ -259,6 +263,19 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         "referrals_b.csv": "loaded",
     }
     assert second["validation"]["quarantined"] == 1
+    # One Data Docs site, written by the flow from what the workers handed back: its
+    # index lists every validation of both runs (run 1: intake_2024a, referrals_a; run 2:
+    # intake_2024b, referrals_a again, referrals_b), whichever worker made it.
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    pages = set(re.findall(r'validations/[^"]+?\.html', index))
+    assert sorted(Path(p).name for p in pages) == [
+        "redflags-intake.html",
+        "redflags-intake.html",
+        "redflags-referrals.html",
+        "redflags-referrals.html",
+        "redflags-referrals.html",
+    ]
+    assert all((docs / p).is_file() for p in pages)
     # Nothing of the runs' work directories (nor the stale one) is left beside the warehouse.
     assert not (tmp_path / ".redflags-work").exists()
 

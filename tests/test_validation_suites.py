@@ -102,3 +102,38 @@ def test_deferred_data_docs_pages_are_built_by_build_docs(tmp_path):
     pages = [p.name for p in (tmp_path / "docs" / "validations").rglob("*.html")]
     assert pages == ["redflags-intake.html"]
     assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_handed_over_results_are_rendered_by_the_process_that_takes_them(tmp_path):
+    """A worker without a site hands its result over; the flow's validator writes the pages."""
+    contract = load_contract("intake")
+    rows = pa.table(
+        {
+            "encounter_id": ["E1", "E2"],
+            "patient_id": ["P1", "P2"],
+            "encounter_date": ["2024-01-02", "2024-01-03"],
+            "age_years": ["55", "61"],
+            "sex": ["F", "Q"],
+        }
+    )
+    distinct = DistinctValues(contract)
+    distinct.add(rows)
+    worker = Validator(date(2025, 6, 1), None)
+    handed: list = []
+    found = worker.validate(contract, distinct, hand_over=handed)
+    assert [(f.column, f.rule, f.values.to_pylist()) for f in found] == [("sex", "allowed", ["Q"])]
+    assert [h.table for h in handed] == ["intake"]
+    site = Validator(date(2025, 6, 1), tmp_path / "docs")
+    site.take_over(handed)
+    assert not (tmp_path / "docs" / "validations").exists()  # built by build_docs
+    site.build_docs()
+    pages = [p.name for p in (tmp_path / "docs" / "validations").rglob("*.html")]
+    assert pages == ["redflags-intake.html"]
+    index = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+    assert index.count("redflags-intake.html") >= 1
+    stored = site.context.validation_results_store.get(
+        site.context.validation_results_store.list_keys()[0]
+    )
+    assert stored.success is False
+    failed = [r.expectation_config.meta["column"] for r in stored.results if not r.success]
+    assert failed == ["sex"]

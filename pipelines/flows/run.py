@@ -211,17 +211,22 @@ def ingest_files(
     first, and each file's part once it is loaded.
 
     On the default runner, a file's Data Docs pages are rendered by the next task of the
-    prepare thread (the next prepare, then build_validation_docs) while the loads run;
-    Dask workers render their own before they return.
+    prepare thread (the next prepare, then build_validation_docs) while the loads run.
+    Dask workers hand their validation results back instead, and this process renders
+    them once the files are loaded: one site, whose index lists every file (a worker's
+    own site would list only the files that worker validated).
     """
     ingest.clear_work(warehouse)
     work = str(ingest.run_work_dir(warehouse, run_id))
     known = loaded_hashes(warehouse)
     in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
+    hand_over = docs_dir is not None and not in_process
+    prepare_docs = None if hand_over else docs_dir
+    options = {"defer_docs": in_process, "hand_over_docs": hand_over}
     pending = {
         table: [
             prepare_file.submit(
-                table, path, work, known.get(resolved(path)), docs_dir, defer_docs=in_process
+                table, path, work, known.get(resolved(path)), prepare_docs, **options
             )
             for path in paths
         ]
@@ -229,6 +234,7 @@ def ingest_files(
     }
     docs = build_validation_docs.submit() if in_process else None
     reports: list[dict] = []
+    handed: list[prepare.HandedOver] = []
     for table in TABLES:  # intake first: the others are checked against its patients
         recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
         for path, future in zip(files[table], pending[table], strict=True):
@@ -237,14 +243,20 @@ def ingest_files(
             if recheck and ready.report.status == ingest.UNCHANGED:
                 progress(f"checking {Path(path).name} again: intake changed\u2026")
                 ready = prepare_file.submit(
-                    table, path, work, None, docs_dir, defer_docs=in_process
+                    table, path, work, None, prepare_docs, **options
                 ).result()
+            handed.extend(ready.validation_results)
+            ready = replace(ready, validation_results=[])  # the load needs none of them
             if ready.report.status == ingest.LOADED:
                 progress(f"loading {ready.report.rows_read:,} rows of {Path(path).name}\u2026")
             reports.append(load_file(warehouse, ready, run_id))
     if docs is not None:
         docs.result()
         prepare.build_validation_docs()  # what a recheck prepared after the task ran
+    if handed:
+        progress("writing the Data Docs of the files the workers validated\u2026")
+        prepare.take_over_validation_docs(docs_dir, handed)
+        prepare.build_validation_docs()
     ingest.clear_work(warehouse)
     return reports
 

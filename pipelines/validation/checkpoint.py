@@ -23,9 +23,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
 
-from pipelines.contracts import Contract
+from pipelines.contracts import Contract, load_contract
 from pipelines.validation import suites
 from pipelines.validation.suites import (
     DATE_FORMAT,
@@ -37,6 +40,15 @@ from pipelines.validation.suites import (
 
 DOCS_SITE = "redflags"
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """One validation result as plain data: its table, its key in a store, its JSON."""
+
+    table: str
+    key: tuple
+    result: str
 
 
 @dataclass
@@ -143,8 +155,9 @@ class Validator:
             )
         self.source = self.context.data_sources.add_pandas("redflags")
         self._checkpoints: dict[str, object] = {}
-        # Checkpoint results whose Data Docs pages are not built yet (see `validate`).
-        self._docs_pending: list = []
+        # Validation results (their key in the context's store, and their suite) whose
+        # Data Docs pages are not built yet (see `validate`).
+        self._docs_pending: list[tuple[ValidationResultIdentifier, str]] = []
 
     def checkpoint(self, contract: Contract):
         """The Checkpoint of one table: validate a whole dataframe, update Data Docs."""
@@ -170,14 +183,21 @@ class Validator:
         return checkpoint
 
     def validate(
-        self, contract: Contract, distinct: DistinctValues, *, defer_docs: bool = False
+        self,
+        contract: Contract,
+        distinct: DistinctValues,
+        *,
+        defer_docs: bool = False,
+        hand_over: list[HandedOver] | None = None,
     ) -> list[Failure]:
         """Run the table's Checkpoint once over a file's distinct values.
 
         The Data Docs pages of the result (1-1.7 s of rendering per file) are built before
         this returns, or, with `defer_docs`, by the next call or by `build_docs`: a run
         then loads the file while its pages are rendered, and must call `build_docs`
-        before it reports the site.
+        before it reports the site. With `hand_over`, the result is appended to that list
+        instead, as plain data, for another process to render (`take_over`): the Dask
+        workers of a run hand theirs to the flow, which writes one site.
         """
         if distinct.empty:
             return []
@@ -185,10 +205,16 @@ class Validator:
         values = distinct.values()
         frame = values_frame(contract, values)
         result = self.checkpoint(contract).run(batch_parameters={"dataframe": frame})
-        if self.docs_dir is not None:
-            self._docs_pending.append(result)
-            if not defer_docs:
-                self.build_docs()
+        store = self.context.validation_results_store
+        for key, outcome in result.run_results.items():
+            if hand_over is not None:
+                hand_over.append(
+                    HandedOver(contract.table, key.to_tuple(), store.serialize(outcome))
+                )
+            elif self.docs_dir is not None:
+                self._docs_pending.append((key, outcome.suite_name))
+        if hand_over is None and self.docs_dir is not None and not defer_docs:
+            self.build_docs()
         failures = []
         for validation in result.run_results.values():
             for outcome in validation.results:
@@ -215,17 +241,23 @@ class Validator:
         the order the files were validated, so the site comes out the same.
         """
         pending, self._docs_pending = self._docs_pending, []
-        for result in pending:
-            for identifier, outcome in result.run_results.items():
-                self.context.build_data_docs(
-                    site_names=[DOCS_SITE],
-                    resource_identifiers=[
-                        identifier,
-                        ExpectationSuiteIdentifier(name=outcome.suite_name),
-                    ],
-                    dry_run=False,
-                    build_index=True,
-                )
+        for key, suite_name in pending:
+            self.context.build_data_docs(
+                site_names=[DOCS_SITE],
+                resource_identifiers=[key, ExpectationSuiteIdentifier(name=suite_name)],
+                dry_run=False,
+                build_index=True,
+            )
+
+    def take_over(self, handed: list[HandedOver]) -> None:
+        """Results another process handed over (`validate`): their Data Docs pages are
+        built here by the next `build_docs`, in the order given, beside this process's."""
+        store = self.context.validation_results_store
+        for item in handed:
+            self.checkpoint(load_contract(item.table))  # the suite its pages show
+            key = ValidationResultIdentifier.from_tuple(item.key)
+            store.set(key, store.deserialize(item.result))
+            self._docs_pending.append((key, key.expectation_suite_identifier.name))
 
 
 def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFrame:
