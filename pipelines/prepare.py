@@ -258,14 +258,10 @@ def validator_for(load_date: date, docs_dir: Path | None) -> Validator:
         return _VALIDATORS[key]
 
 
-def take_over_validation_docs(
-    docs_dir: str | Path, handed: list[HandedOver], load_date: date | None = None
-) -> None:
+def take_over_validation_docs(docs_dir: str | Path, handed: list[HandedOver]) -> None:
     """Queue the validation results that prepares elsewhere handed over (`hand_over_docs`)
     for this process's Data Docs site; `build_validation_docs` then writes their pages."""
-    if not handed:
-        return
-    validator = validator_for(load_date or date.today(), Path(docs_dir))
+    validator = validator_for(date.today(), Path(docs_dir))
     with _GX_LOCK:
         validator.take_over(handed)
 
