@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from cohort_fixtures import built as build
 from cohort_fixtures import day, presentation, referral, warehouse
 
-from pipelines.cohorts.build import build_cohorts, publish_marts
+from pipelines.cohorts.build import build_cohorts, outcome_bits, publish_marts
 from pipelines.cohorts.definition import load_definition
+from pipelines.errors import UserError
 
 
 def index_ids(con) -> list[str]:
@@ -132,6 +134,38 @@ def test_referrals_before_the_index_are_ignored(tmp_path: Path):
         "SELECT encounter_id, days_to_imaging_any FROM marts.index_presentations "
         "WHERE encounter_id IN ('E1', 'E2') ORDER BY 1"
     ).fetchall() == [("E1", 3), ("E2", None)]
+
+
+def test_each_outcome_takes_its_own_first_event(tmp_path: Path):
+    rows = [presentation("E1", "A", 10), presentation("X", "Z", 200)]
+    refs = [
+        referral("R1", "A", 12, modality="xray", body_region="spine"),
+        referral("R2", "A", 15, referral_type="biopsy"),
+        referral("R3", "A", 20, modality="mri", body_region="spine"),
+        referral("R4", "A", 25, modality="ct", body_region="chest"),
+        referral("R5", "A", 30, referral_type="consult"),  # an event of no outcome
+    ]
+    con = build(tmp_path, rows, refs)
+    got = con.execute(
+        """SELECT days_to_imaging_any, days_to_imaging_spine, days_to_imaging_chest,
+                  days_to_imaging_xray, days_to_imaging_ct, days_to_imaging_mri,
+                  days_to_biopsy_any
+           FROM marts.index_presentations WHERE encounter_id = 'E1'"""
+    ).fetchall()
+    # R1 (day 12) is the first imaging, spine imaging and x-ray; R3 (day 20) the first
+    # MRI, though it is spine imaging too; R4 (day 25) the first chest and CT; R2 (day
+    # 15) the first biopsy.
+    assert got == [(2, 2, 15, 2, 15, 10, 5)]
+
+
+def test_too_many_outcomes_is_a_clear_error():
+    definition = load_definition()
+    extra = tuple(
+        dataclasses.replace(definition.outcomes[0], name=f"outcome_{n}") for n in range(63)
+    )
+    with pytest.raises(UserError, match="lists 63 outcomes"):
+        outcome_bits(dataclasses.replace(definition, outcomes=extra))
+    assert list(outcome_bits(definition).values()) == [1, 2, 4, 8, 16, 32, 64]
 
 
 def test_several_episodes_per_patient(tmp_path: Path):

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipelines.cohorts.definition import CohortDefinition, load_definition
+from pipelines.cohorts.definition import CohortDefinition, Outcome, load_definition
 from pipelines.cohorts.docs import column_comment, load_mart_docs
 from pipelines.errors import UserError
 from pipelines.paths import SQL_DIR
@@ -71,8 +71,8 @@ MARTS: tuple[str, ...] = tuple(name for layer, name in BUILD_STEPS if layer == "
 WORKING_COLUMNS: dict[str, tuple[str, ...]] = {
     "index_presentations": ("red_flag_mask", "presentation_key"),
 }
-# red_flag_mask is a BIGINT with one bit per red flag
-MAX_RED_FLAGS = 62
+# red_flag_mask and outcome_mask are BIGINTs with one bit per red flag, per outcome
+MAX_MASK_BITS = 62
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
@@ -96,15 +96,34 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def red_flag_bits(definition: CohortDefinition) -> dict[str, int]:
-    """The bit of each red flag in red_flag_mask: 1, 2, 4, ... in the fixed flag order."""
-    flags = definition.red_flags
-    if len(flags) > MAX_RED_FLAGS:
+def _bits(names: tuple[str, ...], what: str, held_by: str) -> dict[str, int]:
+    """1, 2, 4, ... for `names` in order: one bit each of a BIGINT mask, said if too many."""
+    if len(names) > MAX_MASK_BITS:
         raise UserError(
-            f"cohorts.yml lists {len(flags)} red flags; the pattern strata hold at most "
-            f"{MAX_RED_FLAGS} (one bit each of a BIGINT): remove some"
+            f"cohorts.yml lists {len(names)} {what}; {held_by} holds at most "
+            f"{MAX_MASK_BITS} (one bit each of a BIGINT): remove some"
         )
-    return {flag: 1 << position for position, flag in enumerate(flags)}
+    return {name: 1 << position for position, name in enumerate(names)}
+
+
+def red_flag_bits(definition: CohortDefinition) -> dict[str, int]:
+    """The bit of each red flag in red_flag_mask, in the fixed flag order."""
+    return _bits(definition.red_flags, "red flags", "red_flag_mask (the pattern strata)")
+
+
+def outcome_bits(definition: CohortDefinition) -> dict[str, int]:
+    """The bit of each outcome in a referral's outcome_mask, in the order of cohorts.yml."""
+    return _bits(definition.outcome_names, "outcomes", "a referral's outcome_mask")
+
+
+def _outcome_test(outcome: Outcome, referral: str = "r") -> str:
+    """SQL that is TRUE when referral `referral` is an event of `outcome` (cohorts.yml)."""
+    tests = [f"{referral}.referral_type = {_quote(outcome.referral_type)}"]
+    for column in ("modality", "body_region"):
+        value = getattr(outcome, column)
+        if value is not None:  # a NULL criterion matches anything
+            tests.append(f"{referral}.{column} = {_quote(value)}")
+    return " AND ".join(tests)
 
 
 def render_context(
@@ -139,10 +158,14 @@ def render_context(
             f"CASE WHEN f.{f} THEN {bit} ELSE 0 END" for f, bit in red_flag_bits(definition).items()
         ),
         "warehouse": _quote_identifier(warehouse),
+        "referral_outcome_mask": "\n        + ".join(
+            f"CASE WHEN {_outcome_test(o)} THEN {outcome_bits(definition)[o.name]} ELSE 0 END"
+            for o in definition.outcomes
+        ),
         "days_to_outcome_pivot": ",\n    ".join(
-            f"min(e.referral_date) FILTER (WHERE e.outcome = {_quote(o)}) - i.encounter_date"
+            f"min(e.referral_date) FILTER (WHERE e.outcome_mask & {bit} <> 0) - i.encounter_date"
             f" AS days_to_{o}"
-            for o in outcomes
+            for o, bit in outcome_bits(definition).items()
         ),
         "days_to_outcome_columns": ", ".join(f"d.days_to_{o}" for o in outcomes),
         "days_to_outcome_names": ", ".join(f"days_to_{o}" for o in outcomes),

@@ -2,7 +2,8 @@
 -- outcome on or after the index date (referrals before the index are ignored);
 -- days_to_<outcome> = referral_date - index_date, NULL when there is none. One row per
 -- index presentation with at least one event, a column per outcome: what the
--- index_presentations mart shows, in one aggregation over the (index, referral) pairs.
+-- index_presentations mart shows, in one aggregation over the (index, referral) pairs
+-- (a referral is an event of outcome O when O's bit is set in its outcome_mask).
 -- fct_index_outcome_days has the same days one row per outcome.
 CREATE OR REPLACE TABLE cohorts.fct_index_outcomes AS
 SELECT

@@ -2,11 +2,18 @@
 -- referral_type and its (given or derived) modality and body region equal O's where O
 -- names one (cohorts.yml outcomes; a NULL criterion matches anything). One referral
 -- can be an event of several outcomes (an MRI of the spine is imaging_any,
--- imaging_spine and imaging_mri). Only what the first events need is kept.
+-- imaging_spine and imaging_mri). Only what the first events need is kept: one row
+-- per referral that is an event of any outcome, its outcomes as the bits of
+-- outcome_mask (1, 2, 4, ... in the order of cohorts.yml; build.py outcome_bits), so
+-- that fct_index_outcomes pairs each index presentation with a referral once, not
+-- once per outcome of the referral.
 CREATE OR REPLACE TABLE cohorts.int_referral_outcomes AS
-SELECT r.patient_id, r.referral_date, o.outcome
-FROM cohorts.int_referrals_classified AS r
-JOIN cohorts.dim_outcomes AS o
-    ON r.referral_type = o.referral_type
-    AND (o.modality IS NULL OR r.modality IS NOT DISTINCT FROM o.modality)
-    AND (o.body_region IS NULL OR r.body_region IS NOT DISTINCT FROM o.body_region);
+SELECT patient_id, referral_date, outcome_mask
+FROM (
+    SELECT
+        r.patient_id,
+        r.referral_date,
+        {{ referral_outcome_mask }} AS outcome_mask
+    FROM cohorts.int_referrals_classified AS r
+)
+WHERE outcome_mask <> 0;
