@@ -172,6 +172,14 @@ def render_context(
         "days_to_outcome_definitions": ",\n    ".join(f"days_to_{o} BIGINT" for o in outcomes),
         "days_to_outcome_as_outcome": ", ".join(f"days_to_{o} AS {o}" for o in outcomes),
         "outcome_names": ", ".join(outcomes),
+        # fct_stratum_outcome_days: per outcome, the index presentations (per_index, its
+        # days_to_<outcome> as a column named for the outcome) with an event within the
+        # longest window, one row each
+        "outcome_event_rows": "\n    UNION ALL BY NAME\n    ".join(
+            f"SELECT * EXCLUDE ({', '.join(outcomes)}), {_quote(o)} AS outcome,"
+            f" {o} AS days_to_event FROM per_index WHERE {o} <= {max(definition.windows)}"
+            for o in outcomes
+        ),
         # the days to the outcome a care gap expects (g.outcome) of an index presentation i
         "days_to_gap_outcome": "CASE g.outcome "
         + " ".join(f"WHEN {_quote(o)} THEN i.days_to_{o}" for o in outcomes)

@@ -11,7 +11,10 @@
 -- event after it counts for no window, so a presentation without an event within it is
 -- in the denominators alone. cohort_summary reads every window's counts and medians here.
 -- The partitioning stratum types are grouping sets of one pass; the pattern and flag
--- strata are counted per red_flag_mask in the same pass, then named.
+-- strata are counted per red_flag_mask in the same pass, then named. The event rows
+-- are one SELECT per outcome, each keeping the rows with an event within the longest
+-- window: an UNPIVOT would make a row per outcome of every index presentation first
+-- and drop most of them after (at 10M presentations, 29 million rows for 5 million).
 CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
 WITH per_index AS (
     SELECT
@@ -30,9 +33,7 @@ counted AS (
     SELECT * EXCLUDE ({{ outcome_names }}), NULL AS outcome, NULL AS days_to_event
     FROM per_index
     UNION ALL BY NAME
-    SELECT *
-    FROM (UNPIVOT per_index ON {{ outcome_names }} INTO NAME outcome VALUE days_to_event)
-    WHERE days_to_event <= {{ max_window }}
+    {{ outcome_event_rows }}
 ),
 partitions AS (
     SELECT
