@@ -10,11 +10,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 from cohort_fixtures import built as build
 from cohort_fixtures import day, presentation, referral, warehouse
 
 from pipelines.cohorts.build import build_cohorts, outcome_bits, publish_marts
-from pipelines.cohorts.definition import load_definition
+from pipelines.cohorts.definition import COHORTS_FILE, load_definition
 from pipelines.errors import UserError
 
 
@@ -166,6 +167,31 @@ def test_too_many_outcomes_is_a_clear_error():
     with pytest.raises(UserError, match="lists 63 outcomes"):
         outcome_bits(dataclasses.replace(definition, outcomes=extra))
     assert list(outcome_bits(definition).values()) == [1, 2, 4, 8, 16, 32, 64]
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("care_gaps", "care_gaps.definitions[1].outcome"),
+        ("overuse", "overuse.outcomes[2]"),
+        ("time_to_referral", "time_to_referral.outcome"),
+    ],
+)
+def test_an_outcome_a_mart_names_must_be_defined(tmp_path: Path, section: str, where: str):
+    raw = yaml.safe_load(COHORTS_FILE.read_text(encoding="utf-8"))
+    if section == "care_gaps":
+        raw["care_gaps"]["definitions"][1]["outcome"] = "imaging_pet"
+    elif section == "overuse":
+        raw["overuse"]["outcomes"][2] = "imaging_pet"
+    else:
+        raw["time_to_referral"]["outcome"] = "imaging_pet"
+    path = tmp_path / "cohorts.yml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        load_definition(path)
+    assert str(caught.value).startswith(
+        f"{path}: {where} = 'imaging_pet' is not one of outcomes.definitions (imaging_any, "
+    )
 
 
 def test_several_episodes_per_patient(tmp_path: Path):

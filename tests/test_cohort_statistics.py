@@ -121,12 +121,17 @@ def test_kaplan_meier_against_a_hand_computed_curve(tmp_path: Path):
 def test_imaging_overuse_share_not_imaged(tmp_path: Path):
     # Low-tier, 18-75, eligible for 28 days: L1..L4. L1 spine X-ray day 10 (imaged),
     # L2 chest CT day 28 (imaged: CT counts), L3 imaged on day 29 (not within 28),
-    # L4 never. Excluded: age 76, tier moderate, index 20 days before data end (censored).
+    # L4 never. L5 has imaging of no listed kind on day 3 (imaging_any only: not
+    # imaged); L6 a spine MRI on day 40 but an X-ray of the hip on day 20 (imaged: the
+    # first of the listed outcomes counts). Excluded: age 76, tier moderate, index 20
+    # days before data end (censored).
     rows = [
         presentation("L1", "A", 0, age_years=30),
         presentation("L2", "B", 0, age_years=75),
         presentation("L3", "C", 0, age_years=18),
         presentation("L4", "D", 0, age_years=50),
+        presentation("L5", "H", 0, age_years=40),
+        presentation("L6", "I", 0, age_years=41),
         presentation("OLD", "E", 0, age_years=76),
         presentation("MOD", "F", 0, tier="moderate"),
         presentation("NEW", "G", 80),
@@ -136,13 +141,16 @@ def test_imaging_overuse_share_not_imaged(tmp_path: Path):
         referral("R2", "B", 28, modality="ct", body_region="chest"),
         referral("R3", "C", 29, modality="mri", body_region="spine"),
         referral("R5", "E", 1, modality="mri", body_region="spine"),
+        referral("R6", "H", 3),
+        referral("R7", "I", 40, modality="mri", body_region="spine"),
+        referral("R8", "I", 20, modality="xray", body_region="other"),
     ]
     con = build(tmp_path, rows, refs, data_end=day(100))
     got = con.execute(
         """SELECT n_eligible, n_imaged, n_not_imaged, share_not_imaged, n_censored
            FROM marts.imaging_overuse WHERE stratum_type = 'all'"""
     ).fetchone()
-    assert got == (4, 2, 2, 0.5, 1)
+    assert got == (6, 3, 3, 0.5, 1)
 
 
 def test_rule_performance_hand_counted(tmp_path: Path):

@@ -54,7 +54,6 @@ BUILD_STEPS: tuple[tuple[str, str], ...] = (
     ("cohorts", "int_followup"),
     ("marts", "index_presentations"),
     ("cohorts", "fct_index_presentations"),
-    ("cohorts", "fct_index_outcome_days"),
     ("cohorts", "int_red_flag_patterns"),
     ("cohorts", "fct_stratum_outcome_days"),
     ("marts", "cohort_summary"),
@@ -184,10 +183,8 @@ def render_context(
         "days_to_gap_outcome": "CASE g.outcome "
         + " ".join(f"WHEN {_quote(o)} THEN i.days_to_{o}" for o in outcomes)
         + " END",
-        # the days to the Kaplan-Meier outcome of i (none if it is not an outcome)
-        "days_to_km_outcome": f"i.days_to_{km['outcome']}"
-        if km["outcome"] in outcomes
-        else "CAST(NULL AS BIGINT)",
+        # the days to the Kaplan-Meier outcome of i (load_definition checked the name)
+        "days_to_km_outcome": f"i.days_to_{km['outcome']}",
         "max_window": str(max(definition.windows)),
         "z": repr(definition.z),
         "km_outcome": km["outcome"],
@@ -196,6 +193,10 @@ def render_context(
         "overuse_min_age": str(int(overuse["min_age"])),
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
+        # the days to the first of the overuse outcomes of i (NULL when none of them)
+        "days_to_overuse_outcome": "least("
+        + ", ".join(f"i.days_to_{o}" for o in overuse["outcomes"])
+        + ")",
         "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
         "documented_counts": ",\n        ".join(f"count(i.{c}) AS {c}" for c in documented),
         "documented_names": ", ".join(documented),
@@ -278,9 +279,6 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
                 "window_days": pd.Series([int(g["window_days"]) for g in gaps], dtype="int32"),
                 "gap_rank": range(1, len(gaps) + 1),
             }
-        ),
-        "dim_overuse_outcomes": pd.DataFrame(
-            {"outcome": list(definition.section("overuse")["outcomes"])}
         ),
         "dim_rule_targets": pd.DataFrame(
             [(t["name"], vs) for t in targets for vs in t["value_sets"]],

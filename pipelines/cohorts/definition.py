@@ -127,4 +127,36 @@ def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
         _identifier(name, "documentation_quality.fields", path)
     if not definition.windows:
         raise UserError(f"{path}: windows.days is empty; give at least one window")
+    _check_outcome_references(definition, path)
     return definition
+
+
+def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
+    """Every outcome a mart names is one of outcomes.definitions.
+
+    Said here, because in SQL a name that matches no outcome would not fail: it would
+    count no events, and every presentation would look not imaged.
+    """
+    raw = definition.raw
+    try:
+        references = [
+            *(
+                (f"care_gaps.definitions[{i}].outcome", gap["outcome"])
+                for i, gap in enumerate(raw["care_gaps"]["definitions"])
+            ),
+            *(
+                (f"overuse.outcomes[{i}]", outcome)
+                for i, outcome in enumerate(raw["overuse"]["outcomes"])
+            ),
+            ("time_to_referral.outcome", raw["time_to_referral"]["outcome"]),
+        ]
+    except (KeyError, TypeError) as exc:
+        raise UserError(
+            f"{path}: the cohort definition is incomplete or malformed ({exc!r})"
+        ) from exc
+    for where, name in references:
+        if name not in definition.outcome_names:
+            raise UserError(
+                f"{path}: {where} = {name!r} is not one of outcomes.definitions "
+                f"({', '.join(definition.outcome_names)}); fix the file"
+            )

@@ -4,7 +4,6 @@
 -- index presentation with at least one event, a column per outcome: what the
 -- index_presentations mart shows, in one aggregation over the (index, referral) pairs
 -- (a referral is an event of outcome O when O's bit is set in its outcome_mask).
--- fct_index_outcome_days has the same days one row per outcome.
 CREATE OR REPLACE TABLE cohorts.fct_index_outcomes AS
 SELECT
     i.presentation_key,

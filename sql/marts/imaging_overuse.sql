@@ -7,19 +7,13 @@
 CREATE OR REPLACE TABLE marts._build_imaging_overuse AS
 WITH denominator AS (
     SELECT
-        i.presentation_key,
         i.age_band,
         i.sex,
-        i.followup_days >= {{ overuse_window }} AS is_eligible
+        i.followup_days >= {{ overuse_window }} AS is_eligible,
+        coalesce({{ days_to_overuse_outcome }} <= {{ overuse_window }}, FALSE) AS is_imaged
     FROM cohorts.fct_index_presentations AS i
     WHERE i.index_tier = '{{ overuse_tier }}'
       AND i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
-),
-imaged AS (
-    SELECT DISTINCT e.presentation_key
-    FROM cohorts.fct_index_outcome_days AS e
-    JOIN cohorts.dim_overuse_outcomes USING (outcome)
-    WHERE e.days_to_event <= {{ overuse_window }}
 ),
 counts AS (
     SELECT
@@ -28,10 +22,9 @@ counts AS (
         CASE WHEN grouping(d.age_band) = 0 THEN d.age_band
              WHEN grouping(d.sex) = 0 THEN d.sex ELSE 'all' END AS stratum_value,
         count(*) FILTER (WHERE d.is_eligible) AS n_eligible,
-        count(*) FILTER (WHERE d.is_eligible AND m.presentation_key IS NOT NULL) AS n_imaged,
+        count(*) FILTER (WHERE d.is_eligible AND d.is_imaged) AS n_imaged,
         count(*) FILTER (WHERE NOT d.is_eligible) AS n_censored
     FROM denominator AS d
-    LEFT JOIN imaged AS m USING (presentation_key)
     GROUP BY GROUPING SETS ((), (d.age_band), (d.sex))
 )
 SELECT
