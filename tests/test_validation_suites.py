@@ -137,3 +137,35 @@ def test_handed_over_results_are_rendered_by_the_process_that_takes_them(tmp_pat
     assert stored.success is False
     failed = [r.expectation_config.meta["column"] for r in stored.results if not r.success]
     assert failed == ["sex"]
+
+
+def test_validators_of_one_process_keep_their_suites_apart():
+    # A long-lived process (the scheduled server, the test session) holds one validator
+    # per day and docs site. GX keeps one "current" context per process, the newest; a
+    # suite being built resolves through it, and it used to add its expectations to
+    # that context's stored suite of the same name: the newer validator's suite then
+    # held every expectation twice and its next run failed ("ExpectationSuite
+    # 'intake' has changed since it has last been saved").
+    contract = load_contract("intake")
+    distinct = DistinctValues(contract)
+    distinct.add(
+        pa.table(
+            {
+                "encounter_id": ["E1"],
+                "patient_id": ["P1"],
+                "encounter_date": ["2024-01-02"],
+                "age_years": ["55"],
+                "sex": ["Q"],
+            }
+        )
+    )
+    older = Validator(date(2025, 6, 1), None)
+    newer = Validator(date(2025, 6, 2), None)  # GX's current context from here on
+    assert [f.column for f in newer.validate(contract, distinct)] == ["sex"]
+    # the older validator builds its suite and Checkpoint only now, on first use
+    assert [f.column for f in older.validate(contract, distinct)] == ["sex"]
+    expected = len(table_suite(contract, date(2025, 6, 2)).expectations)
+    for validator in (older, newer):
+        stored = validator.context.suites.get(contract.table)
+        assert len(stored.expectations) == expected
+    assert [f.column for f in newer.validate(contract, distinct)] == ["sex"]

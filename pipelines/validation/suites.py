@@ -106,9 +106,18 @@ def column_expectations(column: Column, load_date: date) -> list[gxe.Expectation
 
 
 def table_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
-    """The suite of one table: every column's expectations, in contract order."""
-    suite = gx.ExpectationSuite(name=contract.table)
-    for column in contract.columns:
-        for expectation in column_expectations(column, load_date):
-            suite.add_expectation(expectation)
-    return suite
+    """The suite of one table: every column's expectations, in contract order.
+
+    Given to the suite whole, not added one by one: `add_expectation` on a suite that
+    belongs to no context yet looks its name up in GX's current context (the newest of
+    the process) and, finding a suite of that name there, adds the expectation to that
+    other context's stored suite as well.
+    """
+    return gx.ExpectationSuite(
+        name=contract.table,
+        expectations=[
+            expectation
+            for column in contract.columns
+            for expectation in column_expectations(column, load_date)
+        ],
+    )
