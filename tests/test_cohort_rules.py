@@ -194,6 +194,15 @@ def test_an_outcome_a_mart_names_must_be_defined(tmp_path: Path, section: str, w
     )
 
 
+def test_overuse_needs_an_outcome(tmp_path: Path):
+    raw = yaml.safe_load(COHORTS_FILE.read_text(encoding="utf-8"))
+    raw["overuse"]["outcomes"] = []
+    path = tmp_path / "cohorts.yml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(UserError, match="overuse.outcomes is empty; name at least one outcome"):
+        load_definition(path)
+
+
 def test_several_episodes_per_patient(tmp_path: Path):
     rows = [
         presentation("E1", "A", 0, tier="high"),

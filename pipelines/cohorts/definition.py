@@ -154,6 +154,8 @@ def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
         raise UserError(
             f"{path}: the cohort definition is incomplete or malformed ({exc!r})"
         ) from exc
+    if not raw["overuse"]["outcomes"]:
+        raise UserError(f"{path}: overuse.outcomes is empty; name at least one outcome")
     for where, name in references:
         if name not in definition.outcome_names:
             raise UserError(
