@@ -203,6 +203,18 @@ def test_overuse_needs_an_outcome(tmp_path: Path):
         load_definition(path)
 
 
+def test_a_missing_section_a_mart_needs_is_a_malformed_file(tmp_path: Path):
+    raw = yaml.safe_load(COHORTS_FILE.read_text(encoding="utf-8"))
+    del raw["time_to_referral"]
+    path = tmp_path / "cohorts.yml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        load_definition(path)
+    assert str(caught.value) == (
+        f"{path}: the cohort definition is incomplete or malformed (KeyError('time_to_referral'))"
+    )
+
+
 def test_several_episodes_per_patient(tmp_path: Path):
     rows = [
         presentation("E1", "A", 0, tier="high"),

@@ -119,6 +119,7 @@ def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
             confidence_level=float(raw["summary"]["confidence_level"]),
             min_cell=_positive_int(raw["disclosure"]["min_cell"], "disclosure.min_cell", path),
         )
+        _check_outcome_references(definition, path)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(
             f"{path}: the cohort definition is incomplete or malformed ({exc!r})"
@@ -127,33 +128,25 @@ def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
         _identifier(name, "documentation_quality.fields", path)
     if not definition.windows:
         raise UserError(f"{path}: windows.days is empty; give at least one window")
-    _check_outcome_references(definition, path)
     return definition
 
 
 def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
-    """Every outcome a mart names is one of outcomes.definitions.
+    """Every outcome a mart names is one of outcomes.definitions (a missing section is
+    a KeyError, which load_definition reports as a malformed file).
 
     Said here, because in SQL a name that matches no outcome would not fail: it would
     count no events, and every presentation would look not imaged.
     """
     raw = definition.raw
-    try:
-        references = [
-            *(
-                (f"care_gaps.definitions[{i}].outcome", gap["outcome"])
-                for i, gap in enumerate(raw["care_gaps"]["definitions"])
-            ),
-            *(
-                (f"overuse.outcomes[{i}]", outcome)
-                for i, outcome in enumerate(raw["overuse"]["outcomes"])
-            ),
-            ("time_to_referral.outcome", raw["time_to_referral"]["outcome"]),
-        ]
-    except (KeyError, TypeError) as exc:
-        raise UserError(
-            f"{path}: the cohort definition is incomplete or malformed ({exc!r})"
-        ) from exc
+    references = [
+        *(
+            (f"care_gaps.definitions[{i}].outcome", gap["outcome"])
+            for i, gap in enumerate(raw["care_gaps"]["definitions"])
+        ),
+        *((f"overuse.outcomes[{i}]", o) for i, o in enumerate(raw["overuse"]["outcomes"])),
+        ("time_to_referral.outcome", raw["time_to_referral"]["outcome"]),
+    ]
     if not raw["overuse"]["outcomes"]:
         raise UserError(f"{path}: overuse.outcomes is empty; name at least one outcome")
     for where, name in references:
