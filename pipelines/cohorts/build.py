@@ -140,6 +140,7 @@ def render_context(
     overuse = definition.section("overuse")
     documented = definition.section("documentation_quality")["fields"]
     km = definition.section("time_to_referral")
+    max_window = max(definition.windows)
     return {
         "data_end": f"DATE {_quote(end.isoformat())}" if end else "NULL",
         "washout_days": str(definition.washout_days),
@@ -176,7 +177,7 @@ def render_context(
         # longest window, one row each
         "outcome_event_rows": "\n    UNION ALL BY NAME\n    ".join(
             f"SELECT * EXCLUDE ({', '.join(outcomes)}), {_quote(o)} AS outcome,"
-            f" {o} AS days_to_event FROM per_index WHERE {o} <= {max(definition.windows)}"
+            f" {o} AS days_to_event FROM per_index WHERE {o} <= {max_window}"
             for o in outcomes
         ),
         # the days to the outcome a care gap expects (g.outcome) of an index presentation i
@@ -185,7 +186,7 @@ def render_context(
         + " END",
         # the days to the Kaplan-Meier outcome of i (load_definition checked the name)
         "days_to_km_outcome": f"i.days_to_{km['outcome']}",
-        "max_window": str(max(definition.windows)),
+        "max_window": str(max_window),
         "z": repr(definition.z),
         "km_outcome": km["outcome"],
         "max_day": str(int(km["max_day"])),

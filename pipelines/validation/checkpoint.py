@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from great_expectations.data_context.types.resource_identifiers import (
-    ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
 
@@ -155,9 +154,9 @@ class Validator:
             )
         self.source = self.context.data_sources.add_pandas("redflags")
         self._checkpoints: dict[str, object] = {}
-        # Validation results (their key in the context's store, and their suite) whose
-        # Data Docs pages are not built yet (see `validate`).
-        self._docs_pending: list[tuple[ValidationResultIdentifier, str]] = []
+        # The keys, in the context's store, of the validation results whose Data Docs
+        # pages are not built yet (see `validate`); a key names its suite too.
+        self._docs_pending: list[ValidationResultIdentifier] = []
 
     def checkpoint(self, contract: Contract):
         """The Checkpoint of one table: validate a whole dataframe, update Data Docs."""
@@ -212,7 +211,7 @@ class Validator:
                     HandedOver(contract.table, key.to_tuple(), store.serialize(outcome))
                 )
             elif self.docs_dir is not None:
-                self._docs_pending.append((key, outcome.suite_name))
+                self._docs_pending.append(key)
         if hand_over is None and self.docs_dir is not None and not defer_docs:
             self.build_docs()
         failures = []
@@ -241,10 +240,10 @@ class Validator:
         the order the files were validated, so the site comes out the same.
         """
         pending, self._docs_pending = self._docs_pending, []
-        for key, suite_name in pending:
+        for key in pending:
             self.context.build_data_docs(
                 site_names=[DOCS_SITE],
-                resource_identifiers=[key, ExpectationSuiteIdentifier(name=suite_name)],
+                resource_identifiers=[key, key.expectation_suite_identifier],
                 dry_run=False,
                 build_index=True,
             )
@@ -257,7 +256,7 @@ class Validator:
             self.checkpoint(load_contract(item.table))  # the suite its pages show
             key = ValidationResultIdentifier.from_tuple(item.key)
             store.set(key, store.deserialize(item.result))
-            self._docs_pending.append((key, key.expectation_suite_identifier.name))
+            self._docs_pending.append(key)
 
 
 def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFrame:
