@@ -2,22 +2,21 @@
 
 Heavy libraries (pandas, DuckDB, Prefect, GX) are imported inside the commands,
 so `--help` and the light commands start fast. Only `run` and `serve` start Prefect.
+Every command reads its settings and its site's files the same way (`command_settings`).
 """
 
 from __future__ import annotations
 
-import atexit
-import os
 import sys
-import threading
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from pipelines import resources
+from pipelines.config import Settings, load_settings
 from pipelines.errors import UserError
-from pipelines.paths import DEFAULT_WAREHOUSE
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS, adapter
 
 app = typer.Typer(
@@ -47,6 +46,15 @@ EngineOption = Annotated[
     str | None,
     typer.Option("--engine", help="Scoring engine: pandas or duckdb.", show_default="duckdb"),
 ]
+SiteDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--site",
+        help="Site folder (made by `redflags init`): its redflags.toml and its own "
+        "schemas/ files replace the packaged ones. Also REDFLAGS_SITE.",
+        show_default="the working directory when it holds a redflags.toml",
+    ),
+]
 LockTimeout = Annotated[
     float | None,
     typer.Option(
@@ -55,14 +63,13 @@ LockTimeout = Annotated[
 ]
 
 
-def check_engine(engine: str | None) -> str:
-    """The scoring engine of `redflags score` (default duckdb), from the settings' list."""
-    from pipelines.config import ENGINES
-
-    engine = engine or "duckdb"
-    if engine not in ENGINES:
-        raise UserError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}", exit_code=2)
-    return engine
+def command_settings(
+    site: Path | None = None, config: Path | None = None, **options: Any
+) -> Settings:
+    """The settings of a command (file < REDFLAGS_* < `options`), its site's files chosen."""
+    settings = load_settings(config, options, site=site)
+    resources.use_site(settings.site)
+    return settings
 
 
 # The choices of --source, from the adapters registry (typer validates an Enum).
@@ -87,13 +94,51 @@ DocsDir = Annotated[
 DEFAULT_DOCS = Path("data") / "docs"
 
 
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"redflags {resources.version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """Score back-pain presentations for red flags and build referral cohorts.
 
     Start with `redflags run` (the whole pipeline on data/sample/), then
-    `redflags query` to look at the results.
+    `redflags query` to look at the results. `redflags init DIR` makes a site folder
+    for your own settings and rule files.
     """
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="The site folder to make.")],
+) -> None:
+    """Make a site folder: a commented redflags.toml and empty schemas/ overlay folders.
+
+    A file you place in DIR/schemas/ (or DIR/schemas/value_sets/) replaces the packaged
+    file of the same name for every command run in DIR (or with --site DIR); copy the
+    packaged file first (`redflags init` prints where the package keeps them).
+    """
+    from pipelines.config import site_config_text
+
+    config = directory / resources.CONFIG_FILE
+    if config.exists():
+        raise UserError(f"{config}: exists already; choose a new folder", exit_code=2)
+    (directory / "schemas" / "value_sets").mkdir(parents=True, exist_ok=True)
+    config.write_text(site_config_text(), encoding="utf-8")
+    typer.echo(f"site folder {directory}:")
+    typer.echo(f"  {config}  (every setting, commented out at its default)")
+    typer.echo(f"  {directory / 'schemas'}/  (your own contracts, rules, cohort definition)")
+    typer.echo(f"  {directory / 'schemas' / 'value_sets'}/  (your own code lists)")
+    typer.echo(f"packaged files to copy from: {resources.packaged_root() / 'schemas'}")
 
 
 def echo_err(message: str) -> None:
@@ -109,6 +154,7 @@ def run(
     lock_timeout: LockTimeout = None,
     source: SourceKind = None,
     docs: DocsDir = None,
+    site: SiteDir = None,
     prune: Annotated[
         bool,
         typer.Option("--prune", help="Remove the rows of files that are gone from INPUT."),
@@ -141,21 +187,19 @@ def run(
     REDFLAGS_* variables, then these options (see docs/configuration.md). A busy
     warehouse is waited for up to --lock-timeout seconds; giving up exits with code 75.
     """
-    from pipelines.config import load_settings
-    from pipelines.flows.prefect_env import configure_prefect
-    from pipelines.sources.canonical import discover
+    from pipelines.flows.prefect_env import configure_prefect, start_prefect_api
+    from pipelines.ingest.files import discover
 
-    settings = load_settings(
+    settings = command_settings(
+        site,
         config,
-        {
-            "input_dir": input_dir,
-            "warehouse": warehouse,
-            "engine": engine,
-            "lock_timeout": lock_timeout,
-            "source": None if source is None else source.value,
-            "workers": workers,
-            "dask_address": dask_address,
-        },
+        input_dir=input_dir,
+        warehouse=warehouse,
+        engine=engine,
+        lock_timeout=lock_timeout,
+        source=None if source is None else source.value,
+        workers=workers,
+        dask_address=dask_address,
     )
     # Bad arguments fail here, in one line, before Prefect starts.
     if settings.source == CANONICAL:
@@ -164,14 +208,12 @@ def run(
         adapter(settings.source).check_input(settings.input_dir)
     docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
-    from pipelines.flows.prefect_env import start_temporary_server
-
-    server = start_temporary_server()  # boots on the other core while the stages import
+    server = start_prefect_api()  # boots on the other core while the stages import
     from pipelines.flows.deployments import flow_parameters
     from pipelines.flows.prefect_env import drop_user_error_tracebacks
     from pipelines.flows.run import run_pipeline
-    from pipelines.ingest import IngestSummary
-    from pipelines.ingest_report import format_summary
+    from pipelines.flows.summary import tier_sort_key
+    from pipelines.ingest import format_summary
 
     drop_user_error_tracebacks()
     parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
@@ -186,12 +228,10 @@ def run(
 
         for line in summary_lines(result["source_report"]):
             typer.echo(f"  {line}")
-    typer.echo(format_summary(IngestSummary.from_dict(result["ingest"])))
+    typer.echo(format_summary(result["ingest"]))
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
     typer.echo(f"scored {result['scored']:,} presentations ({settings.engine})")
     tiers = result.get("tiers") or {}
-    from pipelines.flows.summary import tier_sort_key
-
     typer.echo(
         "  tiers: "
         + ", ".join(
@@ -210,7 +250,8 @@ def run(
 
 @app.command()
 def report(
-    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    warehouse: WarehousePath = None,
+    site: SiteDir = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -225,7 +266,8 @@ def report(
     """Write the HTML report of the WAREHOUSE's marts: one self-contained file."""
     from pipelines.report import write_report
 
-    path = write_report(warehouse, out, min_cell)
+    settings = command_settings(site, warehouse=warehouse)
+    path = write_report(settings.warehouse, out, min_cell)
     typer.echo(f"report: {path}")
 
 
@@ -316,7 +358,8 @@ def _one_line(exc: Exception) -> str:
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run against the warehouse (read-only).")],
-    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    warehouse: WarehousePath = None,
+    site: SiteDir = None,
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
     ] = "table",
@@ -335,7 +378,8 @@ def query(
         )
     if output_format == "parquet" and out is None:
         raise UserError("--format parquet writes a file: add --out FILE", exit_code=2)
-    con = connect_for_analysts(warehouse)
+    settings = command_settings(site, warehouse=warehouse)
+    con = connect_for_analysts(settings.warehouse)
     try:
         relation = con.sql(sql)
         result = relation.to_arrow_table() if relation is not None else None
@@ -382,7 +426,8 @@ def _write_result(result: object, output_format: str, out: Path | None) -> None:
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the extracts.")],
-    warehouse: WarehousePath = DEFAULT_WAREHOUSE,
+    warehouse: WarehousePath = None,
+    site: SiteDir = None,
     min_cell: Annotated[
         int | None,
         typer.Option("--min-cell", help="Suppress counts below this (k; default 11, cohorts.yml)."),
@@ -395,8 +440,9 @@ def export(
     """Write researcher extracts (Parquet, zstd, small cells suppressed) and a manifest."""
     from pipelines.cohorts.export import export as write_export
 
+    settings = command_settings(site, warehouse=warehouse)
     names = tuple(n.strip() for t in tables or () for n in t.split(",") if n.strip()) or None
-    manifest = write_export(warehouse, out, tables=names, min_cell=min_cell)
+    manifest = write_export(settings.warehouse, out, tables=names, min_cell=min_cell)
     typer.echo(
         f"export of run {manifest['run_id']} -> {out} (k = {manifest['suppression']['min_cell']})"
     )
@@ -413,16 +459,16 @@ def validate(
         Path, typer.Argument(metavar="DIR", help="Directory of canonical input files.")
     ],
     docs: DocsDir = None,
+    site: SiteDir = None,
 ) -> None:
     """Validate the files of DIR without loading them; print what each file would bring.
 
     Exit code 0 when every row is valid, 1 when rows would be quarantined or files
     rejected, 2 for a usage error.
     """
-    from pipelines.ingest import validate_directory
-    from pipelines.ingest_report import format_summary
-    from pipelines.sources.canonical import discover
+    from pipelines.ingest import discover, format_summary, validate_directory
 
+    command_settings(site)
     discover(input_dir)  # a missing directory is a usage error (exit 2)
     docs = docs or DEFAULT_DOCS
     summary = validate_directory(input_dir, docs_dir=docs)
@@ -439,6 +485,7 @@ def score(
         Path, typer.Option("--out", "-o", help="Output file; .csv or .parquet picks the format.")
     ],
     engine: EngineOption = None,
+    site: SiteDir = None,
 ) -> None:
     """Score every presentation of an intake file for red flags (no warehouse needed).
 
@@ -447,21 +494,21 @@ def score(
     """
     from pipelines.scoring.jobs import score_file
 
-    n = score_file(input_file, out, check_engine(engine), progress=echo_err)
+    settings = command_settings(site, engine=engine)
+    n = score_file(input_file, out, settings.engine, progress=echo_err)
     typer.echo(f"scored {n:,} presentations: {input_file} -> {out}")
 
 
 @app.command()
-def serve(config: ConfigPath = None) -> None:
+def serve(config: ConfigPath = None, site: SiteDir = None) -> None:
     """Serve the scheduled deployment on a Prefect server until stopped (Ctrl-C).
 
     Runs the flow nightly (schedule.cron in schedule.timezone of redflags.toml) and
     whenever it is triggered from the Prefect UI or API. Needs PREFECT_API_URL.
     """
-    from pipelines.config import load_settings
     from pipelines.flows.prefect_env import configure_prefect
 
-    settings = load_settings(config)
+    settings = command_settings(site, config)
     configure_prefect()
     from pipelines.flows.deployments import DEPLOYMENT_NAME, require_server, serve_deployments
 
@@ -480,7 +527,7 @@ def serve(config: ConfigPath = None) -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and an exit code."""
+    """The `redflags` command: user errors become one line on stderr and an exit code."""
     try:
         app()
     except UserError as exc:
@@ -491,32 +538,5 @@ def main() -> None:
         sys.exit(130)
 
 
-def console() -> None:
-    """The `redflags` command: `main`, then leave without tearing the interpreter down.
-
-    After a run's last line, Python took 1.1-1.3 s to tear down the ~2,800 modules it
-    had imported (Great Expectations, Prefect, pandas, matplotlib), to no one's benefit.
-    Everything a normal exit does for others still happens first: the exit handlers
-    run (Prefect's workers drain, logging flushes) and the output is flushed. `main`
-    stays a plain function, so it can be called in a process that goes on.
-    """
-    try:
-        main()
-        status: object = 0
-    except SystemExit as exc:
-        status = exc.code
-    if not isinstance(status, int):  # sys.exit("message") or sys.exit(None)
-        if status is not None:
-            print(status, file=sys.stderr)
-        status = 0 if status is None else 1
-    # What the interpreter's own exit does before its teardown, in the same order:
-    # wait for the threads that are not daemons, run the exit handlers, flush.
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 if __name__ == "__main__":
-    console()
+    main()

@@ -1,10 +1,15 @@
-"""Settings of a run, in one place: `redflags.toml`, `REDFLAGS_*` variables, CLI options.
+"""Settings of a command, in one place: `redflags.toml`, `REDFLAGS_*` variables, CLI options.
 
 Precedence, lowest first: the defaults below, the TOML file, the environment, the
-command line. Every key is declared once in `KEYS` (name, parser, default, help);
-docs/configuration.md documents the same keys and a test checks they agree.
-A bad value stops the run before anything starts, with one line naming the key and
-where the value came from.
+command line. Every key is declared once in `KEYS` (name, parser, help; the default is
+the Settings field's); docs/configuration.md documents the same keys and a test checks
+they agree. A bad value stops the command before anything starts, with one line naming
+the key and where the value came from.
+
+The file is the site's (`redflags init DIR`): `--config FILE`, else `redflags.toml` of
+the site folder (`--site DIR`, REDFLAGS_SITE, or the working directory when it holds a
+redflags.toml). Relative paths of the defaults are relative to the site folder, or to
+the working directory when there is no site.
 """
 
 from __future__ import annotations
@@ -20,13 +25,17 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.errors import UserError
-from pipelines.paths import DEFAULT_WAREHOUSE, SAMPLE_DIR
+from pipelines.resources import CONFIG_FILE, find_site
+from pipelines.scoring.engines import DEFAULT_ENGINE, ENGINES
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
-CONFIG_FILE = "redflags.toml"
 ENV_PREFIX = "REDFLAGS_"
-ENGINES: tuple[str, ...] = ("pandas", "duckdb")
+# Paths of the defaults, relative to the site folder (or the working directory).
+DEFAULT_INPUT_DIR = Path("data") / "sample"
+DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
+DEFAULT_EXPORT_DIR = Path("data") / "exports"
+PATH_FIELDS = ("input_dir", "warehouse", "export_dir")
 
 Engine = Literal["pandas", "duckdb"]
 
@@ -35,12 +44,12 @@ Engine = Literal["pandas", "duckdb"]
 class Settings:
     """Everything a run or the scheduler needs to know; immutable once validated."""
 
-    input_dir: Path = SAMPLE_DIR
+    input_dir: Path = DEFAULT_INPUT_DIR
     source: str = CANONICAL
     warehouse: Path = DEFAULT_WAREHOUSE
-    export_dir: Path = Path("data") / "exports"
-    engine: Engine = "duckdb"
-    # None: the windows of schemas/cohorts.yml (CLINICAL.md: 1, 14, 28, 90 days).
+    export_dir: Path = DEFAULT_EXPORT_DIR
+    engine: Engine = DEFAULT_ENGINE
+    # None: the windows of schemas/cohorts.yml.
     windows: tuple[int, ...] | None = None
     min_cell: int = 11
     schedule_cron: str = "0 2 * * *"
@@ -54,12 +63,14 @@ class Settings:
     dask_address: str | None = None
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
+    # The site folder whose files replace the packaged ones (None: the package's only).
+    site: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The keys and their values, as plain JSON-friendly values (for the run log)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "origin":
+            if f.name in ("origin", "site"):
                 continue
             value = getattr(self, f.name)
             out[f.name] = str(value) if isinstance(value, Path) else value
@@ -264,13 +275,15 @@ def parse_or_fail(key: Key, raw: Any, where: str) -> Any:
         raise UserError(f"{where}: {exc}", exit_code=2) from None
 
 
-def find_config_file(explicit: Path | None, cwd: Path) -> Path | None:
-    """`--config PATH` must exist; otherwise `redflags.toml` in the working directory, if any."""
+def find_config_file(explicit: Path | None, site: Path | None) -> Path | None:
+    """`--config PATH` must exist; otherwise the site's `redflags.toml`, if any."""
     if explicit is not None:
         if not explicit.is_file():
             raise UserError(f"{explicit}: no such config file (given by --config)", exit_code=2)
         return explicit
-    candidate = cwd / CONFIG_FILE
+    if site is None:
+        return None
+    candidate = site / CONFIG_FILE
     return candidate if candidate.is_file() else None
 
 
@@ -278,6 +291,7 @@ def load_settings(
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     *,
+    site: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
@@ -287,8 +301,16 @@ def load_settings(
     `--min-cell 0` fails with the same message as `min_cell = 0` in the file.
     """
     environ = os.environ if environ is None else environ
-    path = find_config_file(config_file, cwd or Path.cwd())
+    site = find_site(site, cwd or Path.cwd(), dict(environ))
+    if site is not None and not site.is_dir():
+        raise UserError(
+            f"{site}: no such site folder (make one with `redflags init DIR`)", exit_code=2
+        )
+    path = find_config_file(config_file, site)
     values: dict[str, Any] = {}
+    if site is not None:
+        defaults = Settings()
+        values.update({name: site / getattr(defaults, name) for name in PATH_FIELDS})
     sources: list[str] = []
     if path is not None:
         values.update(read_toml(path))
@@ -315,4 +337,47 @@ def load_settings(
             "workers or the cluster at dask_address: drop one",
             exit_code=2,
         )
-    return replace(Settings(), **values, origin=origin)
+    return replace(Settings(), **values, origin=origin, site=site.resolve() if site else None)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Path):
+        return f'"{value.as_posix()}"'
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def site_config_text() -> str:
+    """The redflags.toml that `redflags init` writes: every key, commented out at its
+    default, with what it means; a site uncomments what it changes."""
+    defaults = Settings()
+    lines = [
+        "# redflags settings of this site. Every key is optional: each is shown commented out",
+        "# at its default. REDFLAGS_<KEY> environment variables override this file (e.g.",
+        "# REDFLAGS_MIN_CELL=20), and command-line options override both. Relative paths are",
+        "# relative to this file. Files in schemas/ and schemas/value_sets/ beside this file",
+        "# replace the packaged ones of the same name (see the README, 'Your own site').",
+        "",
+    ]
+    tables: dict[str, list[str]] = {}
+    for key in KEYS:
+        value = getattr(defaults, key.field)
+        table, _, name = key.toml.rpartition(".")
+        shown = f"# {name} = {_toml_value(value)}" if value is not None else f"# {name} = ..."
+        if key.field == "windows":
+            shown = "# windows = [1, 14, 28, 90]  (default: the windows of schemas/cohorts.yml)"
+        elif key.field == "dask_address":
+            shown = '# dask_address = "tcp://10.0.0.5:8786"  (default: not set)'
+        tables.setdefault(table, []).extend([f"# {key.help}", shown, ""])
+    for table, entries in tables.items():
+        if table:
+            lines.append(f"[{table}]")
+        lines.extend(entries)
+    return "\n".join(lines).rstrip() + "\n"

@@ -11,27 +11,29 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
-from pipelines.paths import SCHEMAS_DIR
+from pipelines import resources
 
 ColumnType = Literal["string", "integer", "boolean", "date"]
 
 TABLES: tuple[str, ...] = ("intake", "referrals", "diagnoses")
 
-# One in-memory and one SQL type per contract type.
-PANDAS_DTYPES: dict[str, str] = {
-    "string": "string",
-    "integer": "Int64",
-    "boolean": "boolean",
-    "date": "datetime64[us]",
-}
+# The one owner of "a column of this type is, in DuckDB and in pandas": contract columns
+# and every table derived from them (scored features too, which add `double`).
 DUCKDB_TYPES: dict[str, str] = {
     "string": "VARCHAR",
     "integer": "INTEGER",
     "boolean": "BOOLEAN",
     "date": "DATE",
+    "double": "DOUBLE",
 }
+PANDAS_DTYPES: dict[str, str] = {
+    "string": "string",
+    "integer": "Int64",
+    "boolean": "boolean",
+    "date": "datetime64[us]",
+    "double": "float64",
+}
+CONTRACT_TYPES: tuple[str, ...] = ("string", "integer", "boolean", "date")
 _KNOWN_KEYS = {
     "name",
     "type",
@@ -49,7 +51,7 @@ _KNOWN_KEYS = {
 }
 
 
-class ContractError(ValueError):
+class ContractError(resources.ResourceError):
     """A schema file that does not describe a valid contract."""
 
 
@@ -138,10 +140,10 @@ def _parse_column(table: str, raw: dict, path: Path) -> Column:
         raise ContractError(
             f"{path}: column {raw.get('name')!r} has unknown keys {sorted(unknown)}"
         )
-    if raw.get("type") not in PANDAS_DTYPES:
+    if raw.get("type") not in CONTRACT_TYPES:
         raise ContractError(
             f"{path}: column {raw.get('name')!r} has type {raw.get('type')!r}; "
-            f"expected one of {sorted(PANDAS_DTYPES)}"
+            f"expected one of {', '.join(CONTRACT_TYPES)}"
         )
     allowed = raw.get("allowed")
     return Column(
@@ -161,13 +163,15 @@ def _parse_column(table: str, raw: dict, path: Path) -> Column:
     )
 
 
+def load_contract(table: str) -> Contract:
+    """The contract of `table`: `schemas/<table>.yml`, the site's own if it has one."""
+    return read_contract(table, resources.active().path(f"schemas/{table}.yml"))
+
+
 @cache
-def load_contract(table: str, schemas_dir: Path = SCHEMAS_DIR) -> Contract:
-    """Read `schemas/<table>.yml` into a Contract."""
-    path = Path(schemas_dir) / f"{table}.yml"
-    if not path.exists():
-        raise ContractError(f"no contract for table {table!r}: {path} does not exist")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+def read_contract(table: str, path: Path) -> Contract:
+    """Read one contract file into a Contract; a malformed file names itself."""
+    raw = resources.read_yaml(path)
     if not isinstance(raw, dict) or raw.get("table") != table:
         raise ContractError(f"{path}: expected a mapping with `table: {table}`")
     columns = tuple(_parse_column(table, c, path) for c in raw.get("columns") or [])

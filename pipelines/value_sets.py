@@ -1,7 +1,7 @@
 """Code lists from `schemas/value_sets/*.csv` (long format), selected by name.
 
-A code ending in `*` is a prefix. Codes are normalised (upper case, no dots or
-spaces) on both sides before they are compared, in pandas and in SQL alike.
+A code ending in `*` is a prefix. Codes are compared normalised (`pipelines.codes`) on
+both sides. A site's CSV replaces the packaged CSV of the same name.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipelines.paths import VALUE_SETS_DIR
+from pipelines import codes, resources
 
 COLUMNS = ("value_set", "code", "code_system", "description")
+FOLDER = "schemas/value_sets"
 
 
 @dataclass(frozen=True)
@@ -29,45 +30,50 @@ class ValueSetEntry:
 
     @property
     def normalized(self) -> str:
-        """The code as compared: upper case, no dots or spaces, without the `*`."""
-        return normalize_code(self.code.rstrip("*"))
+        """The code as compared (`pipelines.codes`), without the `*` of a prefix."""
+        return codes.normalize(self.code.rstrip("*"))
 
 
-def normalize_code(code: str) -> str:
-    return code.upper().replace(".", "").replace(" ", "").strip()
+def value_set_files() -> list[Path]:
+    """The CSV files of the value sets this command uses (the site's where it has one)."""
+    return resources.active().paths(FOLDER, ".csv")
+
+
+def load_value_sets() -> tuple[ValueSetEntry, ...]:
+    return read_value_sets(tuple(value_set_files()))
 
 
 @cache
-def load_value_sets(directory: Path = VALUE_SETS_DIR) -> tuple[ValueSetEntry, ...]:
+def read_value_sets(paths: tuple[Path, ...]) -> tuple[ValueSetEntry, ...]:
     entries: list[ValueSetEntry] = []
-    for path in sorted(Path(directory).glob("*.csv")):
+    for path in paths:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if tuple(reader.fieldnames or ()) != COLUMNS:
-                raise ValueError(f"{path}: header must be {','.join(COLUMNS)}")
+                raise resources.ResourceError(f"{path}: header must be {','.join(COLUMNS)}")
             for line, row in enumerate(reader, start=2):
                 if not all(row[c] for c in COLUMNS[:3]):
-                    raise ValueError(
+                    raise resources.ResourceError(
                         f"{path}, line {line}: value_set, code and code_system are required"
                     )
-                entries.append(ValueSetEntry(**{c: row[c].strip() for c in COLUMNS}))
+                entries.append(ValueSetEntry(**{c: (row[c] or "").strip() for c in COLUMNS}))
     return tuple(entries)
 
 
-def value_set(name: str, directory: Path = VALUE_SETS_DIR) -> list[ValueSetEntry]:
-    entries = [e for e in load_value_sets(directory) if e.value_set == name]
+def value_set(name: str) -> list[ValueSetEntry]:
+    entries = [e for e in load_value_sets() if e.value_set == name]
     if not entries:
-        raise KeyError(f"no value set named {name!r} in {directory}")
+        raise KeyError(f"no value set named {name!r} in {FOLDER}")
     return entries
 
 
-def value_set_names(directory: Path = VALUE_SETS_DIR) -> list[str]:
-    return sorted({e.value_set for e in load_value_sets(directory)})
+def value_set_names() -> list[str]:
+    return sorted({e.value_set for e in load_value_sets()})
 
 
 def matches(code: str, name: str) -> bool:
     """Whether one code is in a value set (small lookups; bulk matching is vectorised)."""
-    norm = normalize_code(code)
+    norm = codes.normalize(code)
     return any(
         norm.startswith(e.normalized) if e.is_prefix else norm == e.normalized
         for e in value_set(name)

@@ -91,6 +91,14 @@ OPS_DDL = (
     run_id VARCHAR,
     ingested_at TIMESTAMP
 )""",
+    # One row per rules version a scoring used: the hash of the rule files, and the
+    # rule file's text, so that a version in a mart or an extract can be looked up.
+    """CREATE TABLE IF NOT EXISTS ops.rules_versions (
+    rules_version VARCHAR PRIMARY KEY,
+    rules_path VARCHAR,
+    rules_text VARCHAR,
+    first_used_at TIMESTAMP
+)""",
 )
 
 
@@ -115,6 +123,12 @@ def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_sql(table))
         con.execute(staging_table_sql(table))
         con.execute(quarantine_table_sql(table))
+    create_ops_tables(con)
+
+
+def create_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The bookkeeping tables of schema ops (the schema must exist)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS ops")
     for ddl in OPS_DDL:
         con.execute(ddl)
 

@@ -1,13 +1,14 @@
-"""Render the cohort and mart SQL from cohorts.yml and run it; publish the marts at once.
+"""Build the cohort models and marts of sql/ from cohorts.yml; publish the marts at once.
 
-`build_cohorts` runs the steps of BUILD_STEPS: the models of sql/cohorts/ (int_/fct_/dim_
-models in `cohorts`, an in-memory database attached for the build: nothing there needs
-to outlive it, and not writing it to the warehouse file halves the build time) and the
-marts of sql/marts/, built as scratch tables `marts._build_<mart>` of the warehouse. The
-wide index_presentations mart is built among the cohort models, and the counts read it
-(cohorts.fct_index_presentations is a view of it). `publish_marts` drops each mart and
-renames its scratch table in its place inside one transaction, with COMMENT ON from
-docs/marts.md, and records the run in ops.run_log, so a reader sees the old marts or
+`build_cohorts` renders every model of sql/cohorts/ and sql/marts/ (`pipelines.models`:
+each names what it reads, and the build order follows) and runs them: in-memory models
+go into `cohorts`, a database attached for the build (nothing there needs to outlive
+it, and not writing it to the warehouse file halves the build time), each table
+dropped once no later model reads it; warehouse models are scratch tables
+`marts._build_<mart>`. The dimension tables (`dim_*`) are made from cohorts.yml first,
+as seeds the models ref. `publish_marts` drops each mart and renames its scratch
+table in its place inside one transaction, with COMMENT ON from the marts' documentation
+(sql/marts/*.yml), and records the run in ops.run_log, so a reader sees the old marts or
 the new ones, never a mix. Renaming, not copying: DuckDB cannot move a table to
 another schema, and copying the marts again cost as much as building them.
 """
@@ -15,84 +16,24 @@ another schema, and copying the marts again cost as much as building them.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from pipelines import models as sql_models
 from pipelines.cohorts.definition import CohortDefinition, Outcome, load_definition
 from pipelines.cohorts.docs import column_comment, load_mart_docs
 from pipelines.errors import UserError
-from pipelines.paths import SQL_DIR
+from pipelines.models import BUILD_PREFIX, COHORTS_DB, MARTS_SCHEMA, Model
+from pipelines.resources import active
+from pipelines.sqltext import identifier, literal
 from pipelines.warehouse import create_schemas, load_value_sets_table
 
-COHORT_SCHEMA = "cohorts"
-MARTS_SCHEMA = "marts"
-# A mart is built as marts.<BUILD_PREFIX><mart> and renamed to marts.<mart> on publishing.
-BUILD_PREFIX = "_build_"
-BUILD_INFO = f"{MARTS_SCHEMA}.{BUILD_PREFIX}info"
-# Where builds before BUILD_PREFIX kept their scratch tables; dropped if still there.
-LEGACY_BUILD_SCHEMA = "marts_build"
-
-# Run order: each step (sql/<layer>/<name>.sql) reads only the ones before it. The
-# index_presentations mart is built among the cohort models: the counts and the other
-# marts read it (the view cohorts.fct_index_presentations), so that the one wide table
-# is written once, to the warehouse, and not also held in memory.
-BUILD_STEPS: tuple[tuple[str, str], ...] = (
-    ("cohorts", "wilson_interval"),
-    ("cohorts", "int_data_end"),
-    ("cohorts", "int_referrals_classified"),
-    ("cohorts", "int_referral_outcomes"),
-    ("cohorts", "int_back_pain_presentations"),
-    ("cohorts", "int_washout"),
-    ("cohorts", "int_episodes"),
-    ("cohorts", "int_episode_max_tier"),
-    ("cohorts", "fct_index_outcomes"),
-    ("cohorts", "int_index_presentations"),
-    ("cohorts", "int_followup"),
-    ("marts", "index_presentations"),
-    ("cohorts", "fct_index_presentations"),
-    ("cohorts", "int_red_flag_patterns"),
-    ("cohorts", "fct_stratum_outcome_days"),
-    ("marts", "cohort_summary"),
-    ("marts", "time_to_referral"),
-    ("marts", "care_gaps"),
-    ("marts", "imaging_overuse"),
-    ("marts", "rule_performance"),
-    ("marts", "documentation_quality"),
-)
-# Publishing order.
-MARTS: tuple[str, ...] = tuple(name for layer, name in BUILD_STEPS if layer == "marts")
-# Columns a scratch mart carries for the models that read it while the build runs, not
-# published: dropped at the end of the build (a catalog change; no data is rewritten).
-WORKING_COLUMNS: dict[str, tuple[str, ...]] = {
-    "index_presentations": ("red_flag_mask", "presentation_key"),
-}
+# The scratch table of the build's own record (sql/marts/run_info.sql).
+RUN_INFO = "run_info"
 # red_flag_mask and outcome_mask are BIGINTs with one bit per red flag, per outcome
 MAX_MASK_BITS = 62
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-
-
-def render(sql: str, context: dict[str, str], name: str = "model") -> str:
-    """Fill `{{ name }}` placeholders; a placeholder without a value is a bug, said loudly."""
-
-    def value(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in context:
-            raise KeyError(f"{name}: no value for placeholder {{{{ {key} }}}}")
-        return context[key]
-
-    return _PLACEHOLDER.sub(value, sql)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _bits(names: tuple[str, ...], what: str, held_by: str) -> dict[str, int]:
@@ -117,23 +58,16 @@ def outcome_bits(definition: CohortDefinition) -> dict[str, int]:
 
 def _outcome_test(outcome: Outcome, referral: str = "r") -> str:
     """SQL that is TRUE when referral `referral` is an event of `outcome` (cohorts.yml)."""
-    tests = [f"{referral}.referral_type = {_quote(outcome.referral_type)}"]
+    tests = [f"{referral}.referral_type = {literal(outcome.referral_type)}"]
     for column in ("modality", "body_region"):
         value = getattr(outcome, column)
         if value is not None:  # a NULL criterion matches anything
-            tests.append(f"{referral}.{column} = {_quote(value)}")
+            tests.append(f"{referral}.{column} = {literal(value)}")
     return " AND ".join(tests)
 
 
-def render_context(
-    definition: CohortDefinition, data_end: date | None, warehouse: str = "memory"
-) -> dict[str, str]:
-    """The SQL fragments cohorts.yml decides: lists of flags, outcome columns, numbers.
-
-    `warehouse` is the catalog name of the warehouse: the views of the in-memory
-    `cohorts` database name its tables with it, as a view resolves names in its own
-    database otherwise.
-    """
+def render_context(definition: CohortDefinition, data_end: date | None) -> dict[str, object]:
+    """The SQL fragments cohorts.yml decides: lists of flags, outcome columns, numbers."""
     flags = definition.red_flags
     outcomes = definition.outcome_names
     end = data_end or definition.data_end
@@ -142,13 +76,14 @@ def render_context(
     km = definition.section("time_to_referral")
     max_window = max(definition.windows)
     return {
-        "data_end": f"DATE {_quote(end.isoformat())}" if end else "NULL",
+        "data_end": f"DATE {literal(end.isoformat())}" if end else "NULL",
+        "red_flags": list(flags),
         "washout_days": str(definition.washout_days),
         "max_tier_days": str(definition.max_tier_days),
         "washout_covers_max_tier_days": str(
             definition.washout_days >= definition.max_tier_days
         ).upper(),
-        "age_band_other": _quote(definition.age_band_other),
+        "age_band_other": literal(definition.age_band_other),
         "red_flag_names": ", ".join(flags),
         "red_flag_columns_f": ", ".join(f"f.{f}" for f in flags),
         "red_flag_definitions": ",\n    ".join(
@@ -157,7 +92,6 @@ def render_context(
         "red_flag_mask_f": "\n        + ".join(
             f"CASE WHEN f.{f} THEN {bit} ELSE 0 END" for f, bit in red_flag_bits(definition).items()
         ),
-        "warehouse": _quote_identifier(warehouse),
         "referral_outcome_mask": "\n        + ".join(
             f"CASE WHEN {_outcome_test(o)} THEN {outcome_bits(definition)[o.name]} ELSE 0 END"
             for o in definition.outcomes
@@ -176,13 +110,13 @@ def render_context(
         # days_to_<outcome> as a column named for the outcome) with an event within the
         # longest window, one row each
         "outcome_event_rows": "\n    UNION ALL BY NAME\n    ".join(
-            f"SELECT * EXCLUDE ({', '.join(outcomes)}), {_quote(o)} AS outcome,"
+            f"SELECT * EXCLUDE ({', '.join(outcomes)}), {literal(o)} AS outcome,"
             f" {o} AS days_to_event FROM per_index WHERE {o} <= {max_window}"
             for o in outcomes
         ),
         # the days to the outcome a care gap expects (g.outcome) of an index presentation i
         "days_to_gap_outcome": "CASE g.outcome "
-        + " ".join(f"WHEN {_quote(o)} THEN i.days_to_{o}" for o in outcomes)
+        + " ".join(f"WHEN {literal(o)} THEN i.days_to_{o}" for o in outcomes)
         + " END",
         # the days to the Kaplan-Meier outcome of i (load_definition checked the name)
         "days_to_km_outcome": f"i.days_to_{km['outcome']}",
@@ -298,15 +232,15 @@ def create_dimensions(con: duckdb.DuckDBPyConnection, definition: CohortDefiniti
     for name, frame in dimension_tables(definition).items():
         con.register("_dimension", frame)
         try:
-            con.execute(
-                f"CREATE OR REPLACE TABLE {COHORT_SCHEMA}.{name} AS SELECT * FROM _dimension"
-            )
+            con.execute(f"CREATE OR REPLACE TABLE {COHORTS_DB}.{name} AS SELECT * FROM _dimension")
         finally:
             con.unregister("_dimension")
 
 
-def model_sql(layer: str, name: str, context: dict[str, str]) -> str:
-    return render((SQL_DIR / layer / f"{name}.sql").read_text(encoding="utf-8"), context, name)
+def create_macros(con: duckdb.DuckDBPyConnection, context: dict[str, object]) -> None:
+    """The SQL macros of sql/macros/ (Wilson interval), which models call by name."""
+    for path in active().paths(sql_models.MACROS, ".sql"):
+        con.execute(sql_models.render_template(f"{sql_models.MACROS}/{path.name}", **context))
 
 
 def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
@@ -323,43 +257,29 @@ def _check_inputs(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-_MODEL_READ = re.compile(rf"\b{COHORT_SCHEMA}\.([a-z_]+)\b")
-_MODEL_CREATED = re.compile(rf"CREATE OR REPLACE (TABLE|VIEW) {COHORT_SCHEMA}\.([a-z_]+)\b")
-
-
-def _models_done_with(steps: list[str]) -> list[list[str]]:
-    """Per step, the cohort tables that no later step reads, directly or through a view.
-
-    The cohort models are in memory, under the run's memory limit; dropping each table
-    after its last reader keeps the build's peak to the few models alive at once (at
-    10M presentations they are each hundreds of MB). A model kept as a view costs no
-    memory, but the tables it reads must live as long as it is read.
-    """
-    tables: set[str] = set()
-    view_reads: dict[str, set[str]] = {}
-    last_read: dict[str, int] = {}
-    for index, sql in enumerate(steps):
-        created = _MODEL_CREATED.search(sql)
-        kind, model = created.groups() if created else (None, None)
-        reads = set(_MODEL_READ.findall(sql)) - {model}
-        for read in list(reads):
-            reads |= view_reads.get(read, set())
-        if kind == "TABLE":
-            tables.add(model)
-            last_read.setdefault(model, index)
-        elif kind == "VIEW":
-            view_reads[model] = reads
-        for table in reads & tables:
-            last_read[table] = index
-    done: list[list[str]] = [[] for _ in steps]
-    for name, index in last_read.items():
-        done[index].append(name)
-    return done
-
-
-def _scratch(mart: str) -> str:
-    """The table a mart is built into before publishing renames it."""
-    return f"{MARTS_SCHEMA}.{BUILD_PREFIX}{mart}"
+def model_statements(model: Model, warehouse: str, con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The SQL that builds `model`: a view or table of its SELECT; a table whose columns
+    have a compression of their own is declared with its SELECT's column types first."""
+    target = sql_models.relation(model, warehouse)
+    if model.materialized == "view":
+        return [f"CREATE OR REPLACE VIEW {target} AS\n{model.select}"]
+    compression = {
+        column: method
+        for method, columns in model.config.get("compression", {}).items()
+        for column in columns
+    }
+    if not compression:
+        return [f"CREATE OR REPLACE TABLE {target} AS\n{model.select}"]
+    described = con.execute(f"DESCRIBE SELECT * FROM (\n{model.select}\n)").fetchall()
+    columns = ",\n    ".join(
+        f"{identifier(name)} {type_}"
+        + (f" USING COMPRESSION {compression[name]}" if name in compression else "")
+        for name, type_, *_ in described
+    )
+    return [
+        f"CREATE OR REPLACE TABLE {target} (\n    {columns}\n)",
+        f"INSERT INTO {target}\n{model.select}",
+    ]
 
 
 def _scratch_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -376,7 +296,22 @@ def _scratch_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _drop_scratch_tables(con: duckdb.DuckDBPyConnection) -> None:
     """What an earlier build left unpublished (a build that failed, or was not published)."""
     for table in sorted(_scratch_tables(con)):
-        con.execute(f'DROP TABLE {MARTS_SCHEMA}."{table}"')
+        con.execute(f"DROP TABLE {MARTS_SCHEMA}.{identifier(table)}")
+
+
+def published_marts(models: dict[str, Model], order: list[str]) -> list[tuple[str, Model]]:
+    """(mart, model) of every mart, in build order."""
+    return [(models[n].publish_as, models[n]) for n in order if models[n].publish_as]
+
+
+def render_models(
+    con: duckdb.DuckDBPyConnection, definition: CohortDefinition, data_end: date | None = None
+) -> tuple[dict[str, Model], list[str]]:
+    """Every model rendered for this warehouse, and the order to build them in."""
+    warehouse = con.execute("SELECT current_database()").fetchone()[0]
+    context = render_context(definition, data_end)
+    models = sql_models.load_models(context, set(dimension_tables(definition)), warehouse)
+    return models, sql_models.build_order(models)
 
 
 def build_cohorts(
@@ -385,45 +320,52 @@ def build_cohorts(
     data_end: date | None = None,
     definition: CohortDefinition | None = None,
 ) -> dict[str, object]:
-    """Build every cohort model and every mart into the scratch schema (not yet published)."""
+    """Build every cohort model and every mart into scratch tables (not yet published)."""
     definition = definition or load_definition()
     create_schemas(con)
     _check_inputs(con)
     attached = {
         d for (d,) in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
     }
-    if COHORT_SCHEMA in attached:
-        con.execute(f"DETACH {COHORT_SCHEMA}")
-    con.execute(f"ATTACH ':memory:' AS {COHORT_SCHEMA}")
-    con.execute(f"DROP SCHEMA IF EXISTS {LEGACY_BUILD_SCHEMA} CASCADE")
+    if COHORTS_DB in attached:
+        con.execute(f"DETACH {COHORTS_DB}")
+    con.execute(f"ATTACH ':memory:' AS {COHORTS_DB}")
     _drop_scratch_tables(con)
     load_value_sets_table(con)
     create_dimensions(con, definition)
+    create_macros(con, render_context(definition, data_end))
+    models, order = render_models(con, definition, data_end)
     warehouse = con.execute("SELECT current_database()").fetchone()[0]
-    context = render_context(definition, data_end, warehouse)
-    # what publish_marts logs, kept beside the marts it describes
-    build_info = f"""CREATE TABLE {BUILD_INFO} AS
-        SELECT d.data_end_date,
-               (SELECT string_agg(DISTINCT rules_version, ',' ORDER BY rules_version)
-                FROM {COHORT_SCHEMA}.int_back_pain_presentations) AS rules_version
-        FROM {COHORT_SCHEMA}.int_data_end AS d"""
-    steps = [model_sql(layer, name, context) for layer, name in BUILD_STEPS]
-    # as soon as it can be, so that the index event's table is freed early
-    steps.insert(BUILD_STEPS.index(("cohorts", "int_back_pain_presentations")) + 1, build_info)
-    for step, done_with in zip(steps, _models_done_with(steps), strict=True):
-        con.execute(step)
-        for model in done_with:
-            con.execute(f"DROP TABLE {COHORT_SCHEMA}.{model}")
-    end = con.execute(f"SELECT data_end_date FROM {BUILD_INFO}").fetchone()[0]
+    done_with = sql_models.last_readers(order, models)
+    for name in order:
+        for statement in model_statements(models[name], warehouse, con):
+            con.execute(statement)
+        for table in done_with[name]:
+            con.execute(f"DROP TABLE {COHORTS_DB}.{table}")
+    end = con.execute(
+        f"SELECT data_end_date FROM {MARTS_SCHEMA}.{BUILD_PREFIX}{RUN_INFO}"
+    ).fetchone()[0]
     counts = {
-        name: con.execute(f"SELECT count(*) FROM {_scratch(name)}").fetchone()[0] for name in MARTS
+        mart: con.execute(f"SELECT count(*) FROM {MARTS_SCHEMA}.{BUILD_PREFIX}{mart}").fetchone()[0]
+        for mart, _ in published_marts(models, order)
     }
     # the cohort models live in memory; publishing needs only the scratch marts
-    con.execute(f"DETACH {COHORT_SCHEMA}")
-    for mart, columns in WORKING_COLUMNS.items():
-        for column in columns:
-            con.execute(f"ALTER TABLE {_scratch(mart)} DROP COLUMN {column}")
+    con.execute(f"DETACH {COHORTS_DB}")
+    for mart, model in published_marts(models, order):
+        for column in model.working_columns:
+            con.execute(f"ALTER TABLE {MARTS_SCHEMA}.{BUILD_PREFIX}{mart} DROP COLUMN {column}")
     return {"data_end": end, "marts": counts}
+
+
+def mart_names(definition: CohortDefinition | None = None) -> list[str]:
+    """The marts a build publishes, in build order (from the models of sql/)."""
+    definition = definition or load_definition()
+    con = duckdb.connect()
+    try:
+        models, order = render_models(con, definition)
+    finally:
+        con.close()
+    return [mart for mart, _ in published_marts(models, order)]
 
 
 def publish_marts(
@@ -437,15 +379,16 @@ def publish_marts(
     Readers of the warehouse see either the previous marts or all of this run's.
     """
     definition = definition or load_definition()
+    marts = mart_names(definition)
     built = _scratch_tables(con)
-    missing = [m for m in MARTS if BUILD_PREFIX + m not in built]
+    missing = [m for m in [*marts, RUN_INFO] if BUILD_PREFIX + m not in built]
     if missing:
         raise UserError(
             f"no built marts to publish ({', '.join(missing)}); run build_cohorts first"
         )
     docs = load_mart_docs()
     data_end, rules_version = con.execute(
-        f"SELECT data_end_date, rules_version FROM {BUILD_INFO}"
+        f"SELECT data_end_date, rules_version FROM {MARTS_SCHEMA}.{BUILD_PREFIX}{RUN_INFO}"
     ).fetchone()
     now = datetime.now(UTC).replace(tzinfo=None)
     details = {
@@ -458,11 +401,11 @@ def publish_marts(
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
-        for name in MARTS:
+        for name in marts:
             con.execute(f"DROP TABLE IF EXISTS {MARTS_SCHEMA}.{name}")
-            con.execute(f"ALTER TABLE {_scratch(name)} RENAME TO {name}")
+            con.execute(f"ALTER TABLE {MARTS_SCHEMA}.{BUILD_PREFIX}{name} RENAME TO {name}")
             doc = docs[name]
-            con.execute(f"COMMENT ON TABLE {MARTS_SCHEMA}.{name} IS {_quote(doc.description)}")
+            con.execute(f"COMMENT ON TABLE {MARTS_SCHEMA}.{name} IS {literal(doc.description)}")
             columns = con.execute(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
@@ -471,7 +414,7 @@ def publish_marts(
             for (column,) in columns:
                 comment = column_comment(doc, column, definition)
                 con.execute(
-                    f"COMMENT ON COLUMN {MARTS_SCHEMA}.{name}.{column} IS {_quote(comment)}"
+                    f"COMMENT ON COLUMN {MARTS_SCHEMA}.{name}.{column} IS {literal(comment)}"
                 )
             counts[name] = con.execute(f"SELECT count(*) FROM {MARTS_SCHEMA}.{name}").fetchone()[0]
         con.execute(
@@ -486,23 +429,9 @@ def publish_marts(
                                               excluded.details)""",
             [run_id, now, now, rules_version, data_end, json.dumps(details | {"marts": counts})],
         )
-        con.execute(f"DROP TABLE {BUILD_INFO}")
+        con.execute(f"DROP TABLE {MARTS_SCHEMA}.{BUILD_PREFIX}{RUN_INFO}")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
     return counts
-
-
-def build_and_publish(
-    warehouse: str | Path, run_id: str, *, data_end: date | None = None
-) -> dict[str, int]:
-    """Both steps on one warehouse file: what `redflags run` does after scoring."""
-    from pipelines.warehouse import connect
-
-    con = connect(warehouse)
-    try:
-        build_cohorts(con, data_end=data_end)
-        return publish_marts(con, run_id)
-    finally:
-        con.close()

@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from pipelines import resources
 from pipelines.errors import UserError
-from pipelines.paths import SCHEMAS_DIR
 
-COHORTS_FILE = SCHEMAS_DIR / "cohorts.yml"
+COHORTS_FILE = "schemas/cohorts.yml"
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -40,7 +40,7 @@ class CohortDefinition:
     version: str
     washout_days: int
     max_tier_days: int
-    tiers: tuple[str, ...]
+    tiers: tuple[str, ...]  # highest first, then not_back_pain: the rules' (red_flags.yml)
     data_end: date | None
     windows: tuple[int, ...]
     outcomes: tuple[Outcome, ...]
@@ -78,14 +78,16 @@ def _positive_int(value: object, where: str, path: Path) -> int:
     return value
 
 
-def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
-    """Read and check schemas/cohorts.yml."""
-    path = Path(path)
+def load_definition(path: Path | None = None) -> CohortDefinition:
+    """Read and check schemas/cohorts.yml (the site's own, or `path`)."""
+    from pipelines.scoring.rules import tier_order
+
+    path = Path(path) if path is not None else resources.active().path(COHORTS_FILE)
+    text = resources.read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
         raw = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read the cohort definition ({exc})") from exc
+    except yaml.YAMLError:
+        raw = resources.read_yaml(path)  # raises with the file, line and column
     try:
         washout = raw["inclusion_rules"][0]
         outcomes = tuple(
@@ -104,7 +106,7 @@ def load_definition(path: Path = COHORTS_FILE) -> CohortDefinition:
             version=hashlib.sha256(text.encode()).hexdigest()[:12],
             washout_days=_positive_int(washout["washout_days"], "washout_days", path),
             max_tier_days=_positive_int(raw["episode"]["max_tier_days"], "max_tier_days", path),
-            tiers=tuple(_identifier(t, "tiers", path) for t in raw["tiers"]),
+            tiers=tuple(tier_order()),
             data_end=date.fromisoformat(str(data_end)) if data_end else None,
             windows=tuple(
                 sorted(_positive_int(w, "windows.days", path) for w in raw["windows"]["days"])

@@ -1,11 +1,22 @@
-"""Prefect settings for a quiet, serverless run, applied before Prefect is imported."""
+"""Prefect for a run: quiet defaults, and the one way a run gets a Prefect API.
+
+A flow run needs a Prefect API. When PREFECT_API_URL names a server (`prefect server
+start`, Prefect Cloud), runs report there. Otherwise a run starts a temporary server
+of its own with Prefect's public command, `prefect server start`, as a child process
+on a free port, and points the flow (and any Dask worker) at it through
+PREFECT_API_URL; the server is stopped when the run ends. The test suite starts its
+one server for the session the same way. Prefect's own ephemeral mode would start the
+same server, but only after importing its server package into the run's process
+(2.5 s) and then waiting for it with nothing else to do; started first, the server
+boots on the other core while the run imports its stages.
+"""
 
 from __future__ import annotations
 
 import atexit
 import functools
-import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +24,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines.errors import UserError
@@ -21,15 +34,28 @@ QUIET_DEFAULTS: dict[str, str] = {
     # No usage analytics leave the machine.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-    # Without PREFECT_API_URL, flows run against a temporary in-process server.
-    "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
     # Our own console summary says what happened; Prefect's INFO lines would drown it.
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    # The temporary server needs longer than Prefect's 20 s on a busy machine or on the
-    # first run, when it creates its database; failing a nightly run for that helps nobody.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
+
+# What the temporary server leaves out, all through Prefect's public settings: the UI,
+# the scheduler and late-run services (nothing is scheduled on it), automations (the
+# triggers service re-evaluates every few seconds), the event stream to UI clients, and
+# registering Prefect's block types, which nothing of the flow uses.
+TEMPORARY_SERVER_ENV: dict[str, str] = {
+    "PREFECT_SERVER_UI_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
+    "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
+}
+# How long a temporary server may take to answer (the first start creates its database).
+STARTUP_TIMEOUT_S = 120.0
+# Launches on a new port when the chosen one was taken in the meantime.
+PORT_RETRIES = 3
 
 
 def configure_prefect() -> None:
@@ -46,8 +72,6 @@ def drop_user_error_tracebacks() -> None:
     """
     import logging
 
-    from pipelines.errors import UserError
-
     def not_a_user_error(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not isinstance(exc, UserError)
@@ -56,37 +80,11 @@ def drop_user_error_tracebacks() -> None:
         logging.getLogger(name).addFilter(not_a_user_error)
 
 
-# The temporary server serves one run's flow and dies with it, so it does only what that
-# needs: the API, the database and the services that record flow and task runs and their
-# events. Left out: the UI; automations (the triggers and actions services, which also
-# re-evaluate every few seconds through the run); the event stream to UI clients; and
-# registering Prefect's block types, which nothing of the flow uses. About 0.5 CPU s of
-# its start. With block registration off, its memo is off too: deciding whether to
-# register imports every installed Prefect collection (prefect-dask, and with it Dask's
-# distributed, 1.1 s) and hashes every block type, only to register nothing. The server
-# is what a run waits for first, so that second comes off every run.
-TEMPORARY_SERVER_ENV: dict[str, str] = {
-    "PREFECT_UI_ENABLED": "0",
-    "PREFECT__SERVER_EPHEMERAL": "1",
-    "PREFECT__SERVER_FINAL": "1",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
-    "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
-    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
-}
-
-
 class TemporaryServer:
-    """Prefect's temporary API server, started as a bare process at the top of a run.
+    """`prefect server start` as a child process on a free port, until `stop`.
 
-    Prefect starts the same server (uvicorn serving `prefect.server.api.server:create_app`,
-    UI off) on first use, but only after the run has imported Prefect's server package
-    (about 5 s) and then waits for it (about 7 s more) with nothing else to do. Started
-    here, before the run imports Great Expectations, Prefect and the stages, the server
-    boots on the other core meanwhile and the run imports nothing of it.
-
-    The server dies with the run: it is stopped when the run ends, and on Linux the
-    kernel stops it if the run's process is killed (even with SIGKILL).
+    `start` returns at once; `wait` blocks until the server answers its health check.
+    On Linux the child is also stopped by the kernel if the run's process dies.
     """
 
     def __init__(self) -> None:
@@ -103,43 +101,33 @@ class TemporaryServer:
         self.port = free_port()
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(_site_of("prefect")),
-                "--factory",
-                "prefect.server.api.server:create_app",
+                prefect_command(),
+                "server",
+                "start",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],  # fmt: skip
-            env={**os.environ, **TEMPORARY_SERVER_ENV},
+                "ERROR",
+            ],
+            env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+            | TEMPORARY_SERVER_ENV,
+            stdout=subprocess.DEVNULL,
             preexec_fn=functools.partial(_die_with_parent, os.getpid())
             if sys.platform == "linux"
             else None,
         )
 
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the server answers its health check; its API address.
-
-        A port taken in the meantime (uvicorn exits with code 3) is retried on another,
-        a few times: uvicorn also exits with 3 when the application fails to start (say,
-        Prefect's database is locked), which no other port mends.
-        """
-        limit = timeout or float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
-        deadline = time.monotonic() + limit
+    def wait(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
+        """Block until the server answers; its API address."""
+        deadline = time.monotonic() + timeout
         retries = PORT_RETRIES
         while time.monotonic() < deadline:
             assert self.process is not None, "wait() after stop()"
             code = self.process.poll()
-            if code == 3 and retries:
-                retries -= 1
+            if code is not None and retries and not port_is_free(self.port):
+                retries -= 1  # another process took the port before the server bound it
                 self._launch()
             elif code is not None:
                 raise UserError(
@@ -152,10 +140,9 @@ class TemporaryServer:
             time.sleep(0.1)
         self.stop()
         raise UserError(
-            f"Prefect's temporary server did not answer within {limit:g} s "
-            "(setting PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); a busy machine "
-            "may need longer, or run against a Prefect server (`prefect server start`, "
-            "then set PREFECT_API_URL)"
+            f"Prefect's temporary server did not answer within {timeout:g} s; a busy machine "
+            "may need longer, or run against a Prefect server (`prefect server start`, then "
+            "set PREFECT_API_URL)"
         )
 
     def stop(self) -> None:
@@ -165,25 +152,57 @@ class TemporaryServer:
             return
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
 
-# Launches on a new port after uvicorn's exit code 3 (address in use, or a failed start).
-PORT_RETRIES = 3
+def start_prefect_api() -> TemporaryServer | None:
+    """Start a temporary server now, unless PREFECT_API_URL names a server.
 
-
-def start_temporary_server() -> TemporaryServer | None:
-    """Start Prefect's temporary server now, unless PREFECT_API_URL names a server.
-
-    Call after configure_prefect and before importing the stages; `run_pipeline` waits
-    for it and points the flow at it.
+    Call before importing the stages, so the server boots meanwhile; `prefect_api`
+    then waits for it.
     """
     if os.environ.get("PREFECT_API_URL"):
         return None
     return TemporaryServer()
+
+
+@contextmanager
+def prefect_api(server: TemporaryServer | None = None) -> Iterator[str]:
+    """The block runs against one Prefect API, which Dask workers reach too.
+
+    PREFECT_API_URL when it is set; else `server` (or one started here), waited for,
+    made the API of this process's Prefect settings for the block, named in
+    PREFECT_API_URL for the processes it starts (a local Dask cluster's workers), and
+    stopped after it.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    server = server or TemporaryServer()
+    try:
+        url = server.wait()
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+    finally:
+        server.stop()
+
+
+def prefect_command() -> str:
+    """The `prefect` command of this environment (beside this interpreter)."""
+    beside = Path(sys.executable).with_name("prefect")
+    found = str(beside) if beside.exists() else shutil.which("prefect")
+    if not found:
+        raise UserError("the `prefect` command is not installed beside redflags; reinstall it")
+    return found
 
 
 def free_port() -> int:
@@ -193,11 +212,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _site_of(package: str) -> Path:
-    """The directory `package` is installed in, without importing it (Prefect: 2-3 s)."""
-    spec = importlib.util.find_spec(package)
-    assert spec is not None and spec.origin is not None, f"{package} is not installed"
-    return Path(spec.origin).parent.parent
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _healthy(api_url: str) -> bool:

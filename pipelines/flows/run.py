@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,20 +21,20 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from pipelines import ingest, prepare
+from pipelines import ingest, resources
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
-from pipelines.flows.prefect_env import TemporaryServer
+from pipelines.flows.prefect_env import TemporaryServer, prefect_api
 from pipelines.flows.summary import (
     headline_numbers,
     headline_rows,
     summary_markdown,
     validation_numbers,
 )
+from pipelines.ingest import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
-from pipelines.sources.canonical import discover
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, open_warehouse, reader, table_counts, writer
 
 
@@ -82,25 +80,67 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
 @task(**IO_RETRIES)
 def find_input_files(input_dir: str) -> dict[str, list[str]]:
     """The canonical files of the input directory, by table."""
-    return {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+    return {table: [str(p) for p in paths] for table, paths in ingest.discover(input_dir).items()}
 
 
-# One file in, read, scrubbed and validated into files in the run's work directory; runs
-# on any worker (paths in, paths out). Unchanged files (same content hash as loaded in
-# ops.ingest_manifest) stop after the hash.
-prepare_file = task(ingest.prepare_into, name="prepare_file", **IO_RETRIES)
-# The single writer: checks that span files, then raw, quarantine, staging and the manifest
-# in one transaction per file.
-load_file = task(ingest.load_into, name="load_file", **IO_RETRIES)
-record_ingest = task(ingest.finish_ingest, name="record_ingest")
-# The Data Docs pages the prepares left to build, in the process that prepared the files.
-build_validation_docs = task(prepare.build_validation_docs, name="build_validation_docs")
+@task(**IO_RETRIES)
+def prepare_file(
+    table: str,
+    path: str,
+    work_dir: str,
+    loaded_hash: str | None,
+    docs_dir: str | None,
+    site: str | None,
+    defer_docs: bool = False,
+    hand_over_docs: bool = False,
+) -> PreparedFile:
+    """One file in, read, scrubbed and validated into files in the run's work directory.
+
+    Runs on any worker (paths in, paths out), reading the contracts of the run's site;
+    an unchanged file (same content hash as loaded in ops.ingest_manifest) stops after
+    the hash.
+    """
+    if resources.active().site != (Path(site) if site else None):
+        resources.use_site(Path(site) if site else None)
+    return ingest.prepare_file(
+        table,
+        path,
+        work_dir,
+        loaded_hash=loaded_hash,
+        docs_dir=docs_dir,
+        defer_docs=defer_docs,
+        hand_over_docs=hand_over_docs,
+    )
+
+
+@task(**IO_RETRIES)
+def load_file(warehouse: str, prepared: PreparedFile, run_id: str) -> FileReport:
+    """The single writer: checks that span files, then raw, quarantine, staging and the
+    manifest in one transaction."""
+    with open_warehouse(warehouse) as con:
+        return ingest.load_file(con, prepared, run_id)
+
+
+@task
+def build_validation_docs() -> None:
+    """The Data Docs pages the prepares of this process left to build."""
+    ingest.build_validation_docs()
+
+
+@task
+def record_ingest(
+    warehouse: str, input_dir: str, run_id: str, reports: list[FileReport], prune: bool
+) -> IngestSummary:
+    """Files gone from the input (kept, or removed with prune); the run's counts in ops."""
+    with open_warehouse(warehouse) as con:
+        return ingest.finish_ingest(con, input_dir, run_id, reports, prune=prune)
 
 
 @task
 def loaded_hashes(warehouse: str) -> dict[str, str]:
     """The content hash of every file as last loaded (ops.ingest_manifest)."""
-    return ingest.known_hashes(warehouse)
+    with open_warehouse(warehouse) as con:
+        return ingest.loaded_hashes(con)
 
 
 @task
@@ -192,71 +232,46 @@ def publish_run_artifacts(summary: dict[str, Any]) -> None:
     )
 
 
-def resolved(path: str) -> str:
-    """A file's path as the manifest records it."""
-    return str(Path(path).resolve())
+def ingest_stage(
+    warehouse: str,
+    files: dict[str, list[str]],
+    run_id: str,
+    docs_dir: str | None,
+    site: str | None,
+) -> list[FileReport]:
+    """The ingest loop on the flow's task runner: prepares submitted to it, loads here.
 
-
-def ingest_files(
-    warehouse: str, files: dict[str, list[str]], run_id: str, docs_dir: str | None
-) -> list[dict]:
-    """Prepare every file on the flow's task runner, then load them one by one, intake first.
-
-    The prepare tasks are submitted at once: the default runner works through them one
-    at a time in a thread beside the loads; a Dask runner spreads them over its workers.
-    Loads run here, in the flow's process, the warehouse's single writer. Referrals and
-    diagnoses are checked against the patients of intake, so they are loaded after it;
-    an unchanged one is prepared again (a recheck) when intake changed in this run. The
-    work directory holds this run's prepared files; what a crashed run left is removed
-    first, and each file's part once it is loaded.
-
-    On the default runner, a file's Data Docs pages are rendered by the next task of the
-    prepare thread (the next prepare, then build_validation_docs) while the loads run.
-    Dask workers hand their validation results back instead, and this process renders
-    them once the files are loaded: one site, whose index lists every file (a worker's
-    own site would list only the files that worker validated).
+    The default runner works through the prepares one at a time in a thread beside the
+    loads, and their Data Docs pages are built by the task queued after them; a Dask
+    runner spreads them over its workers, which hand their validation results back
+    for this process to render (one site, whose index lists every file). The work
+    directory holds this run's prepared files; what a crashed run left is removed first.
     """
     ingest.clear_work(warehouse)
     work = str(ingest.run_work_dir(warehouse, run_id))
-    known = loaded_hashes(warehouse)
     in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
     hand_over = docs_dir is not None and not in_process
-    prepare_docs = None if hand_over else docs_dir
-    options = {"defer_docs": in_process, "hand_over_docs": hand_over}
-    pending = {
-        table: [
-            prepare_file.submit(
-                table, path, work, known.get(resolved(path)), prepare_docs, **options
-            )
-            for path in paths
-        ]
-        for table, paths in files.items()
-    }
-    docs = build_validation_docs.submit() if in_process else None
-    reports: list[dict] = []
-    handed: list[prepare.HandedOver] = []
-    for table in TABLES:  # intake first: the others are checked against its patients
-        recheck = ingest.needs_recheck(table, [ingest.FileReport(**r) for r in reports])
-        for path, future in zip(files[table], pending[table], strict=True):
-            progress(f"reading and validating {Path(path).name} ({table})\u2026")
-            ready = future.result()
-            if recheck and ready.report.status == ingest.UNCHANGED:
-                progress(f"checking {Path(path).name} again: intake changed\u2026")
-                ready = prepare_file.submit(
-                    table, path, work, None, prepare_docs, **options
-                ).result()
-            handed.extend(ready.validation_results)
-            ready = replace(ready, validation_results=[])  # the load needs none of them
-            if ready.report.status == ingest.LOADED:
-                progress(f"loading {ready.report.rows_read:,} rows of {Path(path).name}\u2026")
-            reports.append(load_file(warehouse, ready, run_id))
-    if docs is not None:
-        docs.result()
-        prepare.build_validation_docs()  # what a recheck prepared after the task ran
-    if handed:
-        progress("writing the Data Docs of the files the workers validated\u2026")
-        prepare.take_over_validation_docs(docs_dir, handed)
-        prepare.build_validation_docs()
+
+    def prepare(table: str, path: str, loaded_hash: str | None):
+        return prepare_file.submit(
+            table,
+            path,
+            work,
+            loaded_hash,
+            None if hand_over else docs_dir,
+            site,
+            defer_docs=in_process,
+            hand_over_docs=hand_over,
+        )
+
+    reports = ingest.ingest_files(
+        files,
+        known=loaded_hashes(warehouse),
+        prepare=prepare,
+        load=lambda prepared: load_file(warehouse, prepared, run_id),
+        docs_dir=docs_dir,
+        build_docs=build_validation_docs.submit if in_process else None,
+    )
     ingest.clear_work(warehouse)
     return reports
 
@@ -276,8 +291,9 @@ def redflags_run(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     docs_dir: str | None = None,
     prune: bool = False,
+    site: str | None = None,
 ) -> dict[str, Any]:
-    """Run the whole pipeline once.
+    """Run the whole pipeline once, with the files of `site` where it has its own.
 
     Steps:
     1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
@@ -301,6 +317,7 @@ def redflags_run(
     the report only read it, so they come after the lock is released (a read-only
     connection cannot open beside this process's writable one).
     """
+    resources.use_site(Path(site) if site else None)
     warehouse = str(Path(warehouse).resolve())
     run_id = new_run_id()
     summary: dict[str, Any] = {"run_id": run_id, "input_dir": input_dir, "warehouse": warehouse}
@@ -310,8 +327,8 @@ def redflags_run(
         if source != CANONICAL:
             input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
         files = find_input_files(input_dir)
-        reports = ingest_files(warehouse, files, run_id, docs_dir)
-        summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune=prune)
+        reports = ingest_stage(warehouse, files, run_id, docs_dir, site)
+        summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune)
         summary["validation"] = validation_numbers(summary["ingest"])
         summary["raw"] = count_raw_rows(warehouse)
         summary["scored"] = score_presentations(warehouse, engine)
@@ -355,33 +372,6 @@ def dask_runner(workers: int = 0, dask_address: str | None = None):
     )
 
 
-@contextmanager
-def prefect_api(server: TemporaryServer | None = None) -> Iterator[None]:
-    """Run the block against one Prefect API that worker processes can reach too.
-
-    Without PREFECT_API_URL, Prefect starts a temporary server on first use, and every
-    Dask worker process would start one of its own (seconds each, and task runs
-    scattered over several databases). So the temporary server is started here (or
-    waited for, if the caller started `server` early) and its address set for the
-    block: the flow and its workers report to the same one.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if server is not None:
-        with temporary_settings(updates={PREFECT_API_URL: server.wait()}):
-            yield
-        return
-    if PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    subprocess_server = SubprocessASGIServer()
-    subprocess_server.start()
-    with temporary_settings(updates={PREFECT_API_URL: subprocess_server.api_url}):
-        yield
-
-
 def run_pipeline(
     parameters: dict[str, Any],
     *,
@@ -391,16 +381,10 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the flow with `parameters`; on Dask when `workers` or `dask_address` is set.
 
-    `server`: Prefect's temporary server, if the caller started it early
-    (`prefect_env.start_temporary_server`); it is waited for, used and stopped.
+    `server`: the temporary Prefect server, if the caller started it early
+    (`prefect_env.start_prefect_api`); it is waited for, used and stopped.
     """
     runner = dask_runner(workers, dask_address)
     flow_to_run = redflags_run if runner is None else redflags_run.with_options(task_runner=runner)
-    if runner is None and server is None:
+    with prefect_api(server):
         return flow_to_run(**parameters)
-    try:
-        with prefect_api(server):
-            return flow_to_run(**parameters)
-    finally:
-        if server is not None:
-            server.stop()

@@ -15,7 +15,10 @@ Keys read (all optional except run_id):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.ingest import IngestSummary
 
 MISSING = "not available"
 TIER_ORDER: tuple[str, ...] = ("urgent", "high", "moderate", "low", "not_back_pain")
@@ -121,18 +124,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def validation_numbers(ingest_summary: dict[str, Any]) -> dict[str, Any]:
-    """The summary's `validation` key from the ingest stage's report (files this run loaded)."""
-    from pipelines.ingest import REJECTED, IngestSummary
-
-    ingest = IngestSummary.from_dict(ingest_summary)
+def validation_numbers(ingest: IngestSummary) -> dict[str, Any]:
+    """The summary's `validation` key from the ingest stage's summary (files this run loaded)."""
     return {
         "rows_in": ingest.total("rows_read"),
         "accepted": ingest.total("accepted"),
         "quarantined": ingest.total("quarantined"),
-        "rejected_files": [
-            {"file": f.path, "reason": f.message} for f in ingest.files if f.status == REJECTED
-        ],
+        "rejected_files": [{"file": f.path, "reason": f.message} for f in ingest.rejected],
     }
 
 

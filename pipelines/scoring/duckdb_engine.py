@@ -1,7 +1,6 @@
-"""The DuckDB engine: the rules rendered as one readable SQL query.
+"""The DuckDB engine: the rules rendered as one readable SQL query over `staging.intake`.
 
-`render_sql` is what sql/features/presentation_flags.sql holds (a test checks the
-file is current). The query reads `staging.intake`.
+`render_sql` returns the query; the warehouse's scoring stage and `redflags score` run it.
 """
 
 from __future__ import annotations
@@ -10,17 +9,15 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipelines.paths import SQL_DIR
 from pipelines.scoring import history, matches
-from pipelines.scoring import predicates as p
 from pipelines.scoring.output import cast_output, sql_types
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
+from pipelines.sqltext import literal
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SQL_PATH = SQL_DIR / "features" / "presentation_flags.sql"
 SOURCE = "staging.intake"
 # Numbers the rows of a table SOURCE for the join back from the history windows.
 # `rowid` is read with the scan, on every thread; `row_number() OVER ()` would run
@@ -64,13 +61,12 @@ def render_sql(rules: RuleSet, row_key: str = TABLE_ROW_KEY) -> str:
                 "completeness",
                 f"CAST({rules.completeness.sql(env)} AS DOUBLE) / {len(rules.symptom_names)}",
             ),
-            ("rules_version", p.sql_str(rules.version)),
+            ("rules_version", literal(rules.version)),
         ]
     )
     final_columns = ",\n".join(f"    CAST({c} AS {t}) AS {c}" for c, t in types.items())
     return f"""-- features.presentation_flags: red-flag features, tier and score per presentation.
--- GENERATED from schemas/red_flags.yml (rules_version {rules.version}) by
--- `python -m pipelines.scoring.render`; do not edit by hand.
+-- Rendered from schemas/red_flags.yml (rules_version {rules.version}).
 WITH
 inputs AS (
     -- The intake columns the rules read, and a key for each row (to join the

@@ -11,7 +11,12 @@ schemas/red_flags.yml (`history:`).
 
 from __future__ import annotations
 
-from pipelines.lazy_modules import np, pd
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ORDER = ["patient_id", "encounter_date", "encounter_id"]
 
@@ -41,6 +46,8 @@ def group_start(patient_id: pd.Series) -> np.ndarray:
     A patient's rows are one run, so cumulative maxima of positions stop at the
     run's start: a position from before it means "none for this patient".
     """
+    import pandas as pd
+
     ids = pd.factorize(patient_id, use_na_sentinel=False)[0]
     first = np.ones(len(ids), dtype=bool)
     first[1:] = ids[1:] != ids[:-1]
@@ -54,6 +61,8 @@ def _last_position(flag: np.ndarray) -> np.ndarray:
 
 def previous_back_pain_row(start: np.ndarray, back_pain: pd.Series) -> pd.Series:
     """Position of the patient's last back-pain presentation before this row (NA if none)."""
+    import pandas as pd
+
     last = _last_position(back_pain.to_numpy(dtype=bool))
     previous = np.concatenate([[-1], last[:-1]]) if len(last) else last
     result = pd.Series(previous, index=back_pain.index, dtype="Int64")
@@ -61,6 +70,8 @@ def previous_back_pain_row(start: np.ndarray, back_pain: pd.Series) -> pd.Series
 
 
 def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> pd.Series:
+    import pandas as pd
+
     days = _day_number(encounter_date)
     known = previous_row.notna().to_numpy()
     rows = previous_row.fillna(0).to_numpy(dtype=np.int64)
@@ -69,6 +80,8 @@ def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> p
 
 
 def previous_pain_score(pain_score: pd.Series, previous_row: pd.Series) -> pd.Series:
+    import pandas as pd
+
     known = previous_row.notna().to_numpy()
     rows = previous_row.fillna(0).to_numpy(dtype=np.int64)
     values = pain_score.astype("Int64").array[rows]
@@ -84,6 +97,8 @@ def n_back_pain_window(
     Cumulative count of back-pain rows up to this one, minus the count up to the
     last row older than the window (found by binary search on (patient, day)).
     """
+    import pandas as pd
+
     days = _day_number(encounter_date)
     group = np.cumsum(start == np.arange(len(start))).astype(np.int64)
     span = (days.max() - days.min() + window_days + 2) if len(days) else 1
@@ -110,6 +125,8 @@ def episode_days(
     An index is a back-pain presentation with no earlier back-pain presentation in
     the washout before it; NA for a presentation that is not back pain.
     """
+    import pandas as pd
+
     bp = back_pain.to_numpy(dtype=bool)
     recent = (days_since_previous <= washout_days).fillna(False).to_numpy(dtype=bool)
     index_row = _last_position(bp & ~recent)

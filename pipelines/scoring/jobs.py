@@ -11,35 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
-from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY, render_sql
-from pipelines.scoring.output import table_ddl
+from pipelines.scoring.duckdb_engine import SOURCE
+from pipelines.scoring.engines import DEFAULT_ENGINE, scored_select
+from pipelines.scoring.output import TABLE, table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
-from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
+from pipelines.sqltext import path as sql_path
+from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, create_ops_tables
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-TABLE = "features.presentation_flags"
 # The file view's key for each row (the scoring query joins its history windows
 # back on it): the Parquet reader's row number, read in parallel with the scan.
 # A CSV has none, nor a Parquet file with a column of that name; their rows are
 # numbered by row_number() OVER (), which keeps the scan on one thread.
 FILE_ROW = "file_row_number"
 SERIAL_ROW_KEY = "row_number() OVER ()"
-# Rows per Arrow batch of the pandas result that DuckDB scans (its row-group size).
-ARROW_BATCH_ROWS = 122_880
-OPS_DDL = """CREATE TABLE IF NOT EXISTS ops.rules_versions (
-    rules_version VARCHAR PRIMARY KEY,
-    rules_path VARCHAR,
-    rules_text VARCHAR,
-    first_used_at TIMESTAMP
-)"""
 
 
 def _kind(path: Path, role: str) -> str:
@@ -54,10 +43,6 @@ def _kind(path: Path, role: str) -> str:
     )
 
 
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
     """Create staging.intake from a canonical intake file; bad values stop with file/row/column.
 
@@ -70,9 +55,9 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
         )
     contract = load_contract("intake")
     reader = (
-        f"read_csv({_quote(path)}, header = true, all_varchar = true)"
+        f"read_csv({sql_path(path)}, header = true, all_varchar = true)"
         if kind == "csv"
-        else f"read_parquet({_quote(path)})"
+        else f"read_parquet({sql_path(path)})"
     )
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW intake_file AS SELECT * FROM {reader}")
@@ -146,54 +131,10 @@ def _typed(column, file_type: str | None) -> str:
     return f"CAST(CAST({column.name} AS VARCHAR) AS {column.duckdb_type}) AS {column.name}"
 
 
-def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """staging.intake as a frame through Arrow: strings stay Arrow-backed, never Python objects.
-
-    (`.df()` builds a Python object per string, several seconds per million rows.)
-    """
-    import pandas as pd
-    import pyarrow as pa
-
-    dtypes = {
-        pa.string(): pd.StringDtype("pyarrow"),
-        pa.large_string(): pd.StringDtype("pyarrow"),
-        pa.bool_(): pd.BooleanDtype(),
-        pa.int32(): pd.Int64Dtype(),
-        pa.int64(): pd.Int64Dtype(),
-    }
-    columns = ", ".join(load_contract("intake").names)
-    table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
-    return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
-
-
-def scored_relation_sql(
-    con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet, row_key: str = TABLE_ROW_KEY
-) -> str:
-    """A SELECT of the scored rows: the rendered SQL, or the pandas result registered.
-
-    `row_key` keys the rows of staging.intake (`rowid` of a table; see FILE_ROW for a view).
-    """
-    if engine == "duckdb":
-        return render_sql(rules, row_key)
-    import pyarrow as pa
-
-    from pipelines.scoring.pandas_engine import score_pandas
-
-    frame = score_pandas(intake_frame(con), rules)
-    # As an Arrow table: DuckDB reads Arrow columns in place, while scanning the
-    # frame's nullable pandas columns took 3.5 s per million rows. In batches of a
-    # row group each: the frame's columns come out in one chunk (or a few uneven
-    # ones), and a scan thread takes a whole batch, so the write was one-sided.
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    batches = table.to_batches(ARROW_BATCH_ROWS)
-    con.register("scored_frame", pa.Table.from_batches(batches, schema=table.schema))
-    return "SELECT * REPLACE (CAST(encounter_date AS DATE) AS encounter_date) FROM scored_frame"
-
-
 def score_file(
     input_path: Path,
     output_path: Path,
-    engine: str = "duckdb",
+    engine: str = DEFAULT_ENGINE,
     rules: RuleSet | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> int:
@@ -207,10 +148,10 @@ def score_file(
         progress(f"reading {input_path}")
         n, row_key = load_intake_file(con, input_path)
         progress(f"scoring {n:,} presentations with the {engine} engine")
-        select = scored_relation_sql(con, engine, rules, row_key)
+        select = scored_select(con, engine, rules, row_key)
         options = "FORMAT csv, HEADER true" if out_kind == "csv" else "FORMAT parquet"
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"COPY ({select}) TO {_quote(output_path)} ({options})")
+        con.execute(f"COPY ({select}) TO {sql_path(output_path)} ({options})")
         progress(f"wrote {output_path}")
         return n
     finally:
@@ -218,7 +159,7 @@ def score_file(
 
 
 def record_rules_version(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
-    con.execute(OPS_DDL)
+    create_ops_tables(con)
     con.execute(
         "INSERT INTO ops.rules_versions VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [
@@ -231,11 +172,11 @@ def record_rules_version(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None
 
 
 def score_warehouse(
-    con: duckdb.DuckDBPyConnection, engine: str = "duckdb", rules: RuleSet | None = None
+    con: duckdb.DuckDBPyConnection, engine: str = DEFAULT_ENGINE, rules: RuleSet | None = None
 ) -> int:
     """staging.intake -> features.presentation_flags (replaced whole, in one transaction)."""
     rules = rules or load_rules()
-    select = scored_relation_sql(con, engine, rules)
+    select = scored_select(con, engine, rules)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(table_ddl(rules, TABLE))

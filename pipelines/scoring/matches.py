@@ -18,13 +18,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pipelines.lazy_modules import np, pd
+import numpy as np
+
 from pipelines.scoring import normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
 from pipelines.scoring.text import HARD_MARKS
+from pipelines.sqltext import literal
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 
@@ -96,11 +99,15 @@ def _mark_class(marks: str) -> str:
 
 def _distinct(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Position of each row's value among the distinct values (NULL is one value), and those."""
+    import pandas as pd
+
     positions, uniques = pd.factorize(values, use_na_sentinel=False)
     return pd.Series(positions), pd.Series(uniques, dtype=values.dtype)
 
 
 def _taken(per_value: pd.DataFrame, positions: pd.Series, index: pd.Index) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {c: per_value[c].array.take(positions.to_numpy()) for c in per_value.columns}, index=index
     )
@@ -108,6 +115,8 @@ def _taken(per_value: pd.DataFrame, positions: pd.Series, index: pd.Index) -> pd
 
 def _piece_matches_pandas(pieces: pd.Series, rules: RuleSet) -> pd.DataFrame:
     """The text match columns of distinct lower-cased texts (pieces of complaints)."""
+    import pandas as pd
+
     env = rules.env()
     env.frame = pd.DataFrame(
         {p.TEXT: pieces, p.HAS_CUE: normalise.has_cue_pandas(pieces, rules.text)}
@@ -128,6 +137,7 @@ def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.D
     `piece_marks`, each distinct piece is matched once, and a complaint matches
     where any of its pieces does (a logical-or over each complaint's run of pieces).
     """
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -164,6 +174,8 @@ def _one_array(strings: pd.Series) -> pa.Array:
 
 def code_matches_pandas(dx_codes: pd.Series, rules: RuleSet) -> pd.DataFrame:
     """The value-set match columns for each row, computed on the distinct dx_codes."""
+    import pandas as pd
+
     positions, distinct_codes = _distinct(dx_codes)
     env = rules.env()
     env.frame = pd.DataFrame({p.CODES: normalise.codes_pandas(distinct_codes)})
@@ -201,9 +213,7 @@ def matches_sql(rules: RuleSet, source: str) -> str:
     clauses = normalise.normalised_sql(p.TEXT, rules.text)
     marks = piece_marks(rules)
     text = normalise.complaint_text_sql()
-    pieces = (
-        f"string_split_regex({text}, {p.sql_str(_mark_class(marks))})" if marks else f"[{text}]"
-    )
+    pieces = f"string_split_regex({text}, {literal(_mark_class(marks))})" if marks else f"[{text}]"
     codes = _columns([(n.match_column, n.match_sql(env)) for n in code_matches(rules)])
     return f"""complaint_pieces AS (
     -- Each distinct complaint (complaints repeat; the matches are joined back to

@@ -9,18 +9,19 @@ negation cue and a mention, where words and clauses must be counted.
 
 from __future__ import annotations
 
-from pipelines.lazy_modules import pd
+from typing import TYPE_CHECKING
+
+from pipelines import codes
 from pipelines.scoring import predicates as p
 from pipelines.scoring.text import CLAUSE_MARK, KEEP, TextRules
+from pipelines.sqltext import literal
 
-# dx_codes: drop dots and white space, make non-ASCII unmatchable, upper case
-# (pipelines.value_sets.normalize_code does the same for the value sets).
-CODE_DROP = r"[.\s]"
-NON_ASCII = r"[^\x00-\x7F]"
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def complaint_text_pandas(chief_complaint: pd.Series) -> pd.Series:
-    return chief_complaint.astype("string[pyarrow]").fillna("").str.lower()
+    return chief_complaint.astype("string").fillna("").str.lower()
 
 
 def complaint_text_sql() -> str:
@@ -34,23 +35,18 @@ def normalised_pandas(complaint_text: pd.Series, text: TextRules) -> pd.Series:
 
 
 def normalised_sql(complaint_text: str, text: TextRules) -> str:
-    s = f"regexp_replace({complaint_text}, {p.sql_str(KEEP)}, ' ', 'g')"
-    s = f"regexp_replace({s}, {p.sql_str(text.clause_word_pattern)}, ',', 'g')"
-    return (
-        f"regexp_replace({s}, {p.sql_str(text.clause_mark_pattern)}, {p.sql_str(CLAUSE_MARK)}, 'g')"
-    )
+    s = f"regexp_replace({complaint_text}, {literal(KEEP)}, ' ', 'g')"
+    s = f"regexp_replace({s}, {literal(text.clause_word_pattern)}, ',', 'g')"
+    return f"regexp_replace({s}, {literal(text.clause_mark_pattern)}, {literal(CLAUSE_MARK)}, 'g')"
 
 
 def codes_pandas(dx_codes: pd.Series) -> pd.Series:
-    s = dx_codes.astype("string[pyarrow]").fillna("")
-    return (
-        s.str.replace(CODE_DROP, "", regex=True).str.replace(NON_ASCII, "?", regex=True).str.upper()
-    )
+    """dx_codes as compared (`pipelines.codes`), NULL as no codes."""
+    return codes.normalize_pandas(dx_codes.astype("string").fillna(""))
 
 
 def codes_sql() -> str:
-    s = f"regexp_replace(coalesce(dx_codes, ''), {p.sql_str(CODE_DROP)}, '', 'g')"
-    return f"upper(regexp_replace({s}, {p.sql_str(NON_ASCII)}, '?', 'g'))"
+    return codes.normalize_sql("coalesce(dx_codes, '')")
 
 
 def has_cue_pandas(complaint_text: pd.Series, text: TextRules) -> pd.Series:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from pipelines.contracts import load_contract
 from pipelines.scoring import history, matches
+from pipelines.scoring.duckdb_engine import SOURCE
 from pipelines.scoring.output import cast_output
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
@@ -16,7 +22,6 @@ def inputs(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     Contract columns the frame lacks are NULL, as in the DuckDB engine.
     """
     dtypes = load_contract("intake").pandas_dtypes()
-    dtypes = {k: ("string[pyarrow]" if v == "string" else v) for k, v in dtypes.items()}
     frame = pd.DataFrame(
         {
             c: intake[c] if c in intake.columns else pd.Series(pd.NA, index=intake.index)
@@ -80,3 +85,22 @@ def score_pandas(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     frame = inputs(intake, rules)
     frame = scored(features(with_history(effective(frame, rules), rules), rules), rules)
     return cast_output(frame[rules.output_columns], rules)
+
+
+def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """staging.intake as a frame through Arrow: strings stay Arrow-backed, never Python objects.
+
+    (`.df()` builds a Python object per string, several seconds per million rows.)
+    """
+    import pyarrow as pa
+
+    dtypes = {
+        pa.string(): pd.StringDtype("pyarrow"),
+        pa.large_string(): pd.StringDtype("pyarrow"),
+        pa.bool_(): pd.BooleanDtype(),
+        pa.int32(): pd.Int64Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+    }
+    columns = ", ".join(load_contract("intake").names)
+    table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
+    return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.lazy_modules import np, pd
+import numpy as np
+
 from pipelines.scoring.text import TextRules, keywords
+from pipelines.sqltext import literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BOOL = "boolean"
 INT = "Int64"
@@ -31,6 +36,8 @@ def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.
     for two boolean or two Int64 Series this is one np.where over values and
     NULL masks. Other dtypes (strings) use Series.mask.
     """
+    import pandas as pd
+
     dtype = str(otherwise.dtype)
     if dtype not in _MASKED or str(if_true.dtype) != dtype:
         return otherwise.mask(condition, if_true)
@@ -48,10 +55,6 @@ def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.
 def true_only(values: pd.Series) -> np.ndarray:
     """TRUE rows of a boolean Series as a numpy mask (NULL is not TRUE)."""
     return values.to_numpy(dtype=bool, na_value=False)
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass
@@ -104,6 +107,8 @@ class Literal(Expr):
     value: bool | int | str | None
 
     def pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         index = env.frame.index
         if isinstance(self.value, bool):
             return pd.Series(self.value, index=index, dtype=BOOL)
@@ -120,7 +125,7 @@ class Literal(Expr):
             return "NULL"
         if isinstance(self.value, int):
             return str(self.value)
-        return sql_str(self.value)
+        return literal(self.value)
 
 
 @dataclass
@@ -133,6 +138,8 @@ class IsTrue(Expr):
         return [self.arg]
 
     def pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         value = self.arg.pandas(env).astype(BOOL)
         return pd.Series(true_only(value), index=value.index, dtype=BOOL)
 
@@ -190,7 +197,7 @@ class In(Expr):
         return value.isin(list(self.values)).astype(BOOL).mask(value.isna())
 
     def sql(self, env: Env) -> str:
-        return f"({self.arg.sql(env)} IN ({', '.join(sql_str(v) for v in self.values)}))"
+        return f"({self.arg.sql(env)} IN ({', '.join(literal(v) for v in self.values)}))"
 
 
 @dataclass
@@ -204,6 +211,8 @@ class Lookup(Expr):
         return [self.arg]
 
     def pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         value = self.arg.pandas(env)
         result = pd.Series(pd.NA, index=value.index, dtype=BOOL)
         for key, flag in self.values.items():
@@ -213,7 +222,7 @@ class Lookup(Expr):
 
     def sql(self, env: Env) -> str:
         whens = " ".join(
-            f"WHEN {sql_str(k)} THEN {'true' if v else 'false'}" for k, v in self.values.items()
+            f"WHEN {literal(k)} THEN {'true' if v else 'false'}" for k, v in self.values.items()
         )
         return f"(CASE {self.arg.sql(env)} {whens} END)"
 
@@ -280,6 +289,8 @@ class WeightedCount(Expr):
         return self.args
 
     def pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         total = np.zeros(len(env.frame), dtype=np.int64)
         for arg, weight in zip(self.args, self.weights, strict=True):
             total += true_only(arg.pandas(env).astype(BOOL)) * weight
@@ -303,6 +314,8 @@ class CountKnown(Expr):
         return self.args
 
     def pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         total = pd.Series(0, index=env.frame.index, dtype=INT)
         for arg in self.args:
             total = total + arg.pandas(env).notna().astype(INT)
@@ -371,6 +384,8 @@ def _literal_series(values: list, positions: np.ndarray, env: Env) -> pd.Series 
     A CASE whose branches are all literals (tier, pain_site, the effective flags)
     needs no Series per literal and no pass per branch: one take per row.
     """
+    import pandas as pd
+
     index = env.frame.index
     if all(isinstance(v, str) for v in values):
         import pyarrow as pa
@@ -438,7 +453,7 @@ class InValueSet(Match):
         return env.column(CODES).str.contains(pattern, regex=True).fillna(False).astype(BOOL)
 
     def match_sql(self, env: Env) -> str:
-        return f"regexp_matches({CODES}, {sql_str(env.code_patterns[self.value_set])})"
+        return f"regexp_matches({CODES}, {literal(env.code_patterns[self.value_set])})"
 
 
 def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRules) -> pd.Series:
@@ -447,6 +462,8 @@ def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRule
     The keywords are one alternation of literals (one scan of the text instead of
     one per keyword); NULL text does not occur (the complaint is coalesced to '').
     """
+    import pandas as pd
+
     any_keyword = "|".join(re.escape(w) for w in keywords(phrases))
     rows = text.str.contains(any_keyword, regex=True).to_numpy(dtype=bool, na_value=False)
     found = np.zeros(len(text), dtype=bool)
@@ -455,8 +472,8 @@ def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRule
 
 
 def contains_phrases_sql(text: str, phrases: list[str], rules: TextRules) -> str:
-    words = " OR ".join(f"contains({text}, {sql_str(w)})" for w in keywords(phrases))
-    pattern = sql_str(rules.raw_mention_pattern(phrases))
+    words = " OR ".join(f"contains({text}, {literal(w)})" for w in keywords(phrases))
+    pattern = literal(rules.raw_mention_pattern(phrases))
     return f"(CASE WHEN {words} THEN regexp_matches({text}, {pattern}) ELSE false END)"
 
 
@@ -494,6 +511,8 @@ class TextMentions(Match):
         return match_column_name("affirms", self.phrases)
 
     def match_pandas(self, env: Env) -> pd.Series:
+        import pandas as pd
+
         phrases = env.phrases[self.phrases]
         mentions = env.column(TextMentionsAny(self.phrases).match_column)
         result = mentions.to_numpy(dtype=bool, na_value=False).copy()  # may be a view
@@ -505,8 +524,8 @@ class TextMentions(Match):
 
     def match_sql(self, env: Env) -> str:
         phrases = env.phrases[self.phrases]
-        mention = sql_str(env.text.mention_pattern(phrases))
-        negated = sql_str(env.text.negated_mention_pattern(phrases))
+        mention = literal(env.text.mention_pattern(phrases))
+        negated = literal(env.text.negated_mention_pattern(phrases))
         return (
             f"(CASE WHEN NOT {TextMentionsAny(self.phrases).match_column} THEN false "
             f"WHEN NOT {HAS_CUE} THEN true "

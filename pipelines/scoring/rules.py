@@ -1,25 +1,25 @@
 """Load schemas/red_flags.yml into rule trees both engines evaluate.
 
-The file is the single source of the scoring logic; its SHA-256 (first 16 hex
-digits) is the rules_version stored with every scored row and in ops.
+The file is the single source of the scoring logic. The rules version stored with
+every scored row, in ops and in every extract's manifest is a hash of the rule files
+a command actually used (the rules and the value sets, a site's own where it has
+them), so a site's change shows in it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-import yaml
-
+from pipelines import resources
 from pipelines.errors import UserError
-from pipelines.paths import SCHEMAS_DIR, VALUE_SETS_DIR
 from pipelines.scoring import predicates as p
 from pipelines.scoring.text import TextRules
-from pipelines.value_sets import value_set
+from pipelines.value_sets import value_set, value_set_files
 
-RULES_PATH = SCHEMAS_DIR / "red_flags.yml"
+RULES_FILE = "schemas/red_flags.yml"
 
 # Intake columns carried into the rules besides the 17 booleans and pain_site.
 ID_COLUMNS = ("encounter_id", "patient_id", "encounter_date", "age_years")
@@ -75,15 +75,15 @@ class RuleSet:
         return p.Env(text=self.text, phrases=self.phrases, code_patterns=self.code_patterns)
 
 
-def rules_version(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def rule_files(path: Path) -> list[Path]:
+    """The files the rules are made of: the rule file and the value sets it reads."""
+    return [path, *value_set_files()]
 
 
-def code_pattern(name: str, directory: Path = VALUE_SETS_DIR) -> str:
+def code_pattern(name: str) -> str:
     """A regex over normalised dx_codes (codes joined by ';') for one value set."""
     alternatives = sorted(
-        re.escape(e.normalized) + ("[^;]*" if e.is_prefix else "")
-        for e in value_set(name, directory)
+        re.escape(e.normalized) + ("[^;]*" if e.is_prefix else "") for e in value_set(name)
     )
     return f"(?:^|;)(?:{'|'.join(alternatives)})(?:;|$)"
 
@@ -110,20 +110,28 @@ def _pain_site(raw: dict) -> p.Expr:
     return p.Coalesce([p.Column("pain_site"), p.When(branches, p.Literal(str(raw["otherwise"])))])
 
 
-def load_rules(path: Path | str = RULES_PATH, value_sets_dir: Path = VALUE_SETS_DIR) -> RuleSet:
+def load_rules(path: Path | str | None = None) -> RuleSet:
+    """The rules of this command (the site's rule file where it has one, or `path`)."""
+    path = Path(path) if path is not None else resources.active().path(RULES_FILE)
+    return read_rules(path, tuple(rule_files(path)))
+
+
+@cache
+def read_rules(path: Path, files: tuple[Path, ...]) -> RuleSet:
     """Read and check the rule file; errors name the file and the rule."""
-    path = Path(path)
+    raw = resources.read_yaml(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read the rules ({exc})") from exc
-    try:
-        return _build(path, raw, value_sets_dir)
+        return _build(path, raw, resources.fingerprint(files))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: invalid rules: {exc}") from exc
 
 
-def _build(path: Path, raw: dict, value_sets_dir: Path) -> RuleSet:
+def tier_order() -> list[str]:
+    """The tiers, highest first, then the tier of presentations outside the population."""
+    return load_rules().tier_names
+
+
+def _build(path: Path, raw: dict, version: str) -> RuleSet:
     text_raw = raw["text"]
     text = TextRules(
         cues=tuple(text_raw["negation_cues"]),
@@ -192,10 +200,10 @@ def _build(path: Path, raw: dict, value_sets_dir: Path) -> RuleSet:
     score = p.WeightedCount([p.Column(n) for n in weights], [int(w) for w in weights.values()])
     completeness = p.CountKnown([p.Column(n) for n in symptom_names])
 
-    code_patterns = {name: code_pattern(name, value_sets_dir) for name in sorted(value_sets_used)}
+    code_patterns = {name: code_pattern(name) for name in sorted(value_sets_used)}
     return RuleSet(
         path=path,
-        version=rules_version(path),
+        version=version,
         text=text,
         phrases=phrases,
         code_patterns=code_patterns,

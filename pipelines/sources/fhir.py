@@ -26,6 +26,7 @@ from pipelines.sources.mapping import (
     system_sql,
 )
 from pipelines.sources.report import AdapterReport
+from pipelines.sqltext import path_list
 
 BUNDLE_SUFFIXES: tuple[str, ...] = (".json", ".json.gz")
 NDJSON_SUFFIXES: tuple[str, ...] = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -203,10 +204,6 @@ def find_files(input_dir: Path) -> tuple[list[Path], list[Path]]:
     return bundles, ndjson
 
 
-def _quoted_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _load_batch(con: duckdb.DuckDBPyConnection, paths: list[Path], *, bundles: bool) -> None:
     """Resources of a batch of files into `res(r JSON)` (entries of Bundles unnested).
 
@@ -224,7 +221,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, paths: list[Path], *, bundles: b
     def load(batch: list[Path]) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE res AS SELECT {resource} AS r FROM read_json_objects("
-            f"{_quoted_list(batch)}, format = '{fmt}', maximum_object_size = {MAX_OBJECT_BYTES})"
+            f"{path_list(batch)}, format = '{fmt}', maximum_object_size = {MAX_OBJECT_BYTES})"
         )
 
     try:

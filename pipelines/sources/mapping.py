@@ -30,9 +30,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipelines import codes
 from pipelines.contracts import load_contract
 from pipelines.sources.report import AdapterReport
-from pipelines.value_sets import load_value_sets, normalize_code
+from pipelines.sqltext import literal
+from pipelines.sqltext import path as sql_path
+from pipelines.value_sets import load_value_sets
 
 # Value-set families, selected by name prefix (see schemas/value_sets/value_sets.yml).
 CROSSWALK = "to_icd10cm:"
@@ -79,8 +82,7 @@ def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to `out_dir/.spill` when a source outgrows memory."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    spill = str(out_dir / ".spill").replace("'", "''")
-    con.execute(f"SET temp_directory = '{spill}'")
+    con.execute(f"SET temp_directory = {sql_path(out_dir / '.spill')}")
     return con
 
 
@@ -110,18 +112,14 @@ def register_value_sets(con: duckdb.DuckDBPyConnection) -> None:
     frame["kind"] = "exact"
     frame.loc[is_prefix, "kind"] = "prefix"
     frame.loc[is_text, "kind"] = "text"
-    frame["code"] = frame["raw_code"].str.rstrip("*").map(normalize_code)
+    frame["code"] = frame["raw_code"].str.rstrip("*").map(codes.normalize)
     frame.loc[is_text, "code"] = (
         frame.loc[is_text, "raw_code"].str.lower().str.replace(r"[^a-z0-9]", "", regex=True)
     )
     con.register("rf_vs_frame", frame[["value_set", "code_system", "code", "kind"]])
     con.execute("CREATE OR REPLACE TEMP TABLE rf_vs AS SELECT * FROM rf_vs_frame")
     con.unregister("rf_vs_frame")
-    # The same normalisation as pipelines.value_sets.normalize_code, in SQL.
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO rf_norm_code(x) AS "
-        "upper(replace(replace(trim(x), '.', ''), ' ', ''))"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP MACRO rf_norm_code(x) AS {codes.normalize_sql('x')}")
     con.execute(
         "CREATE OR REPLACE TEMP MACRO rf_norm_text(x) AS "
         "regexp_replace(lower(x), '[^a-z0-9]', '', 'g')"
@@ -359,7 +357,7 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
         **{c: f"f.{c}" for c in flag_sets},
     }
     select = _contract_select(contract.table, computed)
-    path = _sql_path(out_dir / "intake.parquet")
+    path = sql_path(out_dir / "intake.parquet")
     con.execute(
         f"""COPY (
             SELECT {select}
@@ -370,9 +368,9 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
             LEFT JOIN rf_visit_dx d ON d.visit_key = v.visit_key
             WHERE v.visit_date IS NOT NULL AND v.age_years >= 0 AND v.has_person
             ORDER BY encounter_date, encounter_id
-        ) TO '{path}' (FORMAT parquet)"""
+        ) TO {path} (FORMAT parquet)"""
     )
-    report.mapped["intake"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+    report.mapped["intake"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
 
 
 def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
@@ -438,12 +436,12 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "code_system": "code_system",
         "urgency": "urgency",
     }
-    path = _sql_path(out_dir / "referrals.parquet")
+    path = sql_path(out_dir / "referrals.parquet")
     con.execute(
         f"COPY (SELECT {_contract_select(contract.table, computed)} FROM rf_referral_kept "
-        f"ORDER BY referral_date, referral_id) TO '{path}' (FORMAT parquet)"
+        f"ORDER BY referral_date, referral_id) TO {path} (FORMAT parquet)"
     )
-    report.mapped["referrals"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+    report.mapped["referrals"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
 
 
 def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
@@ -474,17 +472,17 @@ def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "code": "code",
         "code_system": "code_system",
     }
-    path = _sql_path(out_dir / "diagnoses.parquet")
+    path = sql_path(out_dir / "diagnoses.parquet")
     con.execute(
         f"COPY (SELECT DISTINCT {_contract_select(contract.table, computed)} FROM rf_diagnosis "
         "WHERE code IS NOT NULL AND condition_date IS NOT NULL "
-        f"ORDER BY patient_id, diagnosis_date, code) TO '{path}' (FORMAT parquet)"
+        f"ORDER BY patient_id, diagnosis_date, code) TO {path} (FORMAT parquet)"
     )
-    report.mapped["diagnoses"] = _count(con, f"SELECT count(*) FROM read_parquet('{path}')")
+    report.mapped["diagnoses"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
 
 
 def _has_value_set(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return _count(con, f"SELECT count(*) FROM rf_vs WHERE value_set = '{name}'") > 0
+    return _count(con, f"SELECT count(*) FROM rf_vs WHERE value_set = {literal(name)}") > 0
 
 
 def _contract_select(table: str, computed: dict[str, str]) -> str:
@@ -494,7 +492,3 @@ def _contract_select(table: str, computed: dict[str, str]) -> str:
         f"CAST({computed.get(c.name, 'NULL')} AS {c.duckdb_type}) AS {c.name}"
         for c in contract.columns
     )
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

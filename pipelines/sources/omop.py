@@ -27,6 +27,8 @@ from pipelines.sources.mapping import (
     system_sql,
 )
 from pipelines.sources.report import AdapterReport
+from pipelines.sqltext import identifier
+from pipelines.sqltext import path as sql_path
 
 SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
 
@@ -131,10 +133,9 @@ def find_tables(input_dir: Path) -> dict[str, Path]:
 
 
 def _relation(path: Path) -> str:
-    quoted = str(path).replace("'", "''")
     if path.name.lower().endswith(".parquet"):
-        return f"read_parquet('{quoted}')"
-    return f"read_csv('{quoted}', header = true, all_varchar = true)"
+        return f"read_parquet({sql_path(path)})"
+    return f"read_csv({sql_path(path)}, header = true, all_varchar = true)"
 
 
 def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
@@ -159,7 +160,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
             "see the OMOP CDM v5.4 table definitions"
         )
     columns = ", ".join(
-        f'CAST("{present[c]}" AS VARCHAR) AS {c}'
+        f"CAST({identifier(present[c])} AS VARCHAR) AS {c}"
         if c in present
         else f"CAST(NULL AS VARCHAR) AS {c}"
         for c in spec["required"] + spec["optional"]

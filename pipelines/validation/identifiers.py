@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 
+from pipelines import resources
 from pipelines.contracts import Contract
-from pipelines.paths import SCHEMAS_DIR
 from pipelines.validation.outcomes import FileRejected
+
+IDENTIFIERS_FILE = "schemas/identifiers.yml"
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,23 @@ class IdentifierRules:
         return "|".join(f"(?:{p})" for p in self.patterns.values())
 
 
+def identifier_rules() -> IdentifierRules:
+    """The guard's rules: schemas/identifiers.yml, the site's own if it has one."""
+    return read_identifier_rules(resources.active().path(IDENTIFIERS_FILE))
+
+
 @cache
-def identifier_rules(path: Path = SCHEMAS_DIR / "identifiers.yml") -> IdentifierRules:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return IdentifierRules(
-        direct_columns=frozenset(raw["direct_identifier_columns"]),
-        zip_columns=frozenset(raw["five_digit_zip_columns"]),
-        redaction=raw["redaction"],
-        patterns=dict(raw["free_text_patterns"]),
-    )
+def read_identifier_rules(path: Path) -> IdentifierRules:
+    raw = resources.read_yaml(path)
+    try:
+        return IdentifierRules(
+            direct_columns=frozenset(raw["direct_identifier_columns"]),
+            zip_columns=frozenset(raw["five_digit_zip_columns"]),
+            redaction=raw["redaction"],
+            patterns=dict(raw["free_text_patterns"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise resources.ResourceError(f"{path}: missing or malformed key {exc}") from None
 
 
 def _canonical_name(name: str) -> str:

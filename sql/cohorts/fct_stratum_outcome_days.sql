@@ -15,7 +15,7 @@
 -- are one SELECT per outcome, each keeping the rows with an event within the longest
 -- window: an UNPIVOT would make a row per outcome of every index presentation first
 -- and drop most of them after (at 10M presentations, 29 million rows for 5 million).
-CREATE OR REPLACE TABLE cohorts.fct_stratum_outcome_days AS
+{{ config(materialized='table') }}
 WITH per_index AS (
     SELECT
         index_tier,
@@ -27,7 +27,7 @@ WITH per_index AS (
         red_flag_mask,
         least(followup_days, {{ max_window }}) AS followup_days_capped,
         {{ days_to_outcome_as_outcome }}
-    FROM cohorts.fct_index_presentations
+    FROM {{ ref('fct_index_presentations') }}
 ),
 counted AS (
     SELECT * EXCLUDE ({{ outcome_names }}), NULL AS outcome, NULL AS days_to_event
@@ -78,7 +78,7 @@ per_mask AS (
     SELECT p.pattern, p.true_flags, c.outcome, c.followup_days_capped, c.days_to_event,
         c.n_index
     FROM partitions AS c
-    JOIN cohorts.int_red_flag_patterns AS p USING (red_flag_mask)
+    JOIN {{ ref('int_red_flag_patterns') }} AS p USING (red_flag_mask)
     WHERE c.stratum_type = 'pattern'
 ),
 flags AS (
@@ -103,4 +103,4 @@ UNION ALL
 SELECT 'pattern', pattern, outcome, followup_days_capped, days_to_event, n_index
 FROM per_mask
 UNION ALL
-SELECT * FROM flags;
+SELECT * FROM flags

@@ -6,7 +6,7 @@
 -- join and group on this integer instead of the text encounter_id, and
 -- int_index_presentations fetches the rest of the row by it for the index
 -- presentations alone. A view (read once, by the washout): nothing is copied here.
-CREATE OR REPLACE VIEW cohorts.int_back_pain_presentations AS
+{{ config(materialized='view') }}
 SELECT
     f.rowid AS presentation_key,
     f.encounter_id,
@@ -14,6 +14,6 @@ SELECT
     f.encounter_date,
     f.tier,
     f.rules_version
-FROM {{ warehouse }}.features.presentation_flags AS f
+FROM {{ source('features', 'presentation_flags') }} AS f
 WHERE f.back_pain
-  AND f.encounter_date <= (SELECT data_end_date FROM cohorts.int_data_end);
+  AND f.encounter_date <= (SELECT data_end_date FROM {{ ref('int_data_end') }})

@@ -7,18 +7,18 @@
 -- index's day comes before it: the episode's presentations in those days are all the
 -- patient's, which int_washout ranked in its pass (tier_rank_ahead). Otherwise each
 -- presentation is placed in its episode first (int_episodes, a second pass).
-CREATE OR REPLACE TABLE cohorts.int_episode_max_tier AS
+{{ config(materialized='table') }}
 WITH ranks AS (
     SELECT presentation_key, tier_rank_ahead AS tier_rank
-    FROM cohorts.int_washout
+    FROM {{ ref('int_washout') }}
     WHERE is_index AND {{ washout_covers_max_tier_days }}
     UNION ALL
     SELECT e.index_key, min(e.tier_rank)
-    FROM cohorts.int_episodes AS e
+    FROM {{ ref('int_episodes') }} AS e
     WHERE NOT {{ washout_covers_max_tier_days }}
       AND e.encounter_date - e.index_date <= {{ max_tier_days }}
     GROUP BY e.index_key
 )
 SELECT r.presentation_key, t.tier AS episode_max_tier
 FROM ranks AS r
-JOIN cohorts.dim_tiers AS t USING (tier_rank);
+JOIN {{ ref('dim_tiers') }} AS t USING (tier_rank)

@@ -4,7 +4,7 @@
 -- order (patient_seq; the last index so far, one pass over the patient's
 -- presentations); the first presentation of a patient is always an index. A view: its
 -- one reader, int_episode_max_tier, aggregates it as it streams.
-CREATE OR REPLACE VIEW cohorts.int_episodes AS
+{{ config(materialized='view') }}
 SELECT
     presentation_key,
     patient_id,
@@ -15,5 +15,5 @@ SELECT
         AS index_key,
     -- the latest index date so far: dates only grow in patient order
     max(CASE WHEN is_index THEN encounter_date END) OVER patient_order AS index_date
-FROM cohorts.int_washout
-WINDOW patient_order AS (PARTITION BY patient_id ORDER BY patient_seq ROWS UNBOUNDED PRECEDING);
+FROM {{ ref('int_washout') }}
+WINDOW patient_order AS (PARTITION BY patient_id ORDER BY patient_seq ROWS UNBOUNDED PRECEDING)

@@ -6,7 +6,7 @@
 -- red_flag_mask has the bit flag_bit (cohorts.dim_red_flags) of each red flag that is
 -- TRUE: the pattern and flag strata group on it (int_red_flag_patterns names it).
 -- A view: the index_presentations mart writes it out with the follow-up and outcomes.
-CREATE OR REPLACE VIEW cohorts.int_index_presentations AS
+{{ config(materialized='view') }}
 SELECT
     w.presentation_key,
     f.encounter_id,
@@ -23,9 +23,9 @@ SELECT
     f.completeness,
     {{ red_flag_columns_f }},
     {{ red_flag_mask_f }} AS red_flag_mask
-FROM cohorts.int_washout AS w
-JOIN {{ warehouse }}.features.presentation_flags AS f ON f.rowid = w.presentation_key
-JOIN {{ warehouse }}.staging.intake AS i ON i.encounter_id = f.encounter_id
-LEFT JOIN cohorts.int_episode_max_tier AS m ON m.presentation_key = w.presentation_key
-LEFT JOIN cohorts.dim_age_band_years AS b ON b.age_years = f.age_years
-WHERE w.is_index;
+FROM {{ ref('int_washout') }} AS w
+JOIN {{ source('features', 'presentation_flags') }} AS f ON f.rowid = w.presentation_key
+JOIN {{ source('staging', 'intake') }} AS i ON i.encounter_id = f.encounter_id
+LEFT JOIN {{ ref('int_episode_max_tier') }} AS m ON m.presentation_key = w.presentation_key
+LEFT JOIN {{ ref('dim_age_band_years') }} AS b ON b.age_years = f.age_years
+WHERE w.is_index

@@ -3,9 +3,9 @@
 -- one `flag` stratum per red flag that is TRUE (NULL is not TRUE). Both follow from its
 -- red_flag_mask, so they are worked out once per distinct mask (a few thousand where
 -- there are millions of presentations) and the counts group on the mask.
-CREATE OR REPLACE TABLE cohorts.int_red_flag_patterns AS
+{{ config(materialized='table') }}
 WITH masks AS (
-    SELECT DISTINCT red_flag_mask FROM cohorts.fct_index_presentations
+    SELECT DISTINCT red_flag_mask FROM {{ ref('fct_index_presentations') }}
 )
 SELECT
     m.red_flag_mask,
@@ -13,5 +13,5 @@ SELECT
     coalesce(list(r.flag ORDER BY r.flag_rank) FILTER (WHERE r.flag IS NOT NULL), [])
         AS true_flags
 FROM masks AS m
-LEFT JOIN cohorts.dim_red_flags AS r ON m.red_flag_mask & r.flag_bit <> 0
-GROUP BY m.red_flag_mask;
+LEFT JOIN {{ ref('dim_red_flags') }} AS r ON m.red_flag_mask & r.flag_bit <> 0
+GROUP BY m.red_flag_mask

@@ -7,13 +7,13 @@
 -- outcome_mask (1, 2, 4, ... in the order of cohorts.yml; build.py outcome_bits), so
 -- that fct_index_outcomes pairs each index presentation with a referral once, not
 -- once per outcome of the referral.
-CREATE OR REPLACE TABLE cohorts.int_referral_outcomes AS
+{{ config(materialized='table') }}
 SELECT patient_id, referral_date, outcome_mask
 FROM (
     SELECT
         r.patient_id,
         r.referral_date,
         {{ referral_outcome_mask }} AS outcome_mask
-    FROM cohorts.int_referrals_classified AS r
+    FROM {{ ref('int_referrals_classified') }} AS r
 )
-WHERE outcome_mask <> 0;
+WHERE outcome_mask <> 0

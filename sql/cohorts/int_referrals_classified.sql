@@ -6,18 +6,18 @@
 -- end are dropped. The derivation depends on (code, code_system) alone, so it is
 -- worked out once per distinct pair (a few hundred) and joined back to the referrals.
 -- A view: int_referral_outcomes, its one reader, keeps what it needs.
-CREATE OR REPLACE VIEW cohorts.int_referrals_classified AS
+{{ config(materialized='view') }}
 WITH coded AS (
     SELECT DISTINCT
         code,
         code_system,
-        upper(replace(replace(trim(code), '.', ''), ' ', '')) AS code_norm
-    FROM {{ warehouse }}.staging.referrals
+        {{ normalize_code('code') }} AS code_norm
+    FROM {{ source('staging', 'referrals') }}
     WHERE code IS NOT NULL
 ),
 procedure_sets AS (
     SELECT value_set, code, code_system, is_prefix
-    FROM {{ warehouse }}.staging.value_sets
+    FROM {{ source('staging', 'value_sets') }}
     WHERE starts_with(value_set, 'modality_') OR starts_with(value_set, 'region_')
 ),
 matched AS (
@@ -49,7 +49,7 @@ SELECT
     coalesce(r.body_region, d.body_region) AS body_region,
     r.modality IS NULL AND d.modality IS NOT NULL AS is_modality_derived,
     r.body_region IS NULL AND d.body_region IS NOT NULL AS is_body_region_derived
-FROM {{ warehouse }}.staging.referrals AS r
+FROM {{ source('staging', 'referrals') }} AS r
 LEFT JOIN derived AS d
     ON d.code = r.code AND d.code_system IS NOT DISTINCT FROM r.code_system
-WHERE r.referral_date <= (SELECT data_end_date FROM cohorts.int_data_end);
+WHERE r.referral_date <= (SELECT data_end_date FROM {{ ref('int_data_end') }})

@@ -10,7 +10,7 @@
 -- tier_rank_ahead, for int_episode_max_tier, in the same pass over the patient's
 -- presentations: the highest tier (lowest tier_rank) among those dated from this one's
 -- date to {{ max_tier_days }} days later.
-CREATE OR REPLACE TABLE cohorts.int_washout AS
+{{ config(materialized='table') }}
 SELECT
     b.presentation_key,
     b.patient_id,
@@ -20,11 +20,11 @@ SELECT
     coalesce(b.encounter_date - lag(b.encounter_date) OVER patient_order > {{ washout_days }}, TRUE)
         AS is_index,
     min(t.tier_rank) OVER days_ahead AS tier_rank_ahead
-FROM cohorts.int_back_pain_presentations AS b
-LEFT JOIN cohorts.dim_tiers AS t ON t.tier = b.tier
+FROM {{ ref('int_back_pain_presentations') }} AS b
+LEFT JOIN {{ ref('dim_tiers') }} AS t ON t.tier = b.tier
 WINDOW
     patient_order AS (PARTITION BY b.patient_id ORDER BY b.encounter_date, b.encounter_id),
     days_ahead AS (
         PARTITION BY b.patient_id ORDER BY b.encounter_date
         RANGE BETWEEN CURRENT ROW AND {{ max_tier_days }} FOLLOWING
-    );
+    )

@@ -3,7 +3,6 @@
 -- with no imaging within 14 days. Listed once the window has passed (index_date +
 -- window_days <= data end), with days_to_outcome (the first such referral, later than
 -- the window, NULL if none yet) and days_since_index at the data end.
-CREATE OR REPLACE TABLE marts._build_care_gaps AS
 WITH expected AS (
     SELECT
         g.care_gap,
@@ -18,8 +17,8 @@ WITH expected AS (
         g.window_days,
         {{ days_to_gap_outcome }} AS days_to_outcome,
         i.followup_days AS days_since_index
-    FROM cohorts.fct_index_presentations AS i
-    JOIN cohorts.dim_care_gaps AS g ON g.index_tier = i.index_tier
+    FROM {{ ref('fct_index_presentations') }} AS i
+    JOIN {{ ref('dim_care_gaps') }} AS g ON g.index_tier = i.index_tier
     WHERE i.followup_days >= g.window_days
 )
 SELECT
@@ -36,4 +35,4 @@ SELECT
     days_since_index
 FROM expected
 WHERE days_to_outcome IS NULL OR days_to_outcome > window_days
-ORDER BY gap_rank, index_date, encounter_id;
+ORDER BY gap_rank, index_date, encounter_id

@@ -7,7 +7,6 @@
 -- The strata are named by text once, in the few denominator rows: the event counts and
 -- medians are grouped, windowed and joined on integer keys (the stratum's display rank,
 -- the window, the outcome's rank).
-CREATE OR REPLACE TABLE marts._build_cohort_summary AS
 WITH denominators AS (
     SELECT
         h.stratum_type,
@@ -18,8 +17,8 @@ WITH denominators AS (
         CAST(coalesce(sum(h.n_index) FILTER (WHERE h.followup_days_capped < w.window_days), 0)
             AS BIGINT) AS n_censored,
         CAST(sum(h.n_index) AS BIGINT) AS n_stratum
-    FROM cohorts.fct_stratum_outcome_days AS h
-    CROSS JOIN cohorts.dim_windows AS w
+    FROM {{ ref('fct_stratum_outcome_days') }} AS h
+    CROSS JOIN {{ ref('dim_windows') }} AS w
     WHERE h.outcome IS NULL
     GROUP BY ALL
 ),
@@ -36,8 +35,8 @@ value_order AS (
         SELECT stratum_type, stratum_value, max(n_stratum) AS n_stratum
         FROM denominators GROUP BY ALL
     ) AS v
-    LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
-    LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
+    LEFT JOIN {{ ref('dim_stratum_types') }} AS st USING (stratum_type)
+    LEFT JOIN {{ ref('dim_stratum_values') }} AS sv USING (stratum_type, stratum_value)
 ),
 -- index presentations per (stratum, window, outcome, days to the event), eligible for the
 -- window with the event within it
@@ -48,10 +47,10 @@ event_days AS (
         o.outcome_rank,
         h.days_to_event AS days,
         sum(h.n_index) AS n
-    FROM cohorts.fct_stratum_outcome_days AS h
+    FROM {{ ref('fct_stratum_outcome_days') }} AS h
     JOIN value_order AS v USING (stratum_type, stratum_value)
-    JOIN cohorts.dim_outcomes AS o USING (outcome)
-    CROSS JOIN cohorts.dim_windows AS w
+    JOIN {{ ref('dim_outcomes') }} AS o USING (outcome)
+    CROSS JOIN {{ ref('dim_windows') }} AS w
     WHERE h.followup_days_capped >= w.window_days AND h.days_to_event <= w.window_days
     GROUP BY ALL
 ),
@@ -90,7 +89,7 @@ counts AS (
         d.n_censored
     FROM denominators AS d
     JOIN value_order AS v USING (stratum_type, stratum_value)
-    CROSS JOIN cohorts.dim_outcomes AS o
+    CROSS JOIN {{ ref('dim_outcomes') }} AS o
     LEFT JOIN events AS e
         ON e.stratum_rank = v.stratum_rank AND e.window_days = d.window_days
         AND e.outcome_rank = o.outcome_rank
@@ -108,4 +107,4 @@ SELECT
     median_days_to_event,
     n_censored
 FROM counts
-ORDER BY stratum_rank, window_days, outcome_rank;
+ORDER BY stratum_rank, window_days, outcome_rank

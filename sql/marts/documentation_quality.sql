@@ -7,15 +7,14 @@
 -- The flags come first in the join: DuckDB then builds its hash table on their
 -- (encounter_id, tier) and streams intake's fields past it, rather than hashing every
 -- intake row with its fields (a third of this mart's time).
-CREATE OR REPLACE TABLE marts._build_documentation_quality AS
 WITH documented AS (
     SELECT
         coalesce(f.tier, 'all') AS tier,
         count(*) AS n_presentations,
         {{ documented_counts }}
-    FROM features.presentation_flags AS f
-    JOIN staging.intake AS i USING (encounter_id)
-    WHERE i.encounter_date <= (SELECT data_end_date FROM cohorts.int_data_end)
+    FROM {{ source('features', 'presentation_flags') }} AS f
+    JOIN {{ source('staging', 'intake') }} AS i USING (encounter_id)
+    WHERE i.encounter_date <= (SELECT data_end_date FROM {{ ref('int_data_end') }})
     GROUP BY GROUPING SETS ((), (f.tier))
 ),
 counts AS (
@@ -29,6 +28,6 @@ SELECT
     c.n_presentations - c.n_documented AS n_missing,
     c.n_documented / c.n_presentations AS share_documented
 FROM counts AS c
-LEFT JOIN cohorts.dim_tiers AS t USING (tier)
-JOIN cohorts.dim_documentation_fields AS d USING (field)
-ORDER BY t.tier_rank NULLS FIRST, d.field_rank;
+LEFT JOIN {{ ref('dim_tiers') }} AS t USING (tier)
+JOIN {{ ref('dim_documentation_fields') }} AS d USING (field)
+ORDER BY t.tier_rank NULLS FIRST, d.field_rank

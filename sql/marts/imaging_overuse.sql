@@ -4,14 +4,13 @@
 -- of cohorts.yml overuse.outcomes (spine imaging, X-ray, CT, MRI) falls within 0..{{ overuse_window }}
 -- days. share_not_imaged (higher is better) with its Wilson 95% interval, for all and
 -- per age band and sex; n_censored counts the ones not yet followed for {{ overuse_window }} days.
-CREATE OR REPLACE TABLE marts._build_imaging_overuse AS
 WITH denominator AS (
     SELECT
         i.age_band,
         i.sex,
         i.followup_days >= {{ overuse_window }} AS is_eligible,
         coalesce({{ days_to_overuse_outcome }} <= {{ overuse_window }}, FALSE) AS is_imaged
-    FROM cohorts.fct_index_presentations AS i
+    FROM {{ ref('fct_index_presentations') }} AS i
     WHERE i.index_tier = '{{ overuse_tier }}'
       AND i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
 ),
@@ -40,6 +39,6 @@ SELECT
     cohorts.wilson_high(c.n_eligible - c.n_imaged, c.n_eligible, {{ z }}) AS ci_high,
     c.n_censored
 FROM counts AS c
-LEFT JOIN cohorts.dim_stratum_types AS st USING (stratum_type)
-LEFT JOIN cohorts.dim_stratum_values AS sv USING (stratum_type, stratum_value)
-ORDER BY st.type_rank, sv.value_rank NULLS LAST, c.stratum_value;
+LEFT JOIN {{ ref('dim_stratum_types') }} AS st USING (stratum_type)
+LEFT JOIN {{ ref('dim_stratum_values') }} AS sv USING (stratum_type, stratum_value)
+ORDER BY st.type_rank, sv.value_rank NULLS LAST, c.stratum_value

@@ -5,17 +5,16 @@
 -- Every index presentation counts; one without the diagnosis is a negative.
 -- TP, FP, FN, TN; sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP),
 -- NPV TN/(TN+FN), LR+ = sensitivity / (1 - specificity); NULL where a denominator is 0.
-CREATE OR REPLACE TABLE marts._build_rule_performance AS
 WITH diagnoses AS (
     SELECT patient_id, diagnosis_date,
-        upper(replace(replace(trim(code), '.', ''), ' ', '')) AS code_norm, code_system
-    FROM staging.diagnoses
-    WHERE diagnosis_date <= (SELECT data_end_date FROM cohorts.int_data_end)
+        {{ normalize_code('code') }} AS code_norm, code_system
+    FROM {{ source('staging', 'diagnoses') }}
+    WHERE diagnosis_date <= (SELECT data_end_date FROM {{ ref('int_data_end') }})
 ),
 target_codes AS (
     SELECT t.target, v.code, v.code_system, v.is_prefix
-    FROM cohorts.dim_rule_targets AS t
-    JOIN staging.value_sets AS v USING (value_set)
+    FROM {{ ref('dim_rule_targets') }} AS t
+    JOIN {{ source('staging', 'value_sets') }} AS v USING (value_set)
 ),
 target_diagnoses AS (
     SELECT DISTINCT c.target, d.patient_id, d.diagnosis_date
@@ -28,7 +27,7 @@ target_diagnoses AS (
 -- presentation is looked up once, rather than testing each (target, presentation) pair
 with_target AS (
     SELECT DISTINCT d.target, i.presentation_key
-    FROM cohorts.fct_index_presentations AS i
+    FROM {{ ref('fct_index_presentations') }} AS i
     JOIN target_diagnoses AS d
         ON d.patient_id = i.patient_id
         AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
@@ -39,8 +38,8 @@ outcomes AS (
         i.index_tier,
         i.red_flag_mask,
         w.presentation_key IS NOT NULL AS has_target
-    FROM cohorts.fct_index_presentations AS i
-    CROSS JOIN (SELECT DISTINCT target FROM cohorts.dim_rule_targets) AS t
+    FROM {{ ref('fct_index_presentations') }} AS i
+    CROSS JOIN (SELECT DISTINCT target FROM {{ ref('dim_rule_targets') }}) AS t
     LEFT JOIN with_target AS w
         ON w.target = t.target AND w.presentation_key = i.presentation_key
 ),
@@ -53,19 +52,19 @@ outcome_groups AS (
 ),
 rules AS (
     SELECT 'tier_at_or_above' AS rule_type, tier AS rule, threshold_rank AS rule_rank
-    FROM cohorts.dim_tier_thresholds
+    FROM {{ ref('dim_tier_thresholds') }}
     UNION ALL
-    SELECT 'flag', flag, 100 + flag_rank FROM cohorts.dim_red_flags
+    SELECT 'flag', flag, 100 + flag_rank FROM {{ ref('dim_red_flags') }}
 ),
 positives AS (
     SELECT o.target, 'tier_at_or_above' AS rule_type, th.tier AS rule, o.has_target, o.n_index
     FROM outcome_groups AS o
-    JOIN cohorts.dim_tiers AS it ON it.tier = o.index_tier
-    JOIN cohorts.dim_tier_thresholds AS th ON it.tier_rank <= th.threshold_rank
+    JOIN {{ ref('dim_tiers') }} AS it ON it.tier = o.index_tier
+    JOIN {{ ref('dim_tier_thresholds') }} AS th ON it.tier_rank <= th.threshold_rank
     UNION ALL
     SELECT o.target, 'flag', unnest(p.true_flags), o.has_target, o.n_index
     FROM outcome_groups AS o
-    JOIN cohorts.int_red_flag_patterns AS p USING (red_flag_mask)
+    JOIN {{ ref('int_red_flag_patterns') }} AS p USING (red_flag_mask)
 ),
 totals AS (
     SELECT target,
@@ -90,7 +89,7 @@ confusion AS (
     FROM totals AS t
     CROSS JOIN rules AS r
     LEFT JOIN positive_counts AS p USING (target, rule_type, rule)
-    WHERE (SELECT count(*) FROM staging.diagnoses) > 0
+    WHERE (SELECT count(*) FROM {{ source('staging', 'diagnoses') }}) > 0
 )
 SELECT
     target, rule_type, rule, tp, fp, fn, tn,
@@ -101,4 +100,4 @@ SELECT
     CASE WHEN tp + fn > 0 AND tn + fp > 0 AND fp > 0
          THEN (tp / (tp + fn)) / (fp / (tn + fp)) END AS lr_positive
 FROM confusion
-ORDER BY target, rule_rank;
+ORDER BY target, rule_rank

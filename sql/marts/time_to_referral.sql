@@ -8,13 +8,12 @@
 -- Prentice; R survfit conf.type = "log-log"): S^exp(+-z sigma / |log S|), with
 -- sigma^2 = sum n_events / (n_at_risk (n_at_risk - n_events)); NULL while S = 1 or once
 -- S = 0.
-CREATE OR REPLACE TABLE marts._build_time_to_referral AS
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
         coalesce({{ days_to_km_outcome }}, i.followup_days) AS exit_day,
         {{ days_to_km_outcome }} IS NOT NULL AS is_event
-    FROM cohorts.fct_index_presentations AS i
+    FROM {{ ref('fct_index_presentations') }} AS i
 ),
 exits AS (
     SELECT tier, exit_day, is_event FROM subjects
@@ -68,5 +67,5 @@ SELECT
     CASE WHEN survival > 0 AND survival < 1 THEN
         1 - survival ** exp({{ z }} * sqrt(greenwood) / abs(ln(survival))) END AS ci_high
 FROM km
-LEFT JOIN cohorts.dim_tiers AS t USING (tier)
-ORDER BY t.tier_rank NULLS FIRST, day;
+LEFT JOIN {{ ref('dim_tiers') }} AS t USING (tier)
+ORDER BY t.tier_rank NULLS FIRST, day

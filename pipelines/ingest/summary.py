@@ -1,12 +1,68 @@
-"""The per-file table that `redflags validate` and `redflags run` print after ingest."""
+"""What the ingest stage did, file by file: one typed summary, from the loop to the console.
+
+`IngestSummary` is what the ingest loop returns and what `redflags validate`, `redflags
+run`, the run log and the Prefect artifacts all read; `format_summary` is the per-file
+table both commands print.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipelines.ingest import LOADED, REJECTED, UNCHANGED, IngestSummary
+# What became of an input file.
+LOADED, UNCHANGED, REJECTED = "loaded", "unchanged", "rejected"
+# Statuses of a file's earlier versions in ops.ingest_manifest.
+REPLACED, PRUNED = "replaced", "pruned"
 
 TOP_RULES = 3
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file, as the summary table and the manifest show it."""
+
+    path: str
+    table: str
+    status: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    rules: dict[str, int] = field(default_factory=dict)  # "rule(column)" -> rows
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    redacted: int = 0
+    capped: int = 0
+
+
+@dataclass
+class IngestSummary:
+    """One run's ingest stage."""
+
+    run_id: str
+    files: list[FileReport] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # gone from the input, rows kept
+
+    def total(self, name: str) -> int:
+        """A count over the files this run loaded (unchanged files were counted before)."""
+        return sum(getattr(f, name) for f in self.files if f.status == LOADED)
+
+    def count_status(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def clean(self) -> bool:
+        """No row quarantined and no file rejected (unchanged files count as they were)."""
+        return self.total("quarantined") == 0 and self.count_status(REJECTED) == 0
+
+    @property
+    def rejected(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == REJECTED]
+
+    def to_json(self) -> dict:
+        """Plain data for the run log's `details`."""
+        return asdict(self)
 
 
 def _rules(rules: dict[str, int]) -> str:

@@ -1,8 +1,8 @@
-"""Ingest and validate: decide what of each input file enters the warehouse, and say why.
+"""Loading a prepared file into the warehouse: the single writer's half of the ingest stage.
 
-Two steps per file. `pipelines.prepare.prepare_file` reads, scrubs and validates a
-file into files in a work directory, without the warehouse, so it can run on
-any worker. `load_file`, the single writer, then checks what spans files (unique ids,
+Two steps per file. `prepare.prepare_file` reads, scrubs and validates a file into
+files in a work directory, without the warehouse, so it can run on any worker.
+`load_file`, the single writer, then checks what spans files (unique ids,
 patients known in intake) against the warehouse and inserts the file's rows into
 `raw.<table>`, `quarantine.<table>` and `staging.<table>`, all in one transaction,
 recorded in `ops.ingest_manifest` by content hash: a rerun over the same file adds
@@ -17,86 +17,36 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contracts import TABLES, Contract, load_contract
-from pipelines.prepare import (
+from pipelines.contracts import Contract, load_contract
+from pipelines.ingest.prepare import QUARANTINE_FILE, PreparedFile, raw_stream, staging_select_sql
+from pipelines.ingest.summary import (
     LOADED,
-    QUARANTINE_FILE,
+    PRUNED,
     REJECTED,
+    REPLACED,
     UNCHANGED,
     FileReport,
-    PreparedFile,
-    prepare_file,
-    raw_stream,
-    sql_text,
-    staging_select_sql,
+    IngestSummary,
 )
-from pipelines.sources.canonical import discover
-from pipelines.sources.readers import DEFAULT_CHUNK_BYTES
+from pipelines.sqltext import identifier
+from pipelines.sqltext import path as sql_path
 from pipelines.validation import outcomes
-from pipelines.warehouse import create_schemas, open_warehouse
 
-REPLACED, PRUNED = "replaced", "pruned"
 # Beside the warehouse: one directory per run, one per prepared file inside it.
 WORK_DIR_NAME = ".redflags-work"
-
-__all__ = [
-    "LOADED",
-    "PRUNED",
-    "REJECTED",
-    "REPLACED",
-    "UNCHANGED",
-    "FileReport",
-    "IngestSummary",
-    "PreparedFile",
-    "ingest_directory",
-    "load_file",
-    "prepare_file",
-    "record_run",
-]
 
 
 class CountMismatch(RuntimeError):
     """Rows read differ from rows accepted + quarantined: a bug, never bad input."""
-
-
-@dataclass
-class IngestSummary:
-    """One run's ingest stage; plain data, so a Prefect task can return it."""
-
-    run_id: str
-    files: list[FileReport] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # gone from the input, rows kept
-
-    def total(self, name: str) -> int:
-        """A count over the files this run loaded (unchanged files were counted before)."""
-        return sum(getattr(f, name) for f in self.files if f.status == LOADED)
-
-    def count_status(self, status: str) -> int:
-        return sum(f.status == status for f in self.files)
-
-    @property
-    def clean(self) -> bool:
-        """No row quarantined and no file rejected (unchanged files count as they were)."""
-        return self.total("quarantined") == 0 and self.count_status(REJECTED) == 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> IngestSummary:
-        files = [FileReport(**f) for f in data.get("files", [])]
-        return cls(data["run_id"], files, list(data["pruned"]), list(data["missing"]))
 
 
 # ---------------------------------------------------------------- the work directory
@@ -137,31 +87,38 @@ def _quarantine_spanning_rules(
         f"(SELECT source_row FROM quarantine.{table} WHERE source_file = $file AND run_id = $run)"
     )
     for column in contract.columns:
+        name = identifier(column.name)
         if column.unique:
             # The first row of an id is kept; later rows, and ids already in staging, go.
             con.execute(
                 f"""INSERT INTO quarantine.{table}
-                SELECT $file, source_row, '{column.name}', '{outcomes.UNIQUE}', {column.name}, $run
+                SELECT $file, source_row, $column, $rule, {name}, $run
                 FROM (
-                    SELECT r.source_row, r.{column.name}, row_number() OVER (
-                        PARTITION BY r.{column.name} ORDER BY r.source_row) AS nth
+                    SELECT r.source_row, r.{name}, row_number() OVER (
+                        PARTITION BY r.{name} ORDER BY r.source_row) AS nth
                     FROM raw.{table} r
-                    WHERE {not_quarantined} AND r.{column.name} IS NOT NULL
+                    WHERE {not_quarantined} AND r.{name} IS NOT NULL
                 )
-                WHERE nth > 1 OR {column.name} IN (SELECT {column.name} FROM staging.{table})""",
-                {"file": file, "run": run_id},
+                WHERE nth > 1 OR {name} IN (SELECT {name} FROM staging.{table})""",
+                {"file": file, "run": run_id, "column": column.name, "rule": outcomes.UNIQUE},
             )
     for column in contract.columns:
         if column.references:
+            name = identifier(column.name)
             ref_table, ref_column = column.references.split(".")
-            rule = outcomes.known_in(column.references)
             con.execute(
                 f"""INSERT INTO quarantine.{table}
-                SELECT $file, r.source_row, '{column.name}', '{rule}', r.{column.name}, $run
+                SELECT $file, r.source_row, $column, $rule, r.{name}, $run
                 FROM raw.{table} r
-                WHERE {not_quarantined} AND r.{column.name} IS NOT NULL
-                  AND r.{column.name} NOT IN (SELECT {ref_column} FROM staging.{ref_table})""",
-                {"file": file, "run": run_id},
+                WHERE {not_quarantined} AND r.{name} IS NOT NULL
+                  AND r.{name} NOT IN (
+                      SELECT {identifier(ref_column)} FROM staging.{identifier(ref_table)})""",
+                {
+                    "file": file,
+                    "run": run_id,
+                    "column": column.name,
+                    "rule": outcomes.known_in(column.references),
+                },
             )
 
 
@@ -300,7 +257,7 @@ def _load_rows(
     con.unregister("raw_rows")
     con.execute(
         f"INSERT INTO quarantine.{table} SELECT ?, source_row, column_name, rule, value, ? "
-        f"FROM read_parquet({sql_text(str(work / QUARANTINE_FILE))})",
+        f"FROM read_parquet({sql_path(work / QUARANTINE_FILE)})",
         [file, run_id],
     )
     _quarantine_spanning_rules(con, contract, file, run_id)
@@ -378,77 +335,6 @@ def needs_recheck(table: str, reports: list[FileReport]) -> bool:
     return any(r.status != UNCHANGED for r in reports if r.table == "intake")
 
 
-def ingest_file(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    path: Path,
-    run_id: str,
-    work_dir: Path,
-    *,
-    load_date: date | None = None,
-    docs_dir: Path | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    recheck: bool = False,
-) -> FileReport:
-    """Prepare and load one file in this process.
-
-    An unchanged file (same content hash as its last load) is skipped, unless
-    `recheck`: then it is validated and loaded again, because what it is checked
-    against (the patients of intake) has changed since.
-    """
-    known = None if recheck else loaded_hashes(con).get(str(Path(path).resolve()))
-    prepared = prepare_file(
-        table,
-        path,
-        work_dir,
-        loaded_hash=known,
-        load_date=load_date,
-        docs_dir=docs_dir,
-        chunk_bytes=chunk_bytes,
-    )
-    return load_file(con, prepared, run_id)
-
-
-def ingest_directory(
-    con: duckdb.DuckDBPyConnection,
-    input_dir: Path,
-    run_id: str,
-    *,
-    load_date: date | None = None,
-    docs_dir: Path | None = None,
-    prune: bool = False,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    work_dir: Path | None = None,
-) -> IngestSummary:
-    """Every canonical file of `input_dir`, intake first (referrals and diagnoses refer to it).
-
-    Prepared files go to `work_dir` (a temporary directory when None) and are removed
-    as they are loaded.
-    """
-    files = discover(input_dir)
-    summary = IngestSummary(run_id)
-    with tempfile.TemporaryDirectory(prefix="redflags-work-", dir=work_dir) as work:
-        for table in TABLES:
-            recheck = needs_recheck(table, summary.files)
-            for path in files[table]:
-                summary.files.append(
-                    ingest_file(
-                        con,
-                        table,
-                        path,
-                        run_id,
-                        Path(work),
-                        load_date=load_date,
-                        docs_dir=docs_dir,
-                        chunk_bytes=chunk_bytes,
-                        recheck=recheck,
-                    )
-                )
-    present = [f.path for f in summary.files]
-    summary.pruned, summary.missing = handle_removed_files(con, input_dir, present, prune=prune)
-    return summary
-
-
 def record_run(con: duckdb.DuckDBPyConnection, summary: IngestSummary, input_dir: Path) -> None:
     """The run's ingest counts in ops.run_log (the row is created if the run has none yet)."""
     values = {
@@ -463,7 +349,7 @@ def record_run(con: duckdb.DuckDBPyConnection, summary: IngestSummary, input_dir
         "values_redacted": summary.total("redacted"),
         "ages_capped": summary.total("capped"),
     }
-    details = json.dumps({"ingest": summary.to_dict()})
+    details = json.dumps({"ingest": summary.to_json()})
     columns = ", ".join(values)
     updates = ", ".join(f"{c} = excluded.{c}" for c in values)
     con.execute(
@@ -478,68 +364,3 @@ def record_run(con: duckdb.DuckDBPyConnection, summary: IngestSummary, input_dir
             *values.values(),
         ],
     )
-
-
-# ---------------------------------------------------------------- entry points for flow and CLI
-
-
-def prepare_into(
-    table: str,
-    path: str,
-    work_dir: str,
-    loaded_hash: str | None = None,
-    docs_dir: str | None = None,
-    load_date: date | None = None,
-    defer_docs: bool = False,
-    hand_over_docs: bool = False,
-) -> PreparedFile:
-    """Prepare one file into the run's work directory (a Prefect task, on any worker)."""
-    return prepare_file(
-        table,
-        path,
-        work_dir,
-        loaded_hash=loaded_hash,
-        load_date=load_date,
-        docs_dir=docs_dir,
-        defer_docs=defer_docs,
-        hand_over_docs=hand_over_docs,
-    )
-
-
-def load_into(warehouse: str, prepared: PreparedFile, run_id: str) -> dict:
-    """Load one prepared file into the warehouse file; a plain-data report."""
-    with open_warehouse(warehouse) as con:
-        return asdict(load_file(con, prepared, run_id))
-
-
-def known_hashes(warehouse: str) -> dict[str, str]:
-    """The manifest's content hash of every loaded file, for the prepare tasks."""
-    with open_warehouse(warehouse) as con:
-        return loaded_hashes(con)
-
-
-def finish_ingest(
-    warehouse: str, input_dir: str, run_id: str, reports: list[dict], *, prune: bool = False
-) -> dict:
-    """Handle files gone from the input and record the run's counts in ops.run_log."""
-    summary = IngestSummary(run_id, [FileReport(**r) for r in reports])
-    with open_warehouse(warehouse) as con:
-        present = [f.path for f in summary.files]
-        summary.pruned, summary.missing = handle_removed_files(
-            con, Path(input_dir), present, prune=prune
-        )
-        record_run(con, summary, Path(input_dir))
-    return summary.to_dict()
-
-
-def validate_directory(
-    input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
-) -> IngestSummary:
-    """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
-    run_id = "validate-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    con = duckdb.connect()
-    try:
-        create_schemas(con)
-        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
-    finally:
-        con.close()

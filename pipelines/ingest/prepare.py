@@ -14,7 +14,7 @@ work directory:
   (unparseable lines, values the suite rejected).
 
 What spans files (unique ids, patients known in intake) needs the warehouse, so the
-loader (`pipelines.ingest.load_file`) checks it, and then casts the rows no rule
+loader (`pipelines.ingest.load.load_file`) checks it, and then casts the rows no rule
 failed into `staging.<table>` straight from `raw.arrows` (`staging_select_sql`): a
 typed copy written here would cost a third write and read of the same rows.
 Paths in, paths out: the result is plain data, and nothing here depends on the run,
@@ -38,8 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contracts import TABLES, Column, Contract, load_contract
-from pipelines.paths import SQL_DIR
-from pipelines.sources.readers import (
+from pipelines.ingest.readers import (
     DEFAULT_CHUNK_BYTES,
     FileInfo,
     Header,
@@ -47,6 +46,9 @@ from pipelines.sources.readers import (
     iter_chunks,
     read_header,
 )
+from pipelines.ingest.summary import LOADED, REJECTED, UNCHANGED, FileReport
+from pipelines.sqltext import identifier, literal
+from pipelines.sqltext import path as sql_path
 from pipelines.validation.checkpoint import DistinctValues, Failure, HandedOver, Validator
 from pipelines.validation.identifiers import (
     identifier_rules,
@@ -55,8 +57,6 @@ from pipelines.validation.identifiers import (
     scrub,
 )
 from pipelines.validation.outcomes import FileRejected
-
-LOADED, UNCHANGED, REJECTED = "loaded", "unchanged", "rejected"
 
 # The files a prepared input leaves in its work directory, read by the loader.
 RAW_FILE, QUARANTINE_FILE = "raw.arrows", "quarantine.parquet"
@@ -68,23 +68,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("value", pa.string()),
     ]
 )
-
-
-@dataclass
-class FileReport:
-    """What happened to one input file, as the summary table and the manifest show it."""
-
-    path: str
-    table: str
-    status: str
-    rows_read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    rules: dict[str, int] = field(default_factory=dict)  # "rule(column)" -> rows
-    message: str = ""
-    warnings: list[str] = field(default_factory=list)
-    redacted: int = 0
-    capped: int = 0
 
 
 @dataclass
@@ -158,14 +141,13 @@ def staging_select_sql(contract: Contract) -> str:
     Reads `accepted_rows` (the file's raw rows that no rule quarantined), which the
     loader registers before it inserts.
     """
-    template = (SQL_DIR / "staging" / "stg_accepted_rows.sql").read_text(encoding="utf-8")
-    casts = ",\n    ".join(cast_sql(c) for c in contract.columns)
-    return template.format(table=contract.table, casts=casts)
+    from pipelines.models import render_template
 
-
-def sql_text(text: str) -> str:
-    """A SQL string literal (COPY and views take no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
+    return render_template(
+        "sql/staging/stg_accepted_rows.sql",
+        table=contract.table,
+        casts=[cast_sql(c) for c in contract.columns],
+    )
 
 
 # ---------------------------------------------------------------- the work directory
@@ -202,7 +184,7 @@ def raw_rows(con: duckdb.DuckDBPyConnection, contract: Contract, rows: pa.Table)
     if extra:
         con.register("chunk_rows", rows)
         try:
-            pairs = ", ".join(f"'{n}', \"{n}\"" for n in extra)
+            pairs = ", ".join(f"{literal(n)}, {identifier(n)}" for n in extra)
             extra_json = (
                 con.sql(f"SELECT CAST(json_object({pairs}) AS VARCHAR) AS j FROM chunk_rows")
                 .to_arrow_table()
@@ -404,9 +386,9 @@ def _write_outputs(
         try:
             con.execute(
                 f"""INSERT INTO failed
-                SELECT source_row, $column, $rule, {column} FROM raw_rows
-                WHERE {column} IN (SELECT value FROM failing_values)
-                   OR ($null_failed AND {column} IS NULL)""",
+                SELECT source_row, $column, $rule, {identifier(column)} FROM raw_rows
+                WHERE {identifier(column)} IN (SELECT value FROM failing_values)
+                   OR ($null_failed AND {identifier(column)} IS NULL)""",
                 {
                     "column": column,
                     "rule": failure.rule,
@@ -418,5 +400,5 @@ def _write_outputs(
             con.unregister("raw_rows")
     con.execute(
         f"COPY (SELECT * FROM failed ORDER BY source_row) "
-        f"TO {sql_text(str(out / QUARANTINE_FILE))} (FORMAT parquet)"
+        f"TO {sql_path(out / QUARANTINE_FILE)} (FORMAT parquet)"
     )

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from pipelines.sources.canonical import file_kind
+from pipelines.ingest.files import file_kind
 from pipelines.validation.outcomes import RAGGED_ROW, UNBALANCED_QUOTES, FileRejected
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t")

@@ -1,6 +1,6 @@
 """Canonical input files: `intake*`, `referrals*`, `diagnoses*` in one directory.
 
-Which file is which table; reading them is `readers.py`, loading them `pipelines/ingest.py`.
+Which file is which table; reading them is `readers.py`, loading them `load.py`.
 """
 
 from __future__ import annotations
