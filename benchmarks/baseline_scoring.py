@@ -1,7 +1,7 @@
 """The baseline: the red-flag rules written row by row in plain Python.
 
 This is the "straightforward" implementation the engines are measured against,
-and a second method for the tests: it follows CLINICAL.md directly (tiers and
+and a second method for the tests: it follows the clinical rules directly (tiers and
 weights written out by hand, text read clause by clause and word by word), and
 only takes the phrase lists, cues and value sets from schemas/. It lives in
 benchmarks/ only; the pipeline never uses it.
@@ -17,9 +17,8 @@ import sys
 from datetime import date
 
 import pandas as pd
-import yaml
 
-from pipelines.scoring.rules import RULES_PATH
+from pipelines.resources import active
 from pipelines.value_sets import matches
 
 SYMPTOMS = [
@@ -73,7 +72,7 @@ WEIGHTS = {
     "repeat_presentation": 1,
 }
 
-_RAW = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
+_RAW = active().yaml("schemas/red_flags.yml")
 PHRASES = {k: [p.lower().split() for p in v] for k, v in _RAW["phrases"].items()}
 CUES = [c.split() for c in _RAW["text"]["negation_cues"]]
 SCOPE = 5

@@ -42,8 +42,10 @@ FLAG_SHARE = {
 
 def _chunk_frame(start: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
     """n presentations of n / 4 whole patients, numbered from `start`."""
-    from pipelines.cohorts.inputs import PRESENTATION_FLAGS_COLUMNS
+    from pipelines.scoring.output import sql_types
+    from pipelines.scoring.rules import load_rules
 
+    columns = sql_types(load_rules())
     patients = start // PRESENTATIONS_PER_PATIENT + np.arange(n) // PRESENTATIONS_PER_PATIENT
     first = np.repeat(rng.integers(0, 900, n // PRESENTATIONS_PER_PATIENT + 1), 4)[:n]
     gaps = rng.choice([0, 3, 14, 30, 60, 120, 181, 365], size=n)
@@ -63,7 +65,7 @@ def _chunk_frame(start: int, n: int, rng: np.random.Generator) -> pd.DataFrame:
             "score": rng.integers(0, 15, n),
         }
     )
-    booleans = [name for name, type_ in PRESENTATION_FLAGS_COLUMNS if type_ == "BOOLEAN"]
+    booleans = [name for name, type_ in columns.items() if type_ == "BOOLEAN"]
     for name in booleans:
         if name != "back_pain":
             frame[name] = rng.random(n) < FLAG_SHARE.get(name, 0.03)
@@ -74,7 +76,8 @@ def prepare(path: Path, rows: int) -> None:
     """Write the cached input warehouse once; later runs reuse it."""
     import duckdb
 
-    from pipelines.cohorts.inputs import PRESENTATION_FLAGS_COLUMNS, create_presentation_flags
+    from pipelines.scoring.output import sql_types, table_ddl
+    from pipelines.scoring.rules import load_rules
     from pipelines.warehouse import create_schemas
 
     if path.exists():
@@ -84,9 +87,9 @@ def prepare(path: Path, rows: int) -> None:
     partial.unlink(missing_ok=True)
     con = duckdb.connect(str(partial))
     create_schemas(con)
-    create_presentation_flags(con)
+    con.execute(table_ddl(load_rules()))
     rng = np.random.default_rng(SEED)
-    flags = [name for name, _ in PRESENTATION_FLAGS_COLUMNS]
+    flags = list(sql_types(load_rules()))
     computed = {
         "encounter_id": "'E' || row",
         "patient_id": "'P' || patient",

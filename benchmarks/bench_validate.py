@@ -83,8 +83,7 @@ def cases(options) -> list[Case]:
 
 
 def main(argv: list[str]) -> int:
-    from pipelines.ingest import validate_directory
-    from pipelines.ingest_report import format_summary
+    from pipelines.ingest import format_summary, validate_directory
 
     directory = Path(argv[0])
     summary = validate_directory(directory, docs_dir=directory / "docs")

@@ -354,6 +354,13 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
+# Keys whose default is "not set": what `redflags init` shows instead, and the default.
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "windows": ("[1, 14, 28, 90]", "the windows of schemas/cohorts.yml"),
+    "dask_address": ('"tcp://10.0.0.5:8786"', "not set"),
+}
+
+
 def site_config_text() -> str:
     """The redflags.toml that `redflags init` writes: every key, commented out at its
     default, with what it means; a site uncomments what it changes."""
@@ -370,12 +377,11 @@ def site_config_text() -> str:
     for key in KEYS:
         value = getattr(defaults, key.field)
         table, _, name = key.toml.rpartition(".")
-        shown = f"# {name} = {_toml_value(value)}" if value is not None else f"# {name} = ..."
-        if key.field == "windows":
-            shown = "# windows = [1, 14, 28, 90]  (default: the windows of schemas/cohorts.yml)"
-        elif key.field == "dask_address":
-            shown = '# dask_address = "tcp://10.0.0.5:8786"  (default: not set)'
-        tables.setdefault(table, []).extend([f"# {key.help}", shown, ""])
+        help_line, shown = f"# {key.help}", f"# {name} = {_toml_value(value)}"
+        if key.field in EXAMPLES:  # no default value to show: an example, and the default
+            example, default = EXAMPLES[key.field]
+            help_line, shown = f"{help_line} (default: {default})", f"# {name} = {example}"
+        tables.setdefault(table, []).extend([help_line, shown, ""])
     for table, entries in tables.items():
         if table:
             lines.append(f"[{table}]")

@@ -1,4 +1,4 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules, and the session's one Prefect API."""
 
 from __future__ import annotations
 
@@ -6,39 +6,38 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from pipelines.paths import SAMPLE_DIR
+from tests.support import SAMPLE_DIR
+
+_SERVER = None
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_prefect_server_for_the_session() -> Iterator[None]:
-    """One Prefect API for every flow run of the session (issue 6: one test harness).
+def pytest_configure(config: pytest.Config) -> None:
+    """One Prefect API for every flow run of the session, started as a run starts its own.
 
-    Without it, every `redflags run` started as a subprocess boots Prefect's temporary
-    server of its own, 10-20 s each. The server is the same temporary server the
-    in-process runs of this session use (Prefect keeps one per process); subprocesses
-    find it through PREFECT_API_URL, as users pointing runs at a Prefect server do.
-    A test that needs no server (or another one) sets or removes the variable itself.
+    Without it, every `redflags run` started as a subprocess boots a temporary server of
+    its own, seconds each. Started before the test modules import Prefect, so the
+    in-process flows find it through PREFECT_API_URL as the subprocesses do, as users
+    pointing runs at a Prefect server do. A test that needs no server (or another one)
+    sets or removes the variable itself.
     """
+    global _SERVER
     if os.environ.get("PREFECT_API_URL"):
-        yield
         return
-    from pipelines.flows.prefect_env import configure_prefect
+    from pipelines.flows.prefect_env import TemporaryServer, configure_prefect
 
     configure_prefect()
-    from prefect.server.api.server import SubprocessASGIServer
+    _SERVER = TemporaryServer()
+    os.environ["PREFECT_API_URL"] = _SERVER.wait()
 
-    server = SubprocessASGIServer()
-    server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        yield
-    finally:
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SERVER is not None:
+        _SERVER.stop()
         os.environ.pop("PREFECT_API_URL", None)
 
 
@@ -54,8 +53,8 @@ class SampleRun:
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     """`redflags run` on data/sample/, as `make run` does, once per test session.
 
-    Like `make run`, without PREFECT_API_URL: the run starts and stops Prefect's
-    temporary server itself (tests/test_temporary_server.py checks it is gone).
+    Like `make run`, without PREFECT_API_URL: the run starts and stops its temporary
+    Prefect server itself (tests/flows/test_prefect_env.py checks it is gone).
     """
     out = tmp_path_factory.mktemp("sample-run")
     warehouse = out / "warehouse.duckdb"

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import KEYS, Settings, load_settings
+from pipelines.config import KEYS, Settings, load_settings, site_config_text
 from pipelines.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def write(path: Path, text: str) -> Path:
@@ -119,26 +118,36 @@ def test_missing_config_file_is_an_error(tmp_path: Path):
         load_settings(tmp_path / "nope.toml", environ={}, cwd=tmp_path)
 
 
-def test_example_file_is_valid_and_sets_every_default(tmp_path: Path):
-    example = load_settings(ROOT / "redflags.example.toml", environ={}, cwd=tmp_path)
+def test_site_file_lists_every_key_at_its_default(tmp_path: Path):
+    """`redflags init`'s file sets nothing; uncommented, every key is at its default."""
+    text = site_config_text()
+    (tmp_path / "redflags.toml").write_text(text, encoding="utf-8")
+    assert load_settings(environ={}, cwd=tmp_path).origin == str(tmp_path / "redflags.toml")
+    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", text, flags=re.MULTILINE)
+    (tmp_path / "redflags.toml").write_text(uncommented, encoding="utf-8")
+    site = load_settings(environ={}, cwd=tmp_path)
     defaults = Settings()
     for key in KEYS:
-        value = getattr(example, key.field)
-        default = getattr(defaults, key.field)
-        if isinstance(value, Path):
-            # The example's relative paths are relative to the repository root.
-            assert value == ROOT / default, key.field
+        value, default = getattr(site, key.field), getattr(defaults, key.field)
+        if key.field == "windows":
+            assert value == (1, 14, 28, 90)
+        elif key.field == "dask_address":
+            assert value == "tcp://10.0.0.5:8786"
+        elif isinstance(value, Path):
+            # Relative paths are relative to the site folder.
+            assert value == tmp_path / default, key.field
         else:
             assert value == default, key.field
+    # ... and `dask_address` with `workers = 0` is a valid pair.
+    assert site.workers == 0
 
 
 def test_every_key_is_documented():
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    example = (ROOT / "redflags.example.toml").read_text(encoding="utf-8")
     for key in KEYS:
         assert f"| `{key.toml}` | `{key.env}` |" in doc, key.toml
         name = key.toml.split(".")[-1]
-        assert re.search(rf"^#? ?{name} = ", example, re.MULTILINE), key.toml
+        assert re.search(rf"^# {name} = ", site_config_text(), re.MULTILINE), key.toml
 
 
 def test_cli_reports_a_bad_setting_in_one_line(tmp_path: Path):

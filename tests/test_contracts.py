@@ -7,8 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.contracts import ContractError, load_contract
-from pipelines.value_sets import matches, normalize_code, value_set, value_set_names
+from pipelines.codes import normalize as normalize_code
+from pipelines.contracts import ContractError, load_contract, read_contract
+from pipelines.value_sets import matches, value_set, value_set_names
 from pipelines.warehouse import SCHEMAS, create_schemas
 
 # The column lists of DESIGN.md, written out by hand: the YAML must say the same.
@@ -64,7 +65,7 @@ def test_intake_contract_matches_design():
     assert (age.type, age.min, age.max, age.cap) == ("integer", 0, 90, 90)
     assert c.column("sex").allowed == ("F", "M", "X", "U")
     assert c.column("pain_score").max == 10
-    # 15 symptoms + back_pain + prior_cancer are the 17 booleans of CLINICAL.md's completeness.
+    # 15 symptoms + back_pain + prior_cancer are the 17 booleans of the completeness.
     assert len([col for col in c.columns if col.symptom]) == 15
     assert len(c.columns_of_type("boolean")) == 17
     assert c.pandas_dtypes()["night_pain"] == "boolean"
@@ -86,7 +87,7 @@ def test_bad_contract_is_reported_with_its_file(tmp_path: Path):
         "table: intake\ncolumns:\n  - name: x\n    type: float\n", encoding="utf-8"
     )
     with pytest.raises(ContractError, match=r"intake\.yml.*'float'"):
-        load_contract("intake", tmp_path)
+        read_contract("intake", tmp_path / "intake.yml")
 
 
 def test_warehouse_ddl_comes_from_contracts():
@@ -123,7 +124,7 @@ def test_warehouse_ddl_comes_from_contracts():
         ("m545", "back_pain", True),
         ("M54.6", "back_pain", True),
         ("M54.6", "site_thoracic", True),
-        ("M54.2", "back_pain", False),  # cervicalgia is not in CLINICAL.md's list
+        ("M54.2", "back_pain", False),  # cervicalgia is not in the back-pain list
         ("M54.9", "back_pain", True),
         ("C34.90", "prior_cancer", True),
         ("C97", "prior_cancer", True),

@@ -6,7 +6,7 @@ import csv
 
 import duckdb
 
-from pipelines.paths import SAMPLE_DIR
+from tests.support import SAMPLE_DIR
 
 
 def csv_rows(name: str) -> int:

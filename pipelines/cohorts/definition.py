@@ -44,7 +44,7 @@ class CohortDefinition:
     data_end: date | None
     windows: tuple[int, ...]
     outcomes: tuple[Outcome, ...]
-    red_flags: tuple[str, ...]
+    red_flags: tuple[str, ...]  # the weighted features of the score, in the rules' order
     stratum_types: tuple[str, ...]
     age_bands: tuple[tuple[str, int, int], ...]
     age_band_other: str
@@ -80,7 +80,7 @@ def _positive_int(value: object, where: str, path: Path) -> int:
 
 def load_definition(path: Path | None = None) -> CohortDefinition:
     """Read and check schemas/cohorts.yml (the site's own, or `path`)."""
-    from pipelines.scoring.rules import tier_order
+    from pipelines.scoring.rules import red_flags, tier_order
 
     path = Path(path) if path is not None else resources.active().path(COHORTS_FILE)
     text = resources.read_text(path)
@@ -112,7 +112,7 @@ def load_definition(path: Path | None = None) -> CohortDefinition:
                 sorted(_positive_int(w, "windows.days", path) for w in raw["windows"]["days"])
             ),
             outcomes=outcomes,
-            red_flags=tuple(_identifier(f, "red_flags", path) for f in raw["red_flags"]),
+            red_flags=tuple(red_flags()),
             stratum_types=tuple(_identifier(s, "strata.types", path) for s in strata["types"]),
             age_bands=tuple(
                 (b["label"], int(b["min"]), int(b["max"])) for b in strata["age_bands"]

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from pipelines.ingest import IngestSummary
 
 MISSING = "not available"
-TIER_ORDER: tuple[str, ...] = ("urgent", "high", "moderate", "low", "not_back_pain")
 
 
 def number(value: Any) -> str:
@@ -38,7 +37,11 @@ def number(value: Any) -> str:
 
 
 def tier_sort_key(tier: str) -> tuple[int, str]:
-    return (TIER_ORDER.index(tier) if tier in TIER_ORDER else len(TIER_ORDER), tier)
+    """Tiers in the rules' order, highest first (schemas/red_flags.yml)."""
+    from pipelines.scoring.rules import tier_order
+
+    order = tier_order()
+    return (order.index(tier) if tier in order else len(order), tier)
 
 
 def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:

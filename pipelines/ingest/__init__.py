@@ -26,6 +26,7 @@ import duckdb
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.ingest.files import discover
+from pipelines.ingest.readers import DEFAULT_CHUNK_BYTES
 from pipelines.ingest.load import (
     clear_work,
     handle_removed_files,
@@ -66,6 +67,7 @@ __all__ = [
     "discover",
     "finish_ingest",
     "format_summary",
+    "ingest_directory",
     "ingest_files",
     "load_file",
     "loaded_hashes",
@@ -162,6 +164,53 @@ def finish_ingest(
     return summary
 
 
+def ingest_directory(
+    con: duckdb.DuckDBPyConnection,
+    input_dir: str | Path,
+    run_id: str,
+    *,
+    load_date: date | None = None,
+    docs_dir: Path | None = None,
+    prune: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> IngestSummary:
+    """The ingest stage in this process against `con`: prepares in a thread beside the
+    loads, in a temporary work directory; files gone from the input are kept or pruned."""
+    files = {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+    with (
+        tempfile.TemporaryDirectory(prefix="redflags-work-") as work,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool,
+    ):
+
+        def prepare(table: str, path: str, loaded_hash: str | None) -> Future[PreparedFile]:
+            return pool.submit(
+                prepare_file,
+                table,
+                path,
+                work,
+                loaded_hash=loaded_hash,
+                load_date=load_date,
+                docs_dir=docs_dir,
+                chunk_bytes=chunk_bytes,
+                defer_docs=True,
+            )
+
+        reports = ingest_files(
+            files,
+            known=loaded_hashes(con),
+            prepare=prepare,
+            load=lambda prepared: load_file(con, prepared, run_id),
+            docs_dir=docs_dir,
+            build_docs=lambda: pool.submit(build_validation_docs),
+        )
+    summary = IngestSummary(run_id, reports)
+    present = [f.path for f in summary.files]
+    summary.pruned, summary.missing = handle_removed_files(
+        con, Path(input_dir), present, prune=prune
+    )
+    return summary
+
+
 def validate_directory(
     input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
 ) -> IngestSummary:
@@ -169,35 +218,9 @@ def validate_directory(
     from pipelines.warehouse import create_schemas
 
     run_id = "validate-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    files = {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
     con = duckdb.connect()
     try:
         create_schemas(con)
-        with (
-            tempfile.TemporaryDirectory(prefix="redflags-validate-") as work,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool,
-        ):
-
-            def prepare(table: str, path: str, loaded_hash: str | None) -> Future[PreparedFile]:
-                return pool.submit(
-                    prepare_file,
-                    table,
-                    path,
-                    work,
-                    loaded_hash=loaded_hash,
-                    load_date=load_date,
-                    docs_dir=docs_dir,
-                    defer_docs=True,
-                )
-
-            reports = ingest_files(
-                files,
-                known={},
-                prepare=prepare,
-                load=lambda prepared: load_file(con, prepared, run_id),
-                docs_dir=docs_dir,
-                build_docs=lambda: pool.submit(build_validation_docs),
-            )
-        return IngestSummary(run_id, reports)
+        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
     finally:
         con.close()

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from pipelines.report.palette import (
     POORLY_DOCUMENTED,
     SHARE_COLOURMAP,
-    TIER_COLOURS,
+    index_tiers,
+    tier_colours,
     tier_label,
 )
 
@@ -40,9 +41,10 @@ STYLE: dict[str, object] = {
 
 def tier_colour(category: str) -> str:
     """The tier's colour; the poorly documented low tier keeps the low colour."""
+    colours = tier_colours()
     if category == POORLY_DOCUMENTED:
-        return TIER_COLOURS["low"]
-    return TIER_COLOURS.get(category, "#555555")
+        return colours[index_tiers()[-1]]
+    return colours[category]
 
 
 def figure_svg(fig: Figure, name: str, description: str) -> str:

@@ -1,33 +1,30 @@
-"""One colour per tier, defined once, so that every chart of the report agrees.
+"""One colour per tier, assigned once, so that every chart of the report agrees.
 
-The colours are from the Okabe-Ito palette, which stays distinguishable under the
-common colour-vision deficiencies; the order of tiers is the clinical one, highest first.
+The tiers and their order are the rules' (schemas/red_flags.yml): colours are given
+from the lowest tier up, cool to warm, so the highest tiers are the warmest. The
+colours are from the Okabe-Ito palette, which stays distinguishable under the common
+colour-vision deficiencies.
 """
 
 from __future__ import annotations
 
-TIERS: tuple[str, ...] = ("urgent", "high", "moderate", "low", "not_back_pain")
+from pipelines.scoring.rules import tier_order
 
-TIER_COLOURS: dict[str, str] = {
-    "urgent": "#D55E00",  # vermillion
-    "high": "#E69F00",  # orange
-    "moderate": "#0072B2",  # blue
-    "low": "#009E73",  # bluish green
-    "not_back_pain": "#999999",  # grey
-    "all": "#000000",  # black: every tier together
-}
+# Okabe-Ito, from the lowest tier up.
+TIER_PALETTE: tuple[str, ...] = (
+    "#009E73",  # bluish green
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+)
+OUTSIDE_COLOUR = "#999999"  # grey: presentations outside the population
+ALL_COLOUR = "#000000"  # black: every tier together
 
-TIER_LABELS: dict[str, str] = {
-    "urgent": "Urgent",
-    "high": "High",
-    "moderate": "Moderate",
-    "low": "Low",
-    "not_back_pain": "Not back pain",
-    "all": "All tiers",
-}
-
-# CLINICAL.md: a low tier with completeness under 0.5 is shown as its own category,
-# never hidden inside "low". It keeps the low colour and gets a hatch.
+# A low tier with completeness under 0.5 is shown as its own category, never hidden
+# inside "low". It keeps the low colour and gets a hatch.
 POORLY_DOCUMENTED = "low_poorly_documented"
 POORLY_DOCUMENTED_LABEL = "Low (poorly documented)"
 POORLY_DOCUMENTED_BELOW = 0.5
@@ -42,8 +39,23 @@ SHARE_COLOURMAP = "cividis"
 RATE_OUTCOME = "imaging_any"
 
 
+def index_tiers() -> list[str]:
+    """The tiers an index presentation can have, highest first (not the outside tier)."""
+    return tier_order()[:-1]
+
+
+def tier_colours() -> dict[str, str]:
+    """Colour of every tier (the last, outside the population, in grey) and of `all`."""
+    tiers = tier_order()
+    lowest_first = list(reversed(tiers[:-1]))
+    colours = {t: TIER_PALETTE[i % len(TIER_PALETTE)] for i, t in enumerate(lowest_first)}
+    return {t: colours[t] for t in tiers[:-1]} | {tiers[-1]: OUTSIDE_COLOUR, "all": ALL_COLOUR}
+
+
 def tier_label(tier: str) -> str:
-    """The label a reader sees for a tier value, or the value itself when it is unknown."""
+    """The label a reader sees for a tier value: its name in words."""
     if tier == POORLY_DOCUMENTED:
         return POORLY_DOCUMENTED_LABEL
-    return TIER_LABELS.get(tier, tier)
+    if tier == "all":
+        return "All tiers"
+    return tier.replace("_", " ").capitalize()

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from pipelines.errors import UserError
 from pipelines.report.data import load_report_data
-from pipelines.report.palette import TIER_COLOURS, tier_label
+from pipelines.report.palette import tier_colours, tier_label
 from pipelines.report.sections import build_sections
 
 REPORT_NAME = "report.html"
@@ -61,7 +61,7 @@ def render_report(
             meta=meta,
             headlines=headlines,
             sections=sections,
-            tiers=[(tier_label(t), c) for t, c in TIER_COLOURS.items() if t != "all"],
+            tiers=[(tier_label(t), c) for t, c in tier_colours().items() if t != "all"],
         )
     )
 

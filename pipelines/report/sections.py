@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipelines.cohorts.suppression import is_small, suppress_events, suppress_partition
 from pipelines.report import charts
 from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
-from pipelines.report.palette import POORLY_DOCUMENTED, RATE_OUTCOME, TIERS, tier_label
-from pipelines.report.suppression import is_small, suppress_events, suppress_partition
+from pipelines.report.palette import POORLY_DOCUMENTED, RATE_OUTCOME, index_tiers, tier_label
+from pipelines.scoring.rules import tier_order
 
 RATE_OUTCOME_LABEL = "Imaged"
 # Patterns are ranked at the HEDIS window; the longest window when that one is absent.
@@ -110,7 +111,7 @@ def tier_mix(data: ReportData, k: int | None) -> pd.DataFrame | None:
         .astype("string")
         .where(~((index["index_tier"] == "low") & index["is_poorly_documented"]), POORLY_DOCUMENTED)
     )
-    order = [t for t in TIERS if t != "not_back_pain"] + [POORLY_DOCUMENTED]
+    order = [*index_tiers(), POORLY_DOCUMENTED]
     extra = sorted(set(category.dropna()) - set(order))
     counts = index["n"].groupby(category).sum().reindex(order + extra, fill_value=0)
     mix = pd.DataFrame({"category": counts.index, "n": counts.to_numpy()})
@@ -138,27 +139,18 @@ def overuse_summary(data: ReportData, k: int | None) -> Headline:
     overuse = data.mart("imaging_overuse")
     if overuse is None:
         return Headline("Imaging overuse", "not available", "no low-tier index presentations")
-    if "stratum_type" in overuse:
-        overuse = overuse[overuse["stratum_type"] == "all"]
-    if overuse.empty:
-        return Headline("Imaging overuse", "not available", "no `all` row in imaging_overuse")
-    row = overuse.iloc[[0]].reset_index(drop=True)
-    n_den = next((c for c in ("n_eligible", "n_denominator", "n_index") if c in row), None)
-    n_img = next((c for c in ("n_imaged", "n_events") if c in row), None)
-    share = next((c for c in ("share_not_imaged", "rate_not_imaged") if c in row), None)
-    if n_den is None or n_img is None or share is None:
-        return Headline("Imaging overuse", "not available", "unexpected imaging_overuse columns")
+    row = overuse[overuse["stratum_type"] == "all"].iloc[[0]].reset_index(drop=True)
     hidden_den, hidden = (
-        suppress_events(row[n_den], row[n_img], k, row.get("n_censored"))
+        suppress_events(row["n_eligible"], row["n_imaged"], k, row["n_censored"])
         if k
         else (no_rows(row.index),) * 2
     )
-    value = fmt_share(row[share], hidden).iloc[0]
+    value = fmt_share(row["share_not_imaged"], hidden).iloc[0]
     detail = (
         f"share of low-tier index presentations aged 18–75 not imaged within 28 days "
-        f"(higher is better); {fmt_count(row[n_den], hidden_den).iloc[0]} eligible"
+        f"(higher is better); {fmt_count(row['n_eligible'], hidden_den).iloc[0]} eligible"
     )
-    if {"ci_low", "ci_high"} <= set(row.columns) and not hidden.iloc[0]:
+    if not hidden.iloc[0]:
         detail += f", 95% CI {fmt_share(row['ci_low']).iloc[0]}–{fmt_share(row['ci_high']).iloc[0]}"
     return Headline("Not imaged (low tier)", value, detail)
 
@@ -235,7 +227,7 @@ def summary_rows(data: ReportData, stratum_type: str, k: int | None) -> pd.DataF
         rows["hidden"] = no_rows(rows.index)
     else:
         rows["hide_eligible"], rows["hidden"] = suppress_events(
-            rows["n_eligible"], rows["n_events"], k, rows.get("n_censored")
+            rows["n_eligible"], rows["n_events"], k, rows["n_censored"]
         )
     return rows
 
@@ -251,7 +243,7 @@ def referral_rate_section(data: ReportData, k: int | None) -> Section:
     if rows is None:
         section.unavailable = "The cohort_summary mart is missing or has no index-tier rows."
         return section
-    rank = {t: i for i, t in enumerate(TIERS)}
+    rank = {t: i for i, t in enumerate(tier_order())}
     rows = rows.assign(order=rows["stratum_value"].map(rank)).sort_values(
         ["order", "window_days"], na_position="last"
     )
@@ -314,7 +306,7 @@ def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
     if curves.empty:
         section.unavailable = "Every curve is below the minimum cell size."
         return section
-    rank = {t: i for i, t in enumerate(("all", *TIERS))}
+    rank = {t: i for i, t in enumerate(("all", *tier_order()))}
     curves = curves.assign(order=curves["tier"].map(rank)).sort_values(["order", "day"])
     section.charts.append(charts.km_chart(curves))
     return section
@@ -383,28 +375,14 @@ def documentation_section(data: ReportData, k: int | None) -> Section:
     if quality is None:
         section.unavailable = "The documentation_quality mart is missing or empty."
         return section
-    share = next(
-        (
-            c
-            for c in ("share_documented", "share_recorded", "share_non_null", "share")
-            if c in quality
-        ),
-        None,
-    )
-    tier = next((c for c in ("tier", "stratum_value") if c in quality), None)
-    if share is None or tier is None or "field" not in quality:
-        section.unavailable = "The documentation_quality mart has unexpected columns."
-        return section
-    values = quality[share].astype("Float64")
-    n_col = next((c for c in ("n_presentations", "n_rows", "n") if c in quality), None)
-    if k is not None and n_col is not None:
-        values = values.where(~is_small(quality[n_col], k))
+    values = quality["share_documented"].astype("Float64")
+    if k is not None:
+        values = values.where(~is_small(quality["n_presentations"], k))
     fields = list(dict.fromkeys(quality["field"]))
-    tiers = [t for t in ("all", *TIERS) if t in set(quality[tier])]
-    tiers += sorted(set(quality[tier]) - set(tiers))
+    tiers = [t for t in ("all", *tier_order()) if t in set(quality["tier"])]
     grid = (
         quality.assign(value=values)
-        .pivot_table(index="field", columns=tier, values="value", aggfunc="first", dropna=False)
+        .pivot_table(index="field", columns="tier", values="value", aggfunc="first", dropna=False)
         .reindex(index=fields, columns=tiers)
     )
     section.charts.append(charts.completeness_chart(grid.astype(float)))
@@ -469,11 +447,11 @@ def validation_section(data: ReportData) -> Section:
     )
     run = data.run
     if run is not None:
-        facts = {label: run.get(column) for column, label in RUN_FACTS.items() if column in run}
+        facts = {label: run[column] for column, label in RUN_FACTS.items()}
         frame = pd.DataFrame({"": list(facts), "Value": [fact_text(v) for v in facts.values()]})
         section.tables.append(table(frame, [], "Run log"))
     manifest = data.manifest
-    if manifest is not None and "status" in manifest:
+    if manifest is not None:
         manifest = manifest[~manifest["status"].isin(SUPERSEDED)]
     if manifest is None or manifest.empty:
         if run is None:
@@ -481,15 +459,13 @@ def validation_section(data: ReportData) -> Section:
         else:
             section.notes.append("ops.ingest_manifest is missing or empty.")
         return section
-    columns = [c for c in MANIFEST_COLUMNS if c in manifest]
-    shown = manifest[columns].copy()
-    if "file_path" in shown:
-        shown["file_path"] = shown["file_path"].astype("string").str.rsplit("/", n=1).str[-1]
-    counts = [c for c in ("rows_read", "rows_accepted", "rows_quarantined") if c in shown]
+    shown = manifest[list(MANIFEST_COLUMNS)].copy()
+    shown["file_path"] = shown["file_path"].astype("string").str.rsplit("/", n=1).str[-1]
+    counts = ["rows_read", "rows_accepted", "rows_quarantined"]
     for column in counts:
         shown[column] = fmt_count(shown[column])
     shown = shown.fillna("").rename(columns=MANIFEST_COLUMNS)
-    if run is not None and "run_id" in manifest:
+    if run is not None:
         shown["Loaded by"] = (manifest["run_id"] == run.get("run_id")).map(
             {True: "this run", False: "an earlier run"}
         )
@@ -537,30 +513,21 @@ def rule_performance_section(data: ReportData, k: int | None) -> Section:
             "(rule_performance is empty)."
         )
         return section
-    if not set(COUNT_COLUMNS) <= set(performance.columns):
-        section.unavailable = "The rule_performance mart has unexpected columns."
-        return section
     hidden = no_rows(performance.index)
     if k is not None:
         for column in COUNT_COLUMNS:
             hidden = hidden | is_small(performance[column], k)
     shown = pd.DataFrame(index=performance.index)
-    if (
-        "target" in performance
-        and not (performance["target"] == performance["target"].iloc[0]).all()
-    ):
+    if not (performance["target"] == performance["target"].iloc[0]).all():
         shown["Target"] = humanise(performance["target"])
-    if {"rule_type", "rule"} <= set(performance.columns):
-        shown["Rule"] = rule_name(performance["rule_type"], performance["rule"])
+    shown["Rule"] = rule_name(performance["rule_type"], performance["rule"])
     for column in COUNT_COLUMNS:
         shown[column.upper()] = fmt_count(performance[column], hidden)
     for column, label in SHARE_COLUMNS.items():
-        if column in performance:
-            shown[label] = fmt_share(performance[column].astype("Float64"), hidden)
-    if "lr_positive" in performance:
-        shown["LR+"] = fmt_number(performance["lr_positive"].astype("Float64"), 2).where(
-            ~hidden, SUPPRESSED
-        )
+        shown[label] = fmt_share(performance[column].astype("Float64"), hidden)
+    shown["LR+"] = fmt_number(performance["lr_positive"].astype("Float64"), 2).where(
+        ~hidden, SUPPRESSED
+    )
     numeric = [c.upper() for c in COUNT_COLUMNS] + list(SHARE_COLUMNS.values()) + ["LR+"]
     section.tables.append(table(shown, numeric))
     if k is not None and hidden.any():

@@ -56,6 +56,7 @@ class RuleSet:
     tier: p.Expr
     tier_names: list[str]
     score: p.Expr
+    score_features: list[str]
     completeness: p.Expr
 
     @property
@@ -89,7 +90,7 @@ def code_pattern(name: str) -> str:
 
 
 def _effective_symptom(name: str, codes: str | None, phrases: str, *, never_null: bool) -> p.Expr:
-    """Structured > code or affirmed text > negated-only text > NULL (CLINICAL.md)."""
+    """Structured > code or affirmed text > negated-only text > NULL (the rule file, `symptoms:`)."""
     positive: p.Expr = p.TextMentions(phrases)
     if codes:
         positive = p.Any_([p.InValueSet(codes), positive])
@@ -129,6 +130,11 @@ def read_rules(path: Path, files: tuple[Path, ...]) -> RuleSet:
 def tier_order() -> list[str]:
     """The tiers, highest first, then the tier of presentations outside the population."""
     return load_rules().tier_names
+
+
+def red_flags() -> list[str]:
+    """The red flags: the weighted features of the score, in the rule file's order."""
+    return load_rules().score_features
 
 
 def _build(path: Path, raw: dict, version: str) -> RuleSet:
@@ -215,6 +221,7 @@ def _build(path: Path, raw: dict, version: str) -> RuleSet:
         tier=tier,
         tier_names=[str(t["name"]) for t in order] + [str(tiers["outside"])],
         score=score,
+        score_features=list(weights),
         completeness=completeness,
     )
 

@@ -44,7 +44,7 @@ NEURO_SYMPTOMS = ("limb_numbness", "limb_tingling", "limb_weakness", "bladder_bo
 def clinician_risk(pop: Population, profile: dict[str, Any]) -> np.ndarray:
     """The risk a clinician sees in the true findings of each presentation (RISKS index).
 
-    It follows CLINICAL.md's tiers on the true symptoms but ignores the patient's
+    It follows the rules' tiers on the true symptoms but ignores the patient's
     history, so the scored tier (from the documentation and history) and the
     orders disagree now and then, as in practice.
     """

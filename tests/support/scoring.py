@@ -1,0 +1,118 @@
+"""Shared by the scoring tests: build intake frames from the readable fixture."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from pipelines.contracts import load_contract
+from pipelines.scoring.rules import load_rules
+from tests.support import FIXTURES
+
+FIXTURE = FIXTURES / "scoring_cases.yml"
+
+
+def load_cases() -> tuple[dict, list[dict]]:
+    raw = yaml.safe_load(FIXTURE.read_text(encoding="utf-8"))
+    return raw["defaults"], raw["cases"]
+
+
+def intake_frame(rows: list[dict], defaults: dict | None = None) -> pd.DataFrame:
+    """A typed intake frame: every contract column, NULL where a row gives nothing."""
+    contract = load_contract("intake")
+    filled = [{**(defaults or {}), **row} for row in rows]
+    frame = pd.DataFrame({c: [r.get(c) for r in filled] for c in contract.names})
+    frame["encounter_date"] = pd.to_datetime(frame["encounter_date"])
+    return frame.astype(contract.pandas_dtypes())
+
+
+# What the parity and baseline tests build random intake tables from.
+BOOLEANS = [f.name for f in load_rules().effective if f.name != "pain_site"]
+
+# Text fragments: phrases of several features, cues, clause marks and words,
+# filler, odd characters; joined at random they make negated and plain mentions.
+FRAGMENTS = [
+    "back pain",
+    "low back pain",
+    "upper back",
+    "lumbar",
+    "thoracic",
+    "backache",
+    "cough",
+    "coughing up blood",
+    "fever",
+    "night pain",
+    "worse at night",
+    "not relieved by rest",
+    "weight loss",
+    "fatigue",
+    "numb",
+    "numbness",
+    "tingling",
+    "weak legs",
+    "incontinence",
+    "loss of appetite",
+    "shortness of breath",
+    "chest pain",
+    "history of cancer",
+    "worsening",
+    "no",
+    "not",
+    "denies",
+    "denied",
+    "without",
+    "negative for",
+    "but",
+    "however",
+    "and",
+    "with",
+    "mild",
+    "the",
+    "of",
+    "recent",
+    "since",
+    "nothing",
+    "notable",
+    ",",
+    ".",
+    ";",
+    " ",
+    "-",
+    "é",
+    "  ",
+    "NO",
+    "Fever",
+    "(",
+    ")",
+    "/",
+    "'",
+    "3",
+]
+CODES = [
+    "M54.5",
+    "m54.50",
+    "M54.6",
+    "M54.60",
+    "M54.9",
+    "R05",
+    "R05.1",
+    "R04.2",
+    "R04.29",
+    "C34.1",
+    "Z85.3",
+    "Z87.891",
+    "F17.210",
+    "R33.9",
+    "R32",
+    "R53.1",
+    "R53.83",
+    "R50.9",
+    "R06.02",
+    "R07.9",
+    "R20.2",
+    "R63.4",
+    "R63.0",
+    "M62.81",
+    "X99",
+    "",
+]
