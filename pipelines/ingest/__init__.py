@@ -26,7 +26,6 @@ import duckdb
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.ingest.files import discover
-from pipelines.ingest.readers import DEFAULT_CHUNK_BYTES
 from pipelines.ingest.load import (
     clear_work,
     handle_removed_files,
@@ -42,6 +41,7 @@ from pipelines.ingest.prepare import (
     prepare_file,
     take_over_validation_docs,
 )
+from pipelines.ingest.readers import DEFAULT_CHUNK_BYTES
 from pipelines.ingest.summary import (
     LOADED,
     PRUNED,

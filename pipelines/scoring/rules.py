@@ -90,7 +90,7 @@ def code_pattern(name: str) -> str:
 
 
 def _effective_symptom(name: str, codes: str | None, phrases: str, *, never_null: bool) -> p.Expr:
-    """Structured > code or affirmed text > negated-only text > NULL (the rule file, `symptoms:`)."""
+    """Structured > code or affirmed text > negated-only text > NULL (`symptoms:`)."""
     positive: p.Expr = p.TextMentions(phrases)
     if codes:
         positive = p.Any_([p.InValueSet(codes), positive])

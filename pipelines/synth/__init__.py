@@ -10,8 +10,8 @@ Modules, in the order a chunk passes through them:
 - orders.py: imaging and biopsy orders, and cancer diagnoses;
 - generate.py: the chunk loop and the file writers.
 
-Scenario patterns per tier of the rules (schemas/red_flags.yml) (all on back-pain presentations; each
-documented in structured fields, text or codes, so the scorer meets all three):
+Scenario patterns per tier of the rules (schemas/red_flags.yml), all on back-pain
+presentations, each documented in structured fields, text or codes, so the scorer meets all three):
 
 - urgent: bladder/bowel dysfunction (about 0.3% of back-pain visits, 5-8% of
   visits with active cancer); limb weakness (0.6%; 10-15% with cancer); numbness
