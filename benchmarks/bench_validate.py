@@ -83,7 +83,7 @@ def cases(options) -> list[Case]:
 
 
 def main(argv: list[str]) -> int:
-    from pipelines.ingest import format_summary, validate_directory
+    from pipelines.ingest.stage import format_summary, validate_directory
 
     directory = Path(argv[0])
     summary = validate_directory(directory, docs_dir=directory / "docs")

@@ -213,7 +213,7 @@ def run(
     from pipelines.flows.prefect_env import drop_user_error_tracebacks
     from pipelines.flows.run import run_pipeline
     from pipelines.flows.summary import tier_sort_key
-    from pipelines.ingest import format_summary
+    from pipelines.ingest.stage import format_summary
 
     drop_user_error_tracebacks()
     parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
@@ -466,7 +466,7 @@ def validate(
     Exit code 0 when every row is valid, 1 when rows would be quarantined or files
     rejected, 2 for a usage error.
     """
-    from pipelines.ingest import discover, format_summary, validate_directory
+    from pipelines.ingest.stage import discover, format_summary, validate_directory
 
     command_settings(site)
     discover(input_dir)  # a missing directory is a usage error (exit 2)

@@ -39,15 +39,31 @@ QUIET_DEFAULTS: dict[str, str] = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
-# What the temporary server leaves out, all through Prefect's public settings: the UI,
-# the scheduler and late-run services (nothing is scheduled on it), automations (the
-# triggers service re-evaluates every few seconds), the event stream to UI clients, and
-# registering Prefect's block types, which nothing of the flow uses.
+# The temporary server serves one run and dies with it, so it runs only what recording
+# that run needs: the API, the database, and the services that record task runs and
+# events. Left out, all through Prefect's public settings: the UI; the services of a
+# long-lived server (the scheduler and late runs: nothing is scheduled on it; the
+# database vacuum, which would delete old events of PREFECT_HOME's database at every
+# start; the foreman, cancellation clean-up, pause expirations, the repossessor, the
+# clean-up reconciler); automations (the triggers service re-evaluates every few
+# seconds); the event stream to UI clients; and registering Prefect's block types,
+# which nothing of the flow uses.
 TEMPORARY_SERVER_ENV: dict[str, str] = {
     "PREFECT_SERVER_UI_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    **{
+        f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
+        for service in (
+            "SCHEDULER",
+            "LATE_RUNS",
+            "DB_VACUUM",
+            "FOREMAN",
+            "CANCELLATION_CLEANUP",
+            "PAUSE_EXPIRATIONS",
+            "REPOSSESSOR",
+            "CLEANUP_RECONCILER",
+            "TRIGGERS",
+        )
+    },
     "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
     "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
     "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",

@@ -21,7 +21,7 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from pipelines import ingest, resources
+from pipelines import resources
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
@@ -32,7 +32,8 @@ from pipelines.flows.summary import (
     summary_markdown,
     validation_numbers,
 )
-from pipelines.ingest import FileReport, IngestSummary, PreparedFile
+from pipelines.ingest import stage as ingest
+from pipelines.ingest.stage import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, open_warehouse, reader, table_counts, writer

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.ingest import IngestSummary
+    from pipelines.ingest.stage import IngestSummary
 
 MISSING = "not available"
 

@@ -18,8 +18,8 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.errors import UserError
-from pipelines.ingest import REJECTED, UNCHANGED, load_file, prepare_file
 from pipelines.ingest.prepare import QUARANTINE_FILE, RAW_FILE
+from pipelines.ingest.stage import REJECTED, UNCHANGED, load_file, prepare_file
 from pipelines.warehouse import create_schemas
 from tests.support.orchestration import (
     INTAKE_A,

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.ingest import REJECTED, IngestSummary, ingest_directory
+from pipelines.ingest.stage import REJECTED, IngestSummary, ingest_directory
 from pipelines.warehouse import create_schemas
 
 LOAD_DATE = date(2025, 6, 1)

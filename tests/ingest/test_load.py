@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.ingest import LOADED, REPLACED, UNCHANGED, ingest_directory
 from pipelines.ingest.load import record_run
+from pipelines.ingest.stage import LOADED, REPLACED, UNCHANGED, ingest_directory
 from pipelines.warehouse import create_schemas, open_warehouse
 from tests.support import ROOT
 

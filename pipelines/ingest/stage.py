@@ -1,0 +1,220 @@
+"""The ingest stage's one loop, for both callers, and what they call it with.
+
+`redflags validate` runs it against a throw-away in-memory warehouse, the flow against
+the warehouse with its prepare steps on Prefect's task runner (threads or Dask). They
+differ only in who runs a prepare.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+
+from pipelines.console import progress
+from pipelines.contracts import TABLES
+from pipelines.ingest.files import discover
+from pipelines.ingest.load import (
+    clear_work,
+    handle_removed_files,
+    load_file,
+    loaded_hashes,
+    needs_recheck,
+    record_run,
+    run_work_dir,
+)
+from pipelines.ingest.prepare import (
+    PreparedFile,
+    build_validation_docs,
+    prepare_file,
+    take_over_validation_docs,
+)
+from pipelines.ingest.readers import DEFAULT_CHUNK_BYTES
+from pipelines.ingest.summary import (
+    LOADED,
+    PRUNED,
+    REJECTED,
+    REPLACED,
+    UNCHANGED,
+    FileReport,
+    IngestSummary,
+    format_summary,
+)
+from pipelines.validation.checkpoint import HandedOver
+
+__all__ = [
+    "LOADED",
+    "PRUNED",
+    "REJECTED",
+    "REPLACED",
+    "UNCHANGED",
+    "FileReport",
+    "IngestSummary",
+    "PreparedFile",
+    "clear_work",
+    "discover",
+    "finish_ingest",
+    "format_summary",
+    "ingest_directory",
+    "ingest_files",
+    "load_file",
+    "loaded_hashes",
+    "prepare_file",
+    "run_work_dir",
+    "validate_directory",
+]
+
+
+class Pending(Protocol):
+    """Work under way: a concurrent.futures Future or a Prefect future."""
+
+    def result(self): ...
+
+
+# How a caller runs one prepare: (table, path, content hash as loaded or None) -> pending.
+Prepare = Callable[[str, str, "str | None"], Pending]
+
+
+def resolved(path: str | Path) -> str:
+    """A file's path as the manifest records it."""
+    return str(Path(path).resolve())
+
+
+def ingest_files(
+    files: dict[str, list[str]],
+    *,
+    known: dict[str, str],
+    prepare: Prepare,
+    load: Callable[[PreparedFile], FileReport],
+    docs_dir: str | Path | None = None,
+    build_docs: Callable[[], Pending] | None = None,
+) -> list[FileReport]:
+    """Prepare every file at once, then load them one by one, intake first.
+
+    `prepare` starts a file's prepare wherever the caller runs them (a thread beside
+    the loads, or Dask workers) and `load` stores a prepared file (the single writer,
+    in this process). Referrals and diagnoses are checked against the patients of
+    intake, so they load after it, and an unchanged one is prepared again (a recheck)
+    when intake changed in this run. `known` holds the content hash of each file as
+    last loaded: a file that still has it is unchanged and read no further.
+
+    Data Docs: a prepare in this process defers its pages, which `build_docs` (queued
+    behind the prepares, so they render while the files load) and the end of this loop
+    build; a prepare elsewhere hands its validation results back, and this process
+    renders them at the end, so the one site lists every file.
+    """
+    pending = {
+        table: [prepare(table, path, known.get(resolved(path))) for path in files[table]]
+        for table in TABLES
+    }
+    docs = build_docs() if build_docs is not None else None
+    reports: list[FileReport] = []
+    handed: list[HandedOver] = []
+    for table in TABLES:  # intake first: the others are checked against its patients
+        recheck = needs_recheck(table, reports)
+        for path, future in zip(files[table], pending[table], strict=True):
+            name = Path(path).name
+            progress(f"reading and validating {name} ({table})\u2026")
+            ready = future.result()
+            if recheck and ready.report.status == UNCHANGED:
+                progress(f"checking {name} again: intake changed\u2026")
+                ready = prepare(table, path, None).result()
+            handed.extend(ready.validation_results)
+            ready = replace(ready, validation_results=[])  # the load needs none of them
+            if ready.report.status == LOADED:
+                progress(f"loading {ready.report.rows_read:,} rows of {name}\u2026")
+            reports.append(load(ready))
+    if docs is not None:
+        docs.result()
+    build_validation_docs()  # what a recheck prepared after `build_docs` ran
+    if handed and docs_dir is not None:
+        progress("writing the Data Docs of the files the workers validated\u2026")
+        take_over_validation_docs(docs_dir, handed)
+        build_validation_docs()
+    return reports
+
+
+def finish_ingest(
+    con: duckdb.DuckDBPyConnection,
+    input_dir: str | Path,
+    run_id: str,
+    reports: list[FileReport],
+    *,
+    prune: bool = False,
+) -> IngestSummary:
+    """Handle files gone from the input and record the run's counts in ops.run_log."""
+    summary = IngestSummary(run_id, list(reports))
+    present = [f.path for f in summary.files]
+    summary.pruned, summary.missing = handle_removed_files(
+        con, Path(input_dir), present, prune=prune
+    )
+    record_run(con, summary, Path(input_dir))
+    return summary
+
+
+def ingest_directory(
+    con: duckdb.DuckDBPyConnection,
+    input_dir: str | Path,
+    run_id: str,
+    *,
+    load_date: date | None = None,
+    docs_dir: Path | None = None,
+    prune: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> IngestSummary:
+    """The ingest stage in this process against `con`: prepares in a thread beside the
+    loads, in a temporary work directory; files gone from the input are kept or pruned."""
+    files = {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+    with (
+        tempfile.TemporaryDirectory(prefix="redflags-work-") as work,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool,
+    ):
+
+        def prepare(table: str, path: str, loaded_hash: str | None) -> Future[PreparedFile]:
+            return pool.submit(
+                prepare_file,
+                table,
+                path,
+                work,
+                loaded_hash=loaded_hash,
+                load_date=load_date,
+                docs_dir=docs_dir,
+                chunk_bytes=chunk_bytes,
+                defer_docs=True,
+            )
+
+        reports = ingest_files(
+            files,
+            known=loaded_hashes(con),
+            prepare=prepare,
+            load=lambda prepared: load_file(con, prepared, run_id),
+            docs_dir=docs_dir,
+            build_docs=lambda: pool.submit(build_validation_docs),
+        )
+    summary = IngestSummary(run_id, reports)
+    present = [f.path for f in summary.files]
+    summary.pruned, summary.missing = handle_removed_files(
+        con, Path(input_dir), present, prune=prune
+    )
+    return summary
+
+
+def validate_directory(
+    input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
+) -> IngestSummary:
+    """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
+    from pipelines.warehouse import create_schemas
+
+    run_id = "validate-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    con = duckdb.connect()
+    try:
+        create_schemas(con)
+        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
+    finally:
+        con.close()
