@@ -182,7 +182,8 @@ def build(path: str) -> None:
     DuckDB memory limit), so that time and peak memory are what a run would see.
     """
     from pipelines.cohorts.build import build_cohorts, publish_marts
-    from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, writer
+    from pipelines.config import DEFAULT_MEMORY_LIMIT
+    from pipelines.warehouse import writer
 
     with writer(path, timeout=60.0, memory_limit=DEFAULT_MEMORY_LIMIT) as con:
         start = time.perf_counter()

@@ -28,7 +28,6 @@ from pipelines.errors import UserError
 from pipelines.resources import CONFIG_FILE, find_site
 from pipelines.scoring.engines import DEFAULT_ENGINE, ENGINES
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS
-from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 ENV_PREFIX = "REDFLAGS_"
 # Paths of the defaults, relative to the site folder (or the working directory).
@@ -36,6 +35,9 @@ DEFAULT_INPUT_DIR = Path("data") / "sample"
 DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
 DEFAULT_EXPORT_DIR = Path("data") / "exports"
 PATH_FIELDS = ("input_dir", "warehouse", "export_dir")
+# DuckDB's memory limit of a run (its default, 80% of the machine, would let a run's sorts
+# and hash tables grow with the input instead of spilling to disk).
+DEFAULT_MEMORY_LIMIT = "3GB"
 
 Engine = Literal["pandas", "duckdb"]
 

@@ -263,9 +263,6 @@ def wait_for_writer(
         pause = min(pause * 2, 1.0)
 
 
-DEFAULT_MEMORY_LIMIT = "3GB"
-
-
 @contextmanager
 def writer(
     path: str | Path,

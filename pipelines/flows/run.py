@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipelines import resources
+from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError
@@ -36,7 +37,7 @@ from pipelines.ingest import stage as ingest
 from pipelines.ingest.stage import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
-from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, open_warehouse, reader, table_counts, writer
+from pipelines.warehouse import open_warehouse, reader, table_counts, writer
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.scoring import history, matches
 from pipelines.scoring.output import cast_output, sql_types
 from pipelines.scoring.rules import ID_COLUMNS, INPUT_COLUMNS, RuleSet
 from pipelines.sqltext import literal
-from pipelines.warehouse import DEFAULT_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 ORDER = ["patient_id", "encounter_date", "encounter_id"]
@@ -37,6 +36,8 @@ def history_order(frame: pd.DataFrame) -> np.ndarray:
 
 def _day_number(encounter_date: pd.Series) -> np.ndarray:
     """Days since 1970-01-01 as int64 (dates are whole days)."""
+    import numpy as np
+
     return encounter_date.to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
@@ -46,6 +47,7 @@ def group_start(patient_id: pd.Series) -> np.ndarray:
     A patient's rows are one run, so cumulative maxima of positions stop at the
     run's start: a position from before it means "none for this patient".
     """
+    import numpy as np
     import pandas as pd
 
     ids = pd.factorize(patient_id, use_na_sentinel=False)[0]
@@ -56,11 +58,14 @@ def group_start(patient_id: pd.Series) -> np.ndarray:
 
 def _last_position(flag: np.ndarray) -> np.ndarray:
     """Position of the last row at or before each row where flag is true (-1 if none)."""
+    import numpy as np
+
     return np.maximum.accumulate(np.where(flag, np.arange(len(flag)), -1))
 
 
 def previous_back_pain_row(start: np.ndarray, back_pain: pd.Series) -> pd.Series:
     """Position of the patient's last back-pain presentation before this row (NA if none)."""
+    import numpy as np
     import pandas as pd
 
     last = _last_position(back_pain.to_numpy(dtype=bool))
@@ -70,6 +75,7 @@ def previous_back_pain_row(start: np.ndarray, back_pain: pd.Series) -> pd.Series
 
 
 def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> pd.Series:
+    import numpy as np
     import pandas as pd
 
     days = _day_number(encounter_date)
@@ -80,6 +86,7 @@ def days_since_previous(encounter_date: pd.Series, previous_row: pd.Series) -> p
 
 
 def previous_pain_score(pain_score: pd.Series, previous_row: pd.Series) -> pd.Series:
+    import numpy as np
     import pandas as pd
 
     known = previous_row.notna().to_numpy()
@@ -97,6 +104,7 @@ def n_back_pain_window(
     Cumulative count of back-pain rows up to this one, minus the count up to the
     last row older than the window (found by binary search on (patient, day)).
     """
+    import numpy as np
     import pandas as pd
 
     days = _day_number(encounter_date)
@@ -125,6 +133,7 @@ def episode_days(
     An index is a back-pain presentation with no earlier back-pain presentation in
     the washout before it; NA for a presentation that is not back pain.
     """
+    import numpy as np
     import pandas as pd
 
     bp = back_pain.to_numpy(dtype=bool)

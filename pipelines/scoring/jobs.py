@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
 from pipelines.scoring.duckdb_engine import SOURCE
@@ -21,7 +22,7 @@ from pipelines.scoring.engines import DEFAULT_ENGINE, scored_select
 from pipelines.scoring.output import TABLE, table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
 from pipelines.sqltext import path as sql_path
-from pipelines.warehouse import DEFAULT_MEMORY_LIMIT, create_ops_tables
+from pipelines.warehouse import create_ops_tables
 
 # The file view's key for each row (the scoring query joins its history windows
 # back on it): the Parquet reader's row number, read in parallel with the scan.

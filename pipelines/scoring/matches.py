@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from pipelines.scoring import normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
@@ -137,6 +135,7 @@ def complaint_matches_pandas(chief_complaint: pd.Series, rules: RuleSet) -> pd.D
     `piece_marks`, each distinct piece is matched once, and a complaint matches
     where any of its pieces does (a logical-or over each complaint's run of pieces).
     """
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from pipelines.scoring.text import TextRules, keywords
 from pipelines.sqltext import literal
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 BOOL = "boolean"
@@ -36,6 +35,7 @@ def pick(condition: np.ndarray, if_true: pd.Series, otherwise: pd.Series) -> pd.
     for two boolean or two Int64 Series this is one np.where over values and
     NULL masks. Other dtypes (strings) use Series.mask.
     """
+    import numpy as np
     import pandas as pd
 
     dtype = str(otherwise.dtype)
@@ -289,6 +289,7 @@ class WeightedCount(Expr):
         return self.args
 
     def pandas(self, env: Env) -> pd.Series:
+        import numpy as np
         import pandas as pd
 
         total = np.zeros(len(env.frame), dtype=np.int64)
@@ -368,6 +369,8 @@ class When(Expr):
 
     def _first_true(self, env: Env) -> np.ndarray:
         """Per row, the position of the first branch whose condition is TRUE (else past the end)."""
+        import numpy as np
+
         first = np.full(len(env.frame), len(self.branches))
         for position in reversed(range(len(self.branches))):
             first[true_only(self.branches[position][0].pandas(env).astype(BOOL))] = position
@@ -384,6 +387,7 @@ def _literal_series(values: list, positions: np.ndarray, env: Env) -> pd.Series 
     A CASE whose branches are all literals (tier, pain_site, the effective flags)
     needs no Series per literal and no pass per branch: one take per row.
     """
+    import numpy as np
     import pandas as pd
 
     index = env.frame.index
@@ -462,6 +466,7 @@ def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRule
     The keywords are one alternation of literals (one scan of the text instead of
     one per keyword); NULL text does not occur (the complaint is coalesced to '').
     """
+    import numpy as np
     import pandas as pd
 
     any_keyword = "|".join(re.escape(w) for w in keywords(phrases))
