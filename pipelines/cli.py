@@ -258,16 +258,15 @@ def report(
             "--out", "-o", help="HTML file to write (default: report.html beside the warehouse)."
         ),
     ] = None,
-    min_cell: Annotated[
-        int | None,
-        typer.Option("--min-cell", help="Suppress counts from 1 to K-1, as the export does."),
-    ] = None,
 ) -> None:
-    """Write the HTML report of the WAREHOUSE's marts: one self-contained file."""
+    """Write the HTML report of the WAREHOUSE's release: one self-contained file.
+
+    It shows the counts of the release the last run made (small cells suppressed, the
+    same as the export's; the minimum cell is the min_cell setting of that run)."""
     from pipelines.report import write_report
 
     settings = command_settings(site, warehouse=warehouse)
-    path = write_report(settings.warehouse, out, min_cell)
+    path = write_report(settings.warehouse, out)
     typer.echo(f"report: {path}")
 
 
@@ -428,21 +427,34 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the extracts.")],
     warehouse: WarehousePath = None,
     site: SiteDir = None,
-    min_cell: Annotated[
-        int | None,
-        typer.Option("--min-cell", help="Suppress counts below this (k; default 11, cohorts.yml)."),
-    ] = None,
     tables: Annotated[
         list[str] | None,
-        typer.Option("--tables", "-t", help="Marts to export (repeat or comma-separate)."),
+        typer.Option("--tables", "-t", help="Release tables to export (repeat or comma-separate)."),
     ] = None,
+    record_level: Annotated[
+        bool,
+        typer.Option(
+            "--record-level",
+            help="Also write index_presentations, one row per index presentation: a limited "
+            "data set, for a data use agreement.",
+        ),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace an earlier export in --out (nothing else)."),
+    ] = False,
 ) -> None:
-    """Write researcher extracts (Parquet, zstd, small cells suppressed) and a manifest."""
+    """Write researcher extracts (Parquet, zstd) of the release and a manifest.
+
+    By default the release's aggregate tables, small cells suppressed and audited (the
+    minimum cell is the min_cell setting of the run that made the release)."""
     from pipelines.cohorts.export import export as write_export
 
     settings = command_settings(site, warehouse=warehouse)
     names = tuple(n.strip() for t in tables or () for n in t.split(",") if n.strip()) or None
-    manifest = write_export(settings.warehouse, out, tables=names, min_cell=min_cell)
+    manifest = write_export(
+        settings.warehouse, out, tables=names, record_level=record_level, replace=replace
+    )
     typer.echo(
         f"export of run {manifest['run_id']} -> {out} (k = {manifest['suppression']['min_cell']})"
     )

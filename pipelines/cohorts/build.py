@@ -24,9 +24,11 @@ import pandas as pd
 from pipelines import models as sql_models
 from pipelines.cohorts.definition import CohortDefinition, Outcome, load_definition
 from pipelines.cohorts.docs import column_comment, load_mart_docs
+from pipelines.disclosure.release import build_release, store_release
 from pipelines.errors import UserError
 from pipelines.models import BUILD_PREFIX, COHORTS_DB, MARTS_SCHEMA, Model
 from pipelines.resources import active
+from pipelines.scoring.rules import load_rules
 from pipelines.sqltext import identifier, literal
 from pipelines.warehouse import create_schemas, load_value_sets_table
 
@@ -373,10 +375,13 @@ def publish_marts(
     run_id: str,
     *,
     definition: CohortDefinition | None = None,
+    min_cell: int | None = None,
 ) -> dict[str, int]:
-    """Replace marts.* with the scratch build in one transaction and log the run.
+    """Replace marts.* with the scratch build and make their release (minimum cell
+    `min_cell`, the cohort definition's by default) in one transaction; log the run.
 
-    Readers of the warehouse see either the previous marts or all of this run's.
+    Readers of the warehouse see either the previous marts and release or all of this
+    run's.
     """
     definition = definition or load_definition()
     marts = mart_names(definition)
@@ -417,6 +422,11 @@ def publish_marts(
                     f"COMMENT ON COLUMN {MARTS_SCHEMA}.{name}.{column} IS {literal(comment)}"
                 )
             counts[name] = con.execute(f"SELECT count(*) FROM {MARTS_SCHEMA}.{name}").fetchone()[0]
+        # The release of these marts, in the same transaction: a reader never sees
+        # marts with another run's release.
+        release = build_release(con, definition, load_rules(), min_cell or definition.min_cell)
+        store_release(con, run_id, release)
+        details["release"] = release.audit
         con.execute(
             """INSERT INTO ops.run_log (run_id, started_at, finished_at, status, rules_version,
                                         data_end, details)

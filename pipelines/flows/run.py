@@ -30,6 +30,7 @@ from pipelines.flows.prefect_env import TemporaryServer, prefect_api
 from pipelines.flows.summary import (
     headline_numbers,
     headline_rows,
+    released_numbers,
     summary_markdown,
     validation_numbers,
 )
@@ -179,18 +180,21 @@ def build_cohorts(warehouse: str, windows: list[int] | None = None) -> dict[str,
 
 
 @task(**IO_RETRIES)
-def publish_marts(warehouse: str, run_id: str, windows: list[int] | None = None) -> dict[str, int]:
-    """Replace marts.* with this run's build in one transaction; log the run."""
+def publish_marts(
+    warehouse: str, run_id: str, windows: list[int] | None = None, min_cell: int = 11
+) -> dict[str, int]:
+    """Replace marts.* with this run's build and make their release
+    (pipelines/disclosure/release.py), which every output reads, in one transaction;
+    log the run."""
     from pipelines.cohorts.build import publish_marts as publish
 
+    progress(f"publishing the marts and auditing their release (k = {min_cell})\u2026")
     with open_warehouse(warehouse) as con:
-        return publish(con, run_id, definition=_definition(windows))
+        return publish(con, run_id, definition=_definition(windows), min_cell=min_cell)
 
 
 @task(**IO_RETRIES)
-def export_extracts(
-    warehouse: str, out_dir: str, min_cell: int, lock_timeout: float = 300.0
-) -> dict[str, int]:
+def export_extracts(warehouse: str, out_dir: str, lock_timeout: float = 300.0) -> dict[str, int]:
     """Suppressed Parquet extracts of the published marts for researchers.
 
     Reads the warehouse only, so it runs after the writer lock is released (DuckDB
@@ -201,15 +205,16 @@ def export_extracts(
 
     progress(f"exporting extracts to {out_dir}\u2026")
     with reader(warehouse, lock_timeout):
-        manifest = export(warehouse, out_dir, min_cell=min_cell)
+        manifest = export(warehouse, out_dir, replace=True)
     return {item["path"]: item["rows"] for item in manifest["files"]}
 
 
 @task
 def collect_headlines(warehouse: str) -> dict[str, Any]:
-    """Tier mix, index presentations, care gaps and headline referral rates, for the summary."""
+    """Tier mix, index presentations, care gaps and headline referral rates, for the
+    operator's summary (from the marts), and the same from the release for the artifacts."""
     with open_warehouse(warehouse) as con:
-        return headline_numbers(con)
+        return headline_numbers(con) | {"released": released_numbers(con)}
 
 
 @task(**IO_RETRIES)
@@ -335,10 +340,10 @@ def redflags_run(
         summary["raw"] = count_raw_rows(warehouse)
         summary["scored"] = score_presentations(warehouse, engine)
         summary["built"] = build_cohorts(warehouse, windows)
-        summary["marts"] = publish_marts(warehouse, run_id, windows)
+        summary["marts"] = publish_marts(warehouse, run_id, windows, min_cell)
         summary |= collect_headlines(warehouse)
     if export_dir:
-        summary["export"] = export_extracts(warehouse, export_dir, min_cell, lock_timeout)
+        summary["export"] = export_extracts(warehouse, export_dir, lock_timeout)
     summary["report"] = write_report(warehouse, run_id, lock_timeout)
 
     publish_run_artifacts(summary)

@@ -7,10 +7,13 @@ in yet, or a run that stopped early) shows as "not available", never as an error
 Keys read (all optional except run_id):
 - raw: {table: rows loaded}
 - validation: {rows_in, accepted, quarantined, rejected_files: [{file, reason}]}
-- tiers: {tier: presentations}
-- referral_rates: [{stratum, window_days, outcome, rate, n_eligible}]
-- care_gaps: count of high-risk index presentations not referred
-- index_presentations: count
+- released: the counts of the run's release (pipelines/disclosure/release.py), the same
+  the export and the report show, a suppressed one as SUPPRESSED:
+  {tiers: {index tier: index presentations}, index_presentations, care_gaps,
+  referral_rates: [{stratum, window_days, outcome, rate, n_eligible}]}
+
+The artifacts leave the warehouse (anyone with the Prefect UI reads them), so they show
+the release, never the marts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from pipelines.ingest.stage import IngestSummary
 
 MISSING = "not available"
+SUPPRESSED = "suppressed"
 
 
 def number(value: Any) -> str:
@@ -57,13 +61,16 @@ def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
         ("rows accepted", validation.get("accepted")),
         ("rows quarantined", validation.get("quarantined")),
         ("files rejected", None if rejected is None else len(rejected)),
-        ("index presentations", summary.get("index_presentations")),
-        ("care gaps", summary.get("care_gaps")),
     ]
-    tiers = summary.get("tiers") or {}
+    released = summary.get("released") or {}
+    rows += [
+        ("index presentations", released.get("index_presentations")),
+        ("care gaps", released.get("care_gaps")),
+    ]
+    tiers = released.get("tiers") or {}
     ordered = sorted(tiers.items(), key=lambda kv: tier_sort_key(kv[0]))
-    rows += [(f"tier {tier}", n) for tier, n in ordered]
-    for rate in summary.get("referral_rates") or []:
+    rows += [(f"index tier {tier}", n) for tier, n in ordered]
+    for rate in released.get("referral_rates") or []:
         label = (
             f"{rate.get('outcome', 'referral')} within {rate.get('window_days', '?')} days, "
             f"{rate.get('stratum', 'all')}"
@@ -102,18 +109,21 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     else:
         lines.append(f"Validation numbers {MISSING}.")
 
-    lines += ["", "## Tier mix", ""]
-    tiers = summary.get("tiers")
+    released = summary.get("released") or {}
+    lines += ["", "## Index presentations by tier", ""]
+    tiers = released.get("tiers")
     if tiers:
-        total = sum(tiers.values()) or 1
-        lines += ["| tier | presentations | share |", "|---|---:|---:|"]
+        total = released.get("index_presentations")
+        lines += ["| index tier | index presentations | share |", "|---|---:|---:|"]
         for tier, n in sorted(tiers.items(), key=lambda kv: tier_sort_key(kv[0])):
-            lines.append(f"| {tier} | {number(n)} | {n / total:.1%} |")
+            shown = isinstance(n, int) and isinstance(total, int) and total > 0
+            share = f"{n / total:.1%}" if shown else SUPPRESSED
+            lines.append(f"| {tier} | {number(n)} | {share} |")
     else:
         lines.append(f"Tier mix {MISSING}.")
 
     lines += ["", "## Referrals", ""]
-    rates = summary.get("referral_rates")
+    rates = released.get("referral_rates")
     if rates:
         lines += ["| stratum | outcome | window (days) | rate |", "|---|---|---:|---:|"]
         lines += [
@@ -123,7 +133,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         ]
     else:
         lines.append(f"Referral rates {MISSING}.")
-    lines.append(f"\nCare gaps (high-risk, not referred): {number(summary.get('care_gaps'))}")
+    lines.append(f"\nCare gaps (high-risk, not referred): {number(released.get('care_gaps'))}")
+    if released.get("min_cell"):
+        lines.append(
+            f"\nCounts from the run's release: minimum cell {released['min_cell']}, "
+            "suppressed where smaller or where they could be worked out."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -165,5 +180,44 @@ def headline_numbers(con: Any) -> dict[str, Any]:
         "referral_rates": [
             {"stratum": s, "window_days": w, "outcome": o, "rate": r, "n_eligible": n}
             for s, w, o, r, n in rates
+        ],
+    }
+
+
+def released_numbers(con: Any) -> dict[str, Any]:
+    """The summary's `released` key: headline counts of the release in the warehouse."""
+    import pandas as pd
+
+    from pipelines.disclosure.release import read_release
+
+    release = read_release(con)
+
+    def count(value: Any) -> int | str:
+        return SUPPRESSED if pd.isna(value) else int(value)
+
+    mix = release.tables["index_tier_mix"]
+    gaps = release.tables["care_gap_counts"]
+    summary = release.tables["cohort_summary"]
+    rates = summary[
+        (summary["stratum_type"] == "index_tier")
+        & (summary["outcome"] == "imaging_any")
+        & summary["window_days"].isin([14, 28])
+    ].sort_values(["window_days", "stratum_value"])
+    return {
+        "min_cell": release.min_cell,
+        "tiers": {
+            c: count(n) for c, n in zip(mix["category"], mix["n"], strict=True) if c != "all"
+        },
+        "index_presentations": count(mix.loc[mix["category"] == "all", "n"].iloc[0]),
+        "care_gaps": count(gaps.loc[gaps["care_gap"] == "all", "n"].iloc[0]),
+        "referral_rates": [
+            {
+                "stratum": row.stratum_value,
+                "window_days": int(row.window_days),
+                "outcome": row.outcome,
+                "rate": SUPPRESSED if pd.isna(row.rate) else float(row.rate),
+                "n_eligible": count(row.n_eligible),
+            }
+            for row in rates.itertuples()
         ],
     }

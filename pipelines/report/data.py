@@ -1,4 +1,4 @@
-"""What the report reads from the warehouse: marts.*, ops.* and the run they came from.
+"""What the report reads from the warehouse: the release, ops.* and the run it came from.
 
 Every table is optional here. A stage that has not run, or a mart that a run
 leaves empty (rule_performance without diagnoses), becomes `None` or an empty
@@ -15,34 +15,20 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipelines.report.palette import POORLY_DOCUMENTED_BELOW, RATE_OUTCOME
+from pipelines.disclosure import release
 from pipelines.warehouse import connect
 
-# Marts small enough to read whole (a few hundred rows at most).
-SMALL_MARTS: tuple[str, ...] = (
+# The release's tables the report shows (pipelines/disclosure/release.py): the same
+# counts as the export, suppressed and audited together with it.
+REPORTED = (
+    "cohort_summary",
     "time_to_referral",
     "imaging_overuse",
     "rule_performance",
     "documentation_quality",
+    "index_tier_mix",
+    "care_gap_counts",
 )
-# index_presentations is record-level (millions of rows at scale): the report reads it
-# counted by tier and documentation in DuckDB, never row by row.
-INDEX_TIER_COUNTS_SQL = """
-SELECT index_tier, coalesce(completeness < ?, FALSE) AS is_poorly_documented, count(*) AS n
-FROM marts.index_presentations
-GROUP BY ALL
-"""
-# Only the cohort_summary rows the report shows: one outcome, two stratum types.
-SUMMARY_SQL = """
-SELECT * FROM marts.cohort_summary
-WHERE outcome = ? AND stratum_type IN ('index_tier', 'pattern')
-"""
-# care_gaps is record-level too; the report shows its counts by kind of gap, in the
-# mart's order.
-CARE_GAP_COUNTS_SQL = """
-SELECT care_gap, count(*) AS n, min(rowid) AS first_row
-FROM marts.care_gaps GROUP BY care_gap ORDER BY first_row
-"""
 
 
 @dataclass
@@ -50,8 +36,9 @@ class ReportData:
     """The tables behind one report; None where the table does not exist."""
 
     warehouse: Path
-    # marts.index_presentations is held as counts (index_tier, is_poorly_documented, n).
+    # the release's tables: hidden counts are NULL and their rows flagged `suppressed`
     marts: dict[str, pd.DataFrame | None]
+    min_cell: int | None
     run: dict[str, Any] | None
     manifest: pd.DataFrame | None
     n_presentations: int | None
@@ -126,22 +113,16 @@ def load_report_data(warehouse: str | Path, run_id: str | None = None) -> Report
     con = connect(warehouse, read_only=True)
     try:
         tables = existing_tables(con)
-        marts = {name: read_table(con, tables, f"marts.{name}") for name in SMALL_MARTS}
-        marts["index_presentations"] = read_query(
-            con,
-            tables,
-            "marts.index_presentations",
-            INDEX_TIER_COUNTS_SQL,
-            [POORLY_DOCUMENTED_BELOW],
-        )
-        marts["cohort_summary"] = read_query(
-            con, tables, "marts.cohort_summary", SUMMARY_SQL, [RATE_OUTCOME]
-        )
-        marts["care_gaps"] = read_query(con, tables, "marts.care_gaps", CARE_GAP_COUNTS_SQL, [])
+        marts: dict[str, pd.DataFrame | None] = dict.fromkeys(REPORTED)
+        min_cell = None
+        if f"{release.SCHEMA}.{release.AUDIT}" in tables:
+            published = release.read_release(con)
+            marts |= {name: published.tables.get(name) for name in REPORTED}
+            min_cell = published.min_cell
         run = read_run(con, tables, run_id)
         manifest = read_table(con, tables, "ops.ingest_manifest")
         n_presentations = count_presentations(con, tables)
     finally:
         con.close()
     missing = [name for name, frame in marts.items() if frame is None or frame.empty]
-    return ReportData(warehouse, marts, run, manifest, n_presentations, missing)
+    return ReportData(warehouse, marts, min_cell, run, manifest, n_presentations, missing)

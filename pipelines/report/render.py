@@ -36,22 +36,20 @@ def environment() -> Environment:
     )
 
 
-def render_report(
-    warehouse: str | Path, min_cell: int | None = None, run_id: str | None = None
-) -> str:
+def render_report(warehouse: str | Path, run_id: str | None = None) -> str:
     """The report's HTML text for the warehouse (read-only)."""
-    if min_cell is not None and min_cell < 1:
-        raise UserError(f"--min-cell {min_cell}: must be a whole number of 1 or more", exit_code=2)
     data = load_report_data(warehouse, run_id)
-    headlines, sections = build_sections(data, min_cell)
+    headlines, sections = build_sections(data)
+    min_cell = data.min_cell
     run = data.run or {}
     meta = {
         "Run": run.get("run_id") or run_id or "not recorded",
-        "Data end": str(run["data_end"])[:10]
-        if run.get("data_end") is not None
-        else "not recorded",
+        "Data end": str(run["data_end"])[:7] if run.get("data_end") is not None else "not recorded",
         "Rules version": run.get("rules_version") or "not recorded",
-        "Minimum cell": f"{min_cell} (counts 1–{min_cell - 1} suppressed)" if min_cell else "none",
+        "Minimum cell": f"{min_cell} (counts 1–{min_cell - 1} suppressed, and more where "
+        "they could be worked out)"
+        if min_cell
+        else "no release in the warehouse",
     }
     return (
         environment()
@@ -69,12 +67,11 @@ def render_report(
 def write_report(
     warehouse: str | Path,
     out: str | Path | None = None,
-    min_cell: int | None = None,
     run_id: str | None = None,
 ) -> Path:
     """Write the report atomically (temporary file, then rename) and return its path."""
     out = Path(out) if out is not None else default_report_path(warehouse)
-    html = render_report(warehouse, min_cell, run_id)
+    html = render_report(warehouse, run_id)
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory for the report; create it or pass --out")
     # Opened with the user's umask (not mkstemp's 0600), so the report can be shared.

@@ -3,7 +3,9 @@
 Each builder returns a Section. A builder whose mart is missing or empty returns
 a Section with `unavailable` set, which the template shows as a clear "not
 available" note in the section's place; nothing here raises on absent data.
-Small cells are hidden (pipelines.report.suppression) before any rate is shown.
+Every count comes from the release (pipelines/disclosure/release.py), the same counts
+the export writes: a NULL count is suppressed, and so are the rate, interval and median
+of its row.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipelines.cohorts.suppression import is_small, suppress_events, suppress_partition
 from pipelines.report import charts
 from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
-from pipelines.report.palette import POORLY_DOCUMENTED, RATE_OUTCOME, index_tiers, tier_label
+from pipelines.report.palette import RATE_OUTCOME, index_tiers, tier_label
 from pipelines.scoring.rules import tier_order
 
 RATE_OUTCOME_LABEL = "Imaged"
@@ -101,63 +102,66 @@ def table(frame: pd.DataFrame, numeric: list[str], caption: str = "") -> Table:
 # ---------------------------------------------------------------------------- headline
 
 
-def tier_mix(data: ReportData, k: int | None) -> pd.DataFrame | None:
+def hidden(counts: pd.Series) -> pd.Series:
+    """The release's suppressed counts (NULL)."""
+    return counts.isna()
+
+
+def tier_mix(data: ReportData) -> pd.DataFrame | None:
     """Index presentations per tier, low split by documentation, with suppression flags."""
-    index = data.mart("index_presentations")
-    if index is None:
+    mix = data.mart("index_tier_mix")
+    if mix is None:
         return None
-    category = (
-        index["index_tier"]
-        .astype("string")
-        .where(~((index["index_tier"] == "low") & index["is_poorly_documented"]), POORLY_DOCUMENTED)
-    )
-    order = [*index_tiers(), POORLY_DOCUMENTED]
-    extra = sorted(set(category.dropna()) - set(order))
-    counts = index["n"].groupby(category).sum().reindex(order + extra, fill_value=0)
-    mix = pd.DataFrame({"category": counts.index, "n": counts.to_numpy()})
-    mix["hidden"] = no_rows(mix.index) if k is None else suppress_partition(mix["n"], k)
+    mix = mix[mix["category"] != "all"].reset_index(drop=True)
+    order = {c: i for i, c in enumerate(index_tiers())}
+    mix = mix.assign(order=mix["category"].map(order)).sort_values("order", na_position="last")
+    mix = mix.reset_index(drop=True)[["category", "n"]]
+    mix["hidden"] = hidden(mix["n"])
     return mix
 
 
-def care_gap_summary(data: ReportData, k: int | None) -> Headline:
-    """Care gaps in all and by kind (counts by care_gap, in the mart's order)."""
-    gaps = data.marts.get("care_gaps")
+def total_of(frame: pd.DataFrame, key: str) -> pd.Series:
+    """The `all` row's count of a release table with a total row."""
+    return frame.loc[frame[key] == "all", "n"].reset_index(drop=True)
+
+
+def care_gap_summary(data: ReportData) -> Headline:
+    """Care gaps in all and by kind."""
+    gaps = data.mart("care_gap_counts")
     if gaps is None:
         return Headline("Care gaps", "not available", "the care_gaps mart is missing")
-    total = pd.Series([int(gaps["n"].sum())])
-    value = fmt_count(total, is_small(total, k) if k else None).iloc[0]
-    hidden = suppress_partition(gaps["n"], k) if k else None
+    total = total_of(gaps, "care_gap")
+    gaps = gaps[gaps["care_gap"] != "all"]
     detail = "; ".join(
         f"{str(name).replace('_', ' ')}: {text}"
-        for name, text in zip(gaps["care_gap"], fmt_count(gaps["n"], hidden), strict=True)
+        for name, text in zip(
+            gaps["care_gap"], fmt_count(gaps["n"], hidden(gaps["n"])), strict=True
+        )
     )
-    return Headline("Care gaps", value, detail or "none")
+    return Headline("Care gaps", fmt_count(total, hidden(total)).iloc[0], detail or "none")
 
 
-def overuse_summary(data: ReportData, k: int | None) -> Headline:
+def overuse_summary(data: ReportData) -> Headline:
     """HEDIS-style share of low-tier index presentations not imaged within 28 days."""
     overuse = data.mart("imaging_overuse")
     if overuse is None:
         return Headline("Imaging overuse", "not available", "no low-tier index presentations")
     row = overuse[overuse["stratum_type"] == "all"].iloc[[0]].reset_index(drop=True)
-    hidden_den, hidden = (
-        suppress_events(row["n_eligible"], row["n_imaged"], k, row["n_censored"])
-        if k
-        else (no_rows(row.index),) * 2
-    )
-    value = fmt_share(row["share_not_imaged"], hidden).iloc[0]
+    blank = row["share_not_imaged"].isna() & row["suppressed"].astype(bool)
+    value = fmt_share(row["share_not_imaged"], blank).iloc[0]
     detail = (
         f"share of low-tier index presentations aged 18–75 not imaged within 28 days "
-        f"(higher is better); {fmt_count(row['n_eligible'], hidden_den).iloc[0]} eligible"
+        f"(higher is better); {fmt_count(row['n_eligible'], hidden(row['n_eligible'])).iloc[0]} "
+        "eligible"
     )
-    if not hidden.iloc[0]:
+    if not blank.iloc[0] and row["ci_low"].notna().iloc[0]:
         detail += f", 95% CI {fmt_share(row['ci_low']).iloc[0]}–{fmt_share(row['ci_high']).iloc[0]}"
     return Headline("Not imaged (low tier)", value, detail)
 
 
-def headline_section(data: ReportData, k: int | None) -> tuple[list[Headline], Section]:
+def headline_section(data: ReportData) -> tuple[list[Headline], Section]:
     """The numbers a reader sees first, and the tier mix chart beneath them."""
-    mix = tier_mix(data, k)
+    mix = tier_mix(data)
     presentations = (
         fmt_count(pd.Series([data.n_presentations])).iloc[0]
         if data.n_presentations is not None
@@ -174,15 +178,16 @@ def headline_section(data: ReportData, k: int | None) -> tuple[list[Headline], S
         headlines.append(Headline("Index episodes", "not available"))
         section.unavailable = "The index_presentations mart is missing or empty."
     else:
-        total = pd.Series([int(mix["n"].sum())])
+        total = total_of(data.marts["index_tier_mix"], "category")
         headlines.append(
             Headline(
                 "Index episodes",
-                fmt_count(total, is_small(total, k) if k else None).iloc[0],
+                fmt_count(total, hidden(total)).iloc[0],
                 "new back-pain episodes (no back pain in the 180 days before)",
             )
         )
-        share = mix["n"] / max(int(total.iloc[0]), 1)
+        known = int(total.iloc[0]) if total.notna().iloc[0] else 0
+        share = mix["n"].astype("Float64") / max(known, 1)
         mix_text = fmt_share(share, mix["hidden"], digits=0)
         top = mix["category"].isin(["urgent", "high"])
         top_share = pd.Series([share[top].sum()])
@@ -204,15 +209,15 @@ def headline_section(data: ReportData, k: int | None) -> tuple[list[Headline], S
             },
         )[["Tier", "Index presentations", "Share"]]
         section.tables.append(table(shown, ["Index presentations", "Share"]))
-    headlines.append(care_gap_summary(data, k))
-    headlines.append(overuse_summary(data, k))
+    headlines.append(care_gap_summary(data))
+    headlines.append(overuse_summary(data))
     return headlines, section
 
 
 # ------------------------------------------------------------------------- referral rates
 
 
-def summary_rows(data: ReportData, stratum_type: str, k: int | None) -> pd.DataFrame | None:
+def summary_rows(data: ReportData, stratum_type: str) -> pd.DataFrame | None:
     """cohort_summary rows of one stratum type for the report's outcome, with hidden flags."""
     summary = data.mart("cohort_summary")
     if summary is None:
@@ -222,24 +227,19 @@ def summary_rows(data: ReportData, stratum_type: str, k: int | None) -> pd.DataF
     ].reset_index(drop=True)
     if rows.empty:
         return None
-    if k is None:
-        rows["hide_eligible"] = no_rows(rows.index)
-        rows["hidden"] = no_rows(rows.index)
-    else:
-        rows["hide_eligible"], rows["hidden"] = suppress_events(
-            rows["n_eligible"], rows["n_events"], k, rows["n_censored"]
-        )
+    rows["hide_eligible"] = hidden(rows["n_eligible"])
+    rows["hidden"] = rows["suppressed"].astype(bool)
     return rows
 
 
-def referral_rate_section(data: ReportData, k: int | None) -> Section:
+def referral_rate_section(data: ReportData) -> Section:
     section = Section(
         "referral_rate",
         "Imaging by index tier and window",
         "Share of index presentations imaged within each window, with Wilson 95% intervals. "
         "Only presentations followed up for the whole window count (the rest are censored).",
     )
-    rows = summary_rows(data, "index_tier", k)
+    rows = summary_rows(data, "index_tier")
     if rows is None:
         section.unavailable = "The cohort_summary mart is missing or has no index-tier rows."
         return section
@@ -275,17 +275,18 @@ def referral_rate_section(data: ReportData, k: int | None) -> Section:
 def curves_to_draw(curves: pd.DataFrame, k: int) -> tuple[pd.DataFrame, list[str]]:
     """The Kaplan-Meier points to draw under a minimum cell k, and the tiers left out.
 
-    A curve is drawn only while k or more presentations are at risk: past that, one
-    step of the curve is one or a few people. A tier with fewer than k at day 0 is not
-    drawn at all.
+    A curve is drawn only while k or more presentations are at risk and its points are
+    released: past that, one step of the curve is one or a few people. A tier with fewer
+    than k at day 0 (or its count suppressed) is not drawn at all.
     """
     at_start = curves[curves["day"] == curves["day"].min()].set_index("tier")["n_at_risk"]
-    too_small = sorted(at_start.index[at_start < k])
-    kept = curves[~curves["tier"].isin(too_small) & (curves["n_at_risk"] >= k)]
+    too_small = sorted(at_start.index[~(at_start >= k).fillna(False)])
+    drawn = (curves["n_at_risk"] >= k).fillna(False) & curves["cumulative_incidence"].notna()
+    kept = curves[~curves["tier"].isin(too_small) & drawn]
     return kept, too_small
 
 
-def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
+def time_to_imaging_section(data: ReportData, k: int) -> Section:
     section = Section(
         "time_to_imaging",
         "Time to first imaging",
@@ -296,13 +297,12 @@ def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
     if curves is None:
         section.unavailable = "The time_to_referral mart is missing or empty."
         return section
-    if k is not None:
-        curves, too_small = curves_to_draw(curves, k)
-        section.notes.append(
-            f"With a minimum cell of {k}, each curve stops where fewer than {k} "
-            "presentations remain at risk"
-            + (f"; not drawn: {', '.join(tier_label(t) for t in too_small)}." if too_small else ".")
-        )
+    curves, too_small = curves_to_draw(curves, k)
+    section.notes.append(
+        f"With a minimum cell of {k}, each curve stops where fewer than {k} presentations "
+        "remain at risk or a count is suppressed"
+        + (f"; not drawn: {', '.join(tier_label(t) for t in too_small)}." if too_small else ".")
+    )
     if curves.empty:
         section.unavailable = "Every curve is below the minimum cell size."
         return section
@@ -312,7 +312,7 @@ def time_to_imaging_section(data: ReportData, k: int | None) -> Section:
     return section
 
 
-def pattern_section(data: ReportData, k: int | None) -> Section:
+def pattern_section(data: ReportData) -> Section:
     section = Section(
         "patterns",
         "Red-flag patterns and imaging",
@@ -320,7 +320,7 @@ def pattern_section(data: ReportData, k: int | None) -> Section:
         "The first table lists the patterns most often followed by imaging, the second "
         "those most often not followed by it.",
     )
-    rows = summary_rows(data, "pattern", k)
+    rows = summary_rows(data, "pattern")
     if rows is None:
         section.unavailable = "The cohort_summary mart is missing or has no pattern rows."
         return section
@@ -364,7 +364,7 @@ def pattern_section(data: ReportData, k: int | None) -> Section:
 # ------------------------------------------------------------------------- documentation
 
 
-def documentation_section(data: ReportData, k: int | None) -> Section:
+def documentation_section(data: ReportData) -> Section:
     section = Section(
         "documentation",
         "Documentation completeness",
@@ -376,8 +376,6 @@ def documentation_section(data: ReportData, k: int | None) -> Section:
         section.unavailable = "The documentation_quality mart is missing or empty."
         return section
     values = quality["share_documented"].astype("Float64")
-    if k is not None:
-        values = values.where(~is_small(quality["n_presentations"], k))
     fields = list(dict.fromkeys(quality["field"]))
     tiers = [t for t in ("all", *tier_order()) if t in set(quality["tier"])]
     grid = (
@@ -498,7 +496,7 @@ def rule_name(rule_type: pd.Series, rule: pd.Series) -> pd.Series:
     return ("tier ≥ " + rule.astype("string")).where(is_tier, humanise(rule))
 
 
-def rule_performance_section(data: ReportData, k: int | None) -> Section:
+def rule_performance_section(data: ReportData, k: int) -> Section:
     section = Section(
         "rule_performance",
         "Rule performance",
@@ -513,10 +511,7 @@ def rule_performance_section(data: ReportData, k: int | None) -> Section:
             "(rule_performance is empty)."
         )
         return section
-    hidden = no_rows(performance.index)
-    if k is not None:
-        for column in COUNT_COLUMNS:
-            hidden = hidden | is_small(performance[column], k)
+    hidden = performance["suppressed"].astype(bool)
     shown = pd.DataFrame(index=performance.index)
     if not (performance["target"] == performance["target"].iloc[0]).all():
         shown["Target"] = humanise(performance["target"])
@@ -530,20 +525,24 @@ def rule_performance_section(data: ReportData, k: int | None) -> Section:
     )
     numeric = [c.upper() for c in COUNT_COLUMNS] + list(SHARE_COLUMNS.values()) + ["LR+"]
     section.tables.append(table(shown, numeric))
-    if k is not None and hidden.any():
-        section.notes.append(f"Rows with any of TP, FP, FN, TN under {k} are suppressed whole.")
+    if hidden.any():
+        section.notes.append(
+            f"Rows with a count under {k}, or one that would give such a count away, "
+            "are suppressed whole."
+        )
     return section
 
 
-def build_sections(data: ReportData, k: int | None) -> tuple[list[Headline], list[Section]]:
+def build_sections(data: ReportData) -> tuple[list[Headline], list[Section]]:
     """Every section of the report, in reading order."""
-    headlines, mix = headline_section(data, k)
+    k = data.min_cell or 1
+    headlines, mix = headline_section(data)
     sections = [
         mix,
-        referral_rate_section(data, k),
+        referral_rate_section(data),
         time_to_imaging_section(data, k),
-        pattern_section(data, k),
-        documentation_section(data, k),
+        pattern_section(data),
+        documentation_section(data),
         validation_section(data),
         rule_performance_section(data, k),
     ]

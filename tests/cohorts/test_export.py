@@ -14,13 +14,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cohorts.build import build_cohorts, publish_marts
-from pipelines.cohorts.export import export
+from pipelines.cohorts.export import RECORD_LEVEL, export
 from tests.support.cohorts import presentation, referral, warehouse
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """30 index presentations: 25 F, 5 M; 12 in 2023, 18 in 2024; data end 2024-07-19."""
+    """31 index presentations: 26 F, 5 M; 12 in 2023, 19 in 2024; data end 2024-07-19.
+
+    E00..E11 index on 2023-06-15 (followed up 400 days), E12..E29 on 2024-01-01 (200
+    days), E30 on 2024-05-30 (50 days: followed up for the 1-, 14- and 28-day windows
+    only). P12..P29 are imaged 3 days after their index; P00 150 days after its own,
+    beyond the longest window (90 days).
+    """
     tmp = tmp_path_factory.mktemp("export")
     rows = [
         presentation(
@@ -32,9 +38,11 @@ def published(tmp_path_factory) -> Path:
         )
         for i in range(30)
     ]
+    rows.append(presentation("E30", "P30", 150))
     rows[0]["age_years"] = 97  # above the cap the contract should have applied
     rows.append(presentation("LATE", "Z", 200, back_pain=False, tier="not_back_pain"))
     refs = [referral(f"R{i:02d}", f"P{i:02d}", 3) for i in range(12, 30)]
+    refs.append(referral("R_LATE", "P00", -50))
     con = warehouse(tmp, rows, refs)
     build_cohorts(con)
     publish_marts(con, "run-x")
@@ -48,11 +56,11 @@ def redflags(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def summary_cell(directory: Path, stratum_value: str, column: str):
+def summary_cell(directory: Path, stratum_value: str, column: str, window: int = 28):
     frame = pd.read_parquet(directory / "cohort_summary.parquet")
     row = frame[
         (frame["stratum_value"] == stratum_value)
-        & (frame["window_days"] == 90)
+        & (frame["window_days"] == window)
         & (frame["outcome"] == "imaging_any")
     ]
     assert len(row) == 1
@@ -60,8 +68,19 @@ def summary_cell(directory: Path, stratum_value: str, column: str):
     return None if pd.isna(value) else value
 
 
+AGGREGATES = [
+    "cohort_summary",
+    "time_to_referral",
+    "imaging_overuse",
+    "rule_performance",
+    "documentation_quality",
+    "index_tier_mix",
+    "care_gap_counts",
+]
+
+
 @pytest.mark.slow
-def test_export_files_manifest_and_suppression(published: Path, tmp_path: Path):
+def test_default_export_is_the_audited_aggregates_only(published: Path, tmp_path: Path):
     out = tmp_path / "extract"
     result = redflags("export", "--out", str(out), "-w", str(published))
     assert result.returncode == 0, result.stderr
@@ -69,67 +88,107 @@ def test_export_files_manifest_and_suppression(published: Path, tmp_path: Path):
     assert manifest["run_id"] == "run-x"
     assert manifest["rules_version"] == "test-rules"
     assert manifest["suppression"]["min_cell"] == 11
-    assert manifest["tables"] == [
-        "index_presentations",
-        "cohort_summary",
-        "time_to_referral",
-        "imaging_overuse",
-        "rule_performance",
-        "documentation_quality",
-    ]
+    assert manifest["tables"] == AGGREGATES
+    assert not (out / "index_presentations").exists()
+    assert "record_level" not in manifest
+    # the data end only as a month, nowhere as a date
+    assert manifest["data_end_month"] == "2024-07"
+    assert "2024-07-19" not in (out / "manifest.json").read_text()
+    audit = manifest["audit"]
+    assert audit["min_cell"] == 11
+    assert audit["every_suppressed_range_at_least_min_cell"] is True
+    assert audit["narrowest_suppressed_range"] >= 11
     for item in manifest["files"]:
         path = out / item["path"]
         assert pq.read_metadata(path).num_rows == item["rows"]
         assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
-    # record level: partitioned by index year, no exact date, no free text
+    # M has 5 (suppressed), and F's 26 is the complement of all's 31
+    assert summary_cell(out, "M", "n_eligible") is None
+    assert summary_cell(out, "F", "n_eligible") is None
+    assert summary_cell(out, "F", "rate") is None
+    assert summary_cell(out, "F", "suppressed")
+    # at 90 days E30 alone is censored (1, suppressed): the 30 eligible would give it
+    # away (the stratum's 31 is known from the shorter windows), so they go too
+    assert summary_cell(out, "all", "n_censored", window=90) is None
+    assert summary_cell(out, "all", "n_eligible", window=90) is None
+    # what is published is the marts' value
+    marts = duckdb.connect(str(published), read_only=True).sql(
+        "SELECT * FROM marts.cohort_summary"
+    ).df()
+    released = pd.read_parquet(out / "cohort_summary.parquet")
+    both = released.merge(marts, on=["stratum_type", "stratum_value", "window_days", "outcome"])
+    assert len(both) == len(marts)
+    for column in ("n_eligible", "n_events", "n_censored"):
+        shown = both[f"{column}_x"].notna()
+        assert (both.loc[shown, f"{column}_x"] == both.loc[shown, f"{column}_y"]).all()
+    assert not list(tmp_path.glob(".extract.*"))
+
+
+@pytest.mark.slow
+def test_record_level_is_a_limited_data_set_without_exact_times(published: Path, tmp_path: Path):
+    out = tmp_path / "extract"
+    result = redflags("export", "--out", str(out), "-w", str(published), "--record-level")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tables"] == [*AGGREGATES, "index_presentations"]
+    assert "limited data set" in manifest["record_level"]["release_tier"]
     by_year = {
         f["path"].split("/")[1]: f["rows"]
         for f in manifest["files"]
         if f["table"] == "index_presentations"
     }
-    assert by_year == {"index_year=2023": 12, "index_year=2024": 18}
-    records = pd.read_parquet(out / "index_presentations")
-    assert len(records) == 30
-    assert "index_date" not in records.columns
-    assert "chief_complaint" not in records.columns
+    assert by_year == {"index_year=2023": 12, "index_year=2024": 19}
+    records = pd.read_parquet(out / "index_presentations").set_index("encounter_id")
+    assert len(records) == 31
+    for column in ("index_date", "followup_days", "chief_complaint"):
+        assert column not in records.columns
     assert not any(
         str(t).startswith(("date", "timestamp"))
         for t in manifest["schema"]["index_presentations"].values()
     )
-    assert sorted(records["index_year_month"].unique()) == ["2023-06", "2024-01"]
+    assert sorted(records["index_year_month"].unique()) == ["2023-06", "2024-01", "2024-05"]
     assert records["age_years"].max() == 90
-    # aggregate: M has 5 (suppressed); F's 25 is the complement, or all - F = M
-    assert summary_cell(out, "all", "n_eligible") == 30
-    assert summary_cell(out, "M", "n_eligible") is None
-    assert summary_cell(out, "F", "n_eligible") is None
-    assert summary_cell(out, "F", "rate") is None
-    assert summary_cell(out, "F", "suppressed")
-    assert not summary_cell(out, "all", "suppressed")
-    # all 18 imaged were 2024 women: events all 18, F 18 -> M 0 may show
-    assert summary_cell(out, "all", "n_events") == 18
-    assert summary_cell(out, "all", "rate") == pytest.approx(18 / 30)
-    assert not list(tmp_path.glob(".extract.*"))
+    # follow-up as a flag per window: E30 has 50 days
+    flags = ["followed_up_1d", "followed_up_14d", "followed_up_28d", "followed_up_90d"]
+    assert records.loc["E30", flags].tolist() == [True, True, True, False]
+    assert records.loc["E12", flags].tolist() == [True, True, True, True]
+    # days to an event only within the longest window: P00's 150 days is dropped
+    assert records.loc["E12", "days_to_imaging_any"] == 3
+    assert pd.isna(records.loc["E00", "days_to_imaging_any"])
 
 
 @pytest.mark.slow
-def test_lower_k_shows_the_small_cell_and_reexport_replaces(published: Path, tmp_path: Path):
+def test_export_writes_only_where_it_may_and_replaces_only_an_export(
+    published: Path, tmp_path: Path
+):
     out = tmp_path / "extract"
     assert redflags("export", "--out", str(out), "-w", str(published)).returncode == 0
+    # a second export into the same place needs --replace
+    again = redflags("export", "--out", str(out), "-w", str(published), "-t", "cohort_summary")
+    assert again.returncode == 2
+    assert "not empty" in again.stderr and "--replace" in again.stderr
     result = redflags(
-        "export",
-        "--out",
-        str(out),
-        "-w",
-        str(published),
-        "--min-cell",
-        "5",
-        "--tables",
-        "cohort_summary",
+        "export", "--out", str(out), "-w", str(published), "-t", "cohort_summary", "--replace"
     )
     assert result.returncode == 0, result.stderr
-    assert summary_cell(out, "M", "n_eligible") == 5
-    assert json.loads((out / "manifest.json").read_text())["suppression"]["min_cell"] == 5
     assert sorted(p.name for p in out.iterdir()) == ["cohort_summary.parquet", "manifest.json"]
+    # a file the export did not write stops --replace, and stays
+    (out / "notes.txt").write_text("mine")
+    result = redflags("export", "--out", str(out), "-w", str(published), "--replace")
+    assert result.returncode == 2
+    assert "notes.txt" in result.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "cohort_summary.parquet").exists()
+    # a directory with someone else's manifest.json is not an export
+    other = tmp_path / "project"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "my project"}')
+    (other / "data.csv").write_text("keep")
+    result = redflags("export", "--out", str(other), "-w", str(published), "--replace")
+    assert result.returncode == 2
+    assert "no export manifest" in result.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["data.csv", "manifest.json"]
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
@@ -137,8 +196,11 @@ def test_failed_exports_leave_nothing(published: Path, tmp_path: Path):
     out = tmp_path / "extract"
     result = redflags("export", "--out", str(out), "-w", str(published), "--tables", "care_gaps")
     assert result.returncode == 2
-    assert "care_gaps: not exported" in result.stderr
+    assert "care_gaps: not in the release" in result.stderr
     assert "Traceback" not in result.stderr
+    result = redflags("export", "--out", str(out), "-w", str(published), "-t", RECORD_LEVEL)
+    assert result.returncode == 2
+    assert "--record-level" in result.stderr
     # no warehouse at all: nothing is created beside --out either
     result = redflags("export", "--out", str(out), "-w", str(tmp_path / "none.duckdb"))
     assert result.returncode == 1
@@ -149,16 +211,9 @@ def test_failed_exports_leave_nothing(published: Path, tmp_path: Path):
     con.close()
     result = redflags("export", "--out", str(out), "-w", str(tmp_path / "w.duckdb"))
     assert result.returncode == 1
-    assert "no published marts" in result.stderr
+    assert "no release" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]
-    # a directory that is not an earlier export is never overwritten
-    other = tmp_path / "mine"
-    other.mkdir()
-    (other / "notes.txt").write_text("keep")
-    result = redflags("export", "--out", str(other), "-w", str(published))
-    assert result.returncode == 2
-    assert (other / "notes.txt").read_text() == "keep"
 
 
 @pytest.mark.slow
@@ -172,10 +227,9 @@ def test_record_level_files_do_not_depend_on_the_marts_row_order(published: Path
     )
     first = con.execute("SELECT encounter_id FROM marts.index_presentations LIMIT 1").fetchone()
     con.close()
-    assert first == ("E29",)  # the mart's rows now run backwards
-    tables = ("index_presentations",)
-    export(published, tmp_path / "a", tables=tables)
-    export(reversed_warehouse, tmp_path / "b", tables=tables)
+    assert first == ("E30",)  # the mart's rows now run backwards
+    export(published, tmp_path / "a", tables=(), record_level=True)
+    export(reversed_warehouse, tmp_path / "b", tables=(), record_level=True)
     parts = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.parquet"))
     assert [str(p) for p in parts] == [
         "index_presentations/index_year=2023/part-0.parquet",
@@ -185,4 +239,4 @@ def test_record_level_files_do_not_depend_on_the_marts_row_order(published: Path
         assert (tmp_path / "a" / part).read_bytes() == (tmp_path / "b" / part).read_bytes()
     # by patient, then index date: P00..P11 indexed in 2023, P12..P29 in 2024
     ids = pd.read_parquet(tmp_path / "b" / parts[1])["patient_id"].tolist()
-    assert ids == [f"P{i:02d}" for i in range(12, 30)]
+    assert ids == [*(f"P{i:02d}" for i in range(12, 30)), "P30"]

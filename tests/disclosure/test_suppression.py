@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.cohorts.definition import load_definition
-from pipelines.cohorts.export import aggregate_rules
-from pipelines.cohorts.suppression import (
+from pipelines.disclosure.release import aggregate_rules
+from pipelines.disclosure.suppression import (
     SuppressionRules,
     is_small,
     suppress,

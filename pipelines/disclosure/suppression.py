@@ -120,6 +120,11 @@ def suppress(frame: pd.DataFrame, rules: SuppressionRules, min_cell: int) -> pd.
     values = {c: frame[c].astype("Int64") for c in rules.counts}
     hidden = {c: is_small(values[c], min_cell).fillna(False).to_numpy() for c in rules.counts}
     members = _membership(frame, rules)
+    is_total = (
+        (frame[rules.total_column] == rules.total_value).to_numpy()
+        if rules.total_column is not None
+        else np.zeros(len(frame), dtype=bool)
+    )
     if not members.empty:
         value_of = np.stack([values[c].fillna(0).to_numpy() for c in rules.counts])
         column_index = members["column"].map({c: i for i, c in enumerate(rules.counts)}).to_numpy()
@@ -129,13 +134,16 @@ def suppress(frame: pd.DataFrame, rules: SuppressionRules, min_cell: int) -> pd.
             hidden_now = np.stack([hidden[c] for c in rules.counts])[column_index, row_index]
             members["hidden"] = hidden_now
             n_hidden = members.groupby("group")["hidden"].transform("sum")
+            # a group gives a hidden member away when it is the only one hidden (how far
+            # the others narrow it is for the audit, pipelines/disclosure/audit.py)
             exposed = members[(n_hidden == 1) & ~members["hidden"]]
             if exposed.empty:
                 break
-            # smallest non-zero member first, then a zero if nothing else is left
+            # smallest non-zero member first, then a zero if nothing else is left; a
+            # total last (hiding it spreads to every partition of it)
             pick = (
-                exposed.assign(is_zero=exposed["value"] == 0)
-                .sort_values(["group", "is_zero", "value"])
+                exposed.assign(is_zero=exposed["value"] == 0, is_total=is_total[exposed["row"]])
+                .sort_values(["group", "is_zero", "is_total", "value", "row"], kind="stable")
                 .drop_duplicates("group")
             )
             for column, cells in pick.groupby("column"):
