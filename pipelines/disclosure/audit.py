@@ -207,6 +207,16 @@ class _Reduced:
                 stack.extend(self.system.constraints[self.reason[variable]].terms)
         return published
 
+    def neighbours(self, expression: Terms) -> set[int]:
+        """The published variables of every constraint of the expression's group."""
+        _, unknown = self.split(expression)
+        found: set[int] = set()
+        for part in self.part_of(unknown):
+            for row in self.by_part.get(part, []):
+                terms = self.system.constraints[self.origin[row]].terms
+                found |= {v for v in terms if self.system.values[v] is not None}
+        return found
+
 
 class _Programme:
     """One group's constraints as a linear programme (HiGHS, through scipy), solved for

@@ -57,9 +57,11 @@ RELEASE_TABLES = (
     "index_tier_mix",
     "care_gap_counts",
 )
-# Whether the audit's extra suppression may go on: a guard, never reached in practice
-# (each round suppresses at least one more cell).
-MAX_ROUNDS = 10_000
+# Rounds of extra suppression before the audit gives up and withholds every count.
+MAX_ROUNDS = 100
+# A release of fewer index presentations than this many times k withholds every count:
+# its strata are almost all under k, and the few that are not give the rest away.
+TOO_FEW = 5
 
 
 def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]:
@@ -600,7 +602,10 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
     # protected stays protected: later rounds check only what was not, and new cells.
     protected: dict[tuple, float] = {}
     cells, implied = relations(raw, hidden, definition, rules)
-    for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (reported after the loop)
+    mix = raw["index_tier_mix"]
+    withheld = int(mix.loc[mix["category"] == "all", "n"].iloc[0]) < TOO_FEW * min_cell
+    rounds, checked = 0, []
+    for rounds in range(1, 0 if withheld else MAX_ROUNDS + 1):  # noqa: B007 (reported below)
         checked = targets(cells.system, implied)
         keys = [_expression_key(cells.system, expression) for expression, _ in checked]
         todo = [i for i, key in enumerate(keys) if key not in protected]
@@ -614,13 +619,23 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
                 violations.append((expression, reduced.binding.get(number, ())))
         if not violations:
             break
-        for variable in _cover(cells, reduced, violations):
+        chosen = _cover(cells, reduced, violations)
+        if not chosen or rounds == MAX_ROUNDS:
+            withheld = True  # nothing left the cover can name, or no end in sight
+            break
+        for variable in chosen:
             for table, row, column in cells.cells_of[variable]:
                 hidden[table][column].iloc[row] = True
             added += 1
-    else:
-        raise RuntimeError("the disclosure audit did not settle; please report this bug")
-    widths = [protected[key] for key, (_, is_cell) in zip(keys, checked, strict=True) if is_cell]
+    if withheld:  # every count hidden: a reader learns nothing
+        for name, frame in raw.items():
+            for column in table_rules[name].counts:
+                hidden[name][column] = pd.Series(True, index=range(len(frame)))
+    widths = (
+        []
+        if withheld
+        else [protected[key] for key, (_, is_cell) in zip(keys, checked, strict=True) if is_cell]
+    )
     tables = {name: _apply(frame, hidden[name], table_rules[name]) for name, frame in raw.items()}
     n_cells = sum(len(frame) * len(table_rules[n].counts) for n, frame in raw.items())
     audit = {
@@ -634,6 +649,7 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
         "implied_counts_checked": len(checked) - len(widths),
         "narrowest_suppressed_range": min(widths) if widths else None,
         "every_suppressed_range_at_least_min_cell": all(w >= min_cell for w in widths),
+        "every_count_withheld": withheld,
         "method": "linear programming over every relation between the release's counts "
         "(docs/marts.md, Disclosure control)",
     }
@@ -653,6 +669,11 @@ def _cover(cells: Cells, reduced: Any, violations: list[tuple[Terms, tuple[int, 
     chosen: set[int] = set()
     for expression, binding in violations:
         candidates = [v for v in reduced.support(expression, binding) if _publishable(system, v)]
+        if not candidates:
+            # pinned by published counts the duals do not name (zeros, mostly): every
+            # published count of its group goes
+            chosen |= {v for v in reduced.neighbours(expression) if _publishable(system, v)}
+            continue
         if not candidates or chosen & set(candidates):
             continue
         pick = min(

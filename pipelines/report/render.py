@@ -36,6 +36,16 @@ def environment() -> Environment:
     )
 
 
+def minimum_cell_text(min_cell: int | None) -> str:
+    if min_cell is None:
+        return "no release in the warehouse"
+    if min_cell <= 1:
+        return "1 (no count hidden)"
+    return (
+        f"{min_cell} (counts 1–{min_cell - 1} suppressed, and more where they could be worked out)"
+    )
+
+
 def render_report(warehouse: str | Path, run_id: str | None = None) -> str:
     """The report's HTML text for the warehouse (read-only)."""
     data = load_report_data(warehouse, run_id)
@@ -46,10 +56,7 @@ def render_report(warehouse: str | Path, run_id: str | None = None) -> str:
         "Run": run.get("run_id") or run_id or "not recorded",
         "Data end": str(run["data_end"])[:7] if run.get("data_end") is not None else "not recorded",
         "Rules version": run.get("rules_version") or "not recorded",
-        "Minimum cell": f"{min_cell} (counts 1–{min_cell - 1} suppressed, and more where "
-        "they could be worked out)"
-        if min_cell
-        else "no release in the warehouse",
+        "Minimum cell": minimum_cell_text(min_cell),
     }
     return (
         environment()

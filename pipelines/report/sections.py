@@ -257,7 +257,7 @@ def referral_rate_section(data: ReportData) -> Section:
             "Index tier": rows["stratum_value"].map(tier_label),
             "Window": rows["window_days"].map(window_label),
             "Eligible": fmt_count(rows["n_eligible"], rows["hide_eligible"]),
-            "Imaged": fmt_count(rows["n_events"], rows["hidden"]),
+            "Imaged": fmt_count(rows["n_events"], hidden(rows["n_events"])),
             "Rate (95% CI)": fmt_rate_ci(
                 rows["rate"], rows["ci_low"], rows["ci_high"], rows["hidden"]
             ),
@@ -298,11 +298,12 @@ def time_to_imaging_section(data: ReportData, k: int) -> Section:
         section.unavailable = "The time_to_referral mart is missing or empty."
         return section
     curves, too_small = curves_to_draw(curves, k)
-    section.notes.append(
-        f"With a minimum cell of {k}, each curve stops where fewer than {k} presentations "
-        "remain at risk or a count is suppressed"
-        + (f"; not drawn: {', '.join(tier_label(t) for t in too_small)}." if too_small else ".")
-    )
+    if k > 1:
+        section.notes.append(
+            f"With a minimum cell of {k}, each curve stops where fewer than {k} presentations "
+            "remain at risk or a count is hidden"
+            + (f"; not drawn: {', '.join(tier_label(t) for t in too_small)}." if too_small else ".")
+        )
     if curves.empty:
         section.unavailable = "Every curve is below the minimum cell size."
         return section

@@ -112,9 +112,11 @@ def test_default_export_is_the_audited_aggregates_only(published: Path, tmp_path
     assert summary_cell(out, "all", "n_censored", window=90) is None
     assert summary_cell(out, "all", "n_eligible", window=90) is None
     # what is published is the marts' value
-    marts = duckdb.connect(str(published), read_only=True).sql(
-        "SELECT * FROM marts.cohort_summary"
-    ).df()
+    marts = (
+        duckdb.connect(str(published), read_only=True)
+        .sql("SELECT * FROM marts.cohort_summary")
+        .df()
+    )
     released = pd.read_parquet(out / "cohort_summary.parquet")
     both = released.merge(marts, on=["stratum_type", "stratum_value", "window_days", "outcome"])
     assert len(both) == len(marts)

@@ -22,6 +22,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipelines.cohorts.definition import load_definition
+from pipelines.disclosure.release import Release, aggregate_rules, read_tables, store_release
+from pipelines.disclosure.suppression import suppress
 from pipelines.report import write_report
 from pipelines.report.palette import tier_colours
 from pipelines.report.sections import curves_to_draw
@@ -128,7 +131,9 @@ def time_to_referral() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def build_warehouse(path: Path, *, marts: bool = True, diagnoses: bool = True) -> Path:
+def build_warehouse(
+    path: Path, *, marts: bool = True, diagnoses: bool = True, min_cell: int = 1
+) -> Path:
     """A warehouse with every schema, ops rows and (unless marts=False) the marts."""
     con = duckdb.connect(str(path))
     create_schemas(con)
@@ -246,8 +251,20 @@ def build_warehouse(path: Path, *, marts: bool = True, diagnoses: bool = True) -
             con.register("frame", frame)
             con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM frame")
             con.unregister("frame")
+        store(con, min_cell)
     con.close()
     return path
+
+
+def store(con: duckdb.DuckDBPyConnection, min_cell: int) -> None:
+    """The release of the hand-made marts: with min_cell 1 nothing hidden; otherwise each
+    table suppressed on its own (the audit is tested in tests/disclosure; here only how
+    the report shows a release)."""
+    definition = load_definition()
+    tables = read_tables(con, definition, min_cell)
+    rules = aggregate_rules(definition)
+    tables = {name: suppress(frame, rules[name], min_cell) for name, frame in tables.items()}
+    store_release(con, RUN_ID, Release(min_cell, tables, {"min_cell": min_cell}))
 
 
 @pytest.fixture
@@ -332,7 +349,8 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert set(page.charts) == EXPECTED_CHARTS
     assert all(n > 0 for n in page.charts.values()), page.charts
     # Meta: run, data end, rules version.
-    assert RUN_ID in html and RULES_VERSION in html and DATA_END in html
+    assert RUN_ID in html and RULES_VERSION in html and DATA_END[:7] in html
+    assert DATA_END not in html  # the data end as a month, like the export's manifest
     head = section_text(html, "headline")
     assert "250" in head  # presentations
     assert "192" in head  # 12 + 30 + 60 + 90 index episodes
@@ -375,51 +393,40 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert "suppressed" not in html
 
 
-def test_min_cell_hides_small_counts_and_their_complements(warehouse: Path, tmp_path: Path):
-    html = write_report(warehouse, tmp_path / "r.html", min_cell=11).read_text(encoding="utf-8")
-    mix = section_text(html, "tier_mix")
-    # 5 poorly documented is small; the next smallest tier (urgent, 12) goes too, or
-    # 192 - (30 + 60 + 85) would give it back.
-    assert re.search(r"Urgent\s+suppressed", mix)
-    assert re.search(r"Low \(poorly documented\)\s+suppressed", mix)
-    assert re.search(r"High\s+30\s", mix) and re.search(r"Low\s+85\s", mix)
-    head = section_text(html, "headline")
-    # Urgent is hidden, so urgent + high together would give it back from high's 30.
-    assert re.search(r"Urgent or high tier\s+suppressed", head)
-    # Care gaps: 12 in all, by kind 3 (small) and 9 (small): both hidden, total shown.
-    assert re.search(r"Care gaps\s+12\s", head)
-    assert "urgent without spine imaging: suppressed" in head
-    assert "high without imaging: suppressed" in head
+def test_the_report_shows_the_release_it_finds(tmp_path: Path):
+    warehouse = build_warehouse(tmp_path / "w.duckdb", min_cell=11)
+    html = write_report(warehouse, tmp_path / "r.html").read_text(encoding="utf-8")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    mix = con.sql("SELECT category, n FROM release.index_tier_mix").df().set_index("category")
+    summary = con.sql(
+        "SELECT stratum_value, window_days, n_eligible, n_events FROM release.cohort_summary "
+        "WHERE stratum_type = 'index_tier' AND outcome = 'imaging_any'"
+    ).df()
+    con.close()
+    assert "11 (counts 1–10 suppressed" in html
+    # 5 poorly documented is small, and it takes a second cell of the tier mix with it
+    assert pd.isna(mix.loc["low_poorly_documented", "n"])
+    shown = section_text(html, "tier_mix")
+    labels = {"urgent": "Urgent", "high": "High", "moderate": "Moderate", "low": "Low"}
+    for category, label in labels.items():
+        n = mix.loc[category, "n"]
+        expected = "suppressed" if pd.isna(n) else f"{int(n):,}"
+        assert re.search(rf"{label}\s+{expected}\s", shown), (category, expected)
+    assert re.search(r"Low \(poorly documented\)\s+suppressed", shown)
     rates = section_text(html, "referral_rate")
-    # Urgent at 1 day: 9 of 12 imaged (9 small) -> suppressed; at 14 days 11 of 12:
-    # 1 not imaged, recoverable by subtraction -> suppressed; 12 of 12 later: shown.
-    rows = re.findall(r"(Urgent|High)\s+≤ (\d+) days?\s+(\S+)\s+(\S+)", rates)
-    assert rows == [
-        ("Urgent", "1", "12", "suppressed"),
-        ("Urgent", "14", "12", "suppressed"),
-        ("Urgent", "28", "12", "12"),
-        ("Urgent", "90", "12", "12"),
-        ("High", "1", "30", "suppressed"),  # 6 imaged
-        # 29 eligible of 30: the 1 censored would come back by subtraction.
-        ("High", "14", "suppressed", "suppressed"),
-        ("High", "28", "suppressed", "suppressed"),
-        ("High", "90", "19", "suppressed"),  # 15 of 19 imaged: 4 not imaged
-    ]
-    patterns = section_text(html, "patterns")
-    # Left: prior_cancer+night_pain (1 not imaged), night_pain (5 imaged),
-    # thoracic_pain+age_50_plus (5 not imaged), none (8 imaged).
-    assert "4 pattern(s)" in patterns
-    for gone in ("night pain", "thoracic pain", "no red flags"):
-        assert gone not in patterns.split("4 pattern(s)")[0].split("Most often followed")[1]
-    assert "ever smoked" in patterns and "age 50 plus" in patterns
-    # Curves: urgent has 12 at risk, 11 on day 1, 10 on day 2: drawn to day 1 only.
-    assert "stops where fewer than 11" in section_text(html, "time_to_imaging")
-    # Rule performance: the flag row has TP 3 -> the whole row suppressed.
-    performance = section_text(html, "rule_performance")
-    assert re.search(
-        r"prior cancer\s+suppressed\s+suppressed\s+suppressed\s+suppressed", performance
+    rows = dict(
+        ((tier, int(days)), (eligible, imaged))
+        for tier, days, eligible, imaged in re.findall(
+            r"(Urgent|High|Moderate|Low)\s+≤ (\d+) days?\s+(\S+)\s+(\S+)", rates
+        )
     )
-    assert re.search(r"tier ≥ high\s+12\s+30\s+14\s+136\s+46\.2%", performance)  # 12 / 26
+    for row in summary.itertuples():
+        text = rows[(labels[row.stratum_value], row.window_days)]
+        for value, cell in zip((row.n_eligible, row.n_events), text, strict=True):
+            assert cell == ("suppressed" if pd.isna(value) else f"{int(value):,}")
+    # every curve has 1 event on each of days 0-4: small counts from day 0, so no point
+    # of any curve is released
+    assert "Every curve is below the minimum cell size" in section_text(html, "time_to_imaging")
 
 
 def test_curves_stop_where_fewer_than_k_are_at_risk():
@@ -497,7 +504,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_writes_the_report_beside_the_warehouse(warehouse: Path):
-    result = cli("--warehouse", str(warehouse), "--min-cell", "11")
+    result = cli("--warehouse", str(warehouse))
     assert result.returncode == 0, result.stderr
     out = warehouse.parent / "report.html"
     assert str(out) in result.stdout
@@ -508,7 +515,6 @@ def test_cli_writes_the_report_beside_the_warehouse(warehouse: Path):
     ("args", "code", "message"),
     [
         (["--warehouse", "{tmp}/none.duckdb"], 1, "none.duckdb: no warehouse here"),
-        (["--min-cell", "0"], 2, "--min-cell 0: must be a whole number of 1 or more"),
         (["--out", "{tmp}/no/such/dir/r.html"], 1, "no such directory for the report"),
     ],
 )
