@@ -382,6 +382,8 @@ def query(
     con = connect_for_analysts(settings.warehouse)
     try:
         relation = con.sql(sql)
+        if relation is not None and output_format != "parquet":
+            relation = _temporal_as_text(relation)
         result = relation.to_arrow_table() if relation is not None else None
     except duckdb.Error as exc:
         message = _one_line(exc)
@@ -398,6 +400,30 @@ def query(
         typer.echo("ok (the statement returns no rows)", err=True)
         return
     _write_result(result, output_format, out)
+
+
+# DuckDB type names that hold a date, a time or an interval, alone or inside a LIST/STRUCT.
+TEMPORAL_TYPES = ("DATE", "TIME", "INTERVAL")
+
+
+def _temporal_as_text(relation: Any) -> Any:
+    """Dates, times and intervals as DuckDB writes them, cast inside DuckDB.
+
+    Python's datetime holds years 1 to 9999 only; a warehouse date of year 0, 2025 BC
+    or 10000 would stop the printing with an OverflowError. As text they print as
+    DuckDB shows them (`2025-01-01 (BC)`); Parquet keeps the types (no Python on the way).
+    """
+    from pipelines.sqltext import identifier
+
+    temporal = [any(word in str(type_) for word in TEMPORAL_TYPES) for type_ in relation.types]
+    if not any(temporal):
+        return relation
+    # By position (#n): a result may name two columns alike.
+    columns = [
+        f"{f'CAST(#{n} AS VARCHAR)' if cast else f'#{n}'} AS {identifier(name)}"
+        for n, (name, cast) in enumerate(zip(relation.columns, temporal, strict=True), start=1)
+    ]
+    return relation.project(", ".join(columns))
 
 
 def _write_result(result: object, output_format: str, out: Path | None) -> None:
