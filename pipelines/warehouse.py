@@ -263,6 +263,17 @@ def wait_for_writer(
         pause = min(pause * 2, 1.0)
 
 
+def refuse_file_access(con: duckdb.DuckDBPyConnection) -> None:
+    """No SQL on this database may read or write a file other than the database itself.
+
+    The setting is the database's, so it holds for every connection this process opens
+    to the file until the last one closes, and it cannot be turned back on. The writer
+    reads input only from what pyarrow hands it (registered tables), so even SQL text
+    that input managed to shape could not read `/etc/passwd` or write anywhere.
+    """
+    con.execute("SET enable_external_access = false")
+
+
 @contextmanager
 def writer(
     path: str | Path,
@@ -277,13 +288,15 @@ def writer(
     so the lock; another process (a second run, an analyst) waits or is refused. They
     share its memory limit too (a database-wide setting): DuckDB's default, 80% of the
     machine's memory, would let a run's sorts and hash tables grow with the input
-    instead of spilling to `<warehouse>.tmp/`.
+    instead of spilling to `<warehouse>.tmp/`. And they share its refusal of file
+    access (`refuse_file_access`), from the moment the lock is held.
     """
     con = wait_for_writer(path, timeout, report=report)
     try:
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         create_schemas(con)
+        refuse_file_access(con)
         yield con
     finally:
         con.close()
