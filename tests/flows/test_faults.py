@@ -3,6 +3,11 @@ warehouse. Each fault ends in one line that says what to do, and loses nothing p
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,3 +70,121 @@ def test_the_writer_cannot_read_files_after_a_hostile_ingest(
         con.close()
     assert files == [(str(inputs.resolve() / HOSTILE_FILE),)]
     assert all("root:" not in (text or "") for (text,) in extras)
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+def published_marts(warehouse: Path) -> tuple[int, list[tuple]]:
+    """Runs that published, and the published cohort summary: to see a publication survive."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        sql = "SELECT count(*) FROM ops.run_log WHERE status = 'published'"
+        runs = con.execute(sql).fetchone()[0]
+        return runs, con.execute("SELECT * FROM marts.cohort_summary ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def fill_the_disk_while_preparing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Prepares write 1 MB into the run's work directory, then the disk is full."""
+    from pipelines.ingest import stage
+
+    calls: list[str] = []
+
+    def prepare_file(table: str, path: str, work_dir: str, **options: Any):
+        calls.append(Path(path).name)
+        part = Path(work_dir) / Path(path).name / "raw.arrows"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"\0" * 1_000_000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(part))
+
+    monkeypatch.setattr(stage, "prepare_file", prepare_file)
+    return calls
+
+
+def test_a_full_disk_while_preparing_is_one_line_no_retry_and_no_work_left(
+    tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
+):
+    from pipelines.errors import UserError
+    from pipelines.ingest.load import work_root
+
+    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
+    warehouse = tmp_path / "w.duckdb"
+    run_flow(inputs, warehouse)
+    before = published_marts(warehouse)
+    (inputs / "intake.csv").write_text(INTAKE_A + "E9,P9,2024-06-01,40,F,back pain\n")
+
+    calls = fill_the_disk_while_preparing(monkeypatch)
+    with pytest.raises(UserError) as failed:
+        run_flow(inputs, warehouse)
+    work = work_root(warehouse) / ""
+    assert str(failed.value).startswith(f"disk full while writing {work}")
+    assert str(failed.value).endswith(": free space and rerun")
+    assert "\n" not in str(failed.value)
+    # Each file was tried once: a full disk is not retried.
+    assert sorted(calls) == ["intake.csv", "referrals.csv"]
+    assert not work_root(warehouse).exists()
+    assert published_marts(warehouse) == before
+
+
+def test_a_full_disk_in_the_warehouse_is_one_line_and_not_retried(
+    tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
+):
+    from pipelines.errors import UserError
+    from pipelines.ingest import stage
+    from pipelines.ingest.load import work_root
+
+    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
+    warehouse = tmp_path / "w.duckdb"
+    loads: list[str] = []
+
+    def load_file(con: duckdb.DuckDBPyConnection, prepared: Any, run_id: str):
+        loads.append(Path(prepared.report.path).name)
+        raise duckdb.IOException(
+            f'IO Error: Could not write file "{warehouse}": No space left on device'
+        )
+
+    monkeypatch.setattr(stage, "load_file", load_file)
+    with pytest.raises(UserError, match="disk full") as failed:
+        run_flow(inputs, warehouse)
+    assert str(failed.value) == (
+        f"disk full while writing {warehouse.resolve()}: free space and rerun"
+    )
+    assert loads == ["intake.csv"]
+    assert not work_root(warehouse).exists()
+
+
+def test_a_full_disk_prints_one_line_on_the_console(tmp_path: Path):
+    """The console of `redflags run`: the message, no traceback, no retry."""
+    from pipelines.ingest.load import work_root
+
+    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A})
+    warehouse = tmp_path / "w.duckdb"
+    script = (
+        "import errno, os, sys\n"
+        "from pipelines.ingest import stage\n"
+        "def full(*args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "stage.prepare_file = full\n"
+        "from pipelines.cli import main\n"
+        "sys.argv = ['redflags', 'run', '-i', sys.argv[1], '-w', sys.argv[2]]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(inputs), str(warehouse)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    # The work directory of the run: its run id is the run's own.
+    message = re.compile(
+        rf"redflags: error: disk full while writing {re.escape(str(work_root(warehouse)))}/"
+        r"\S+: free space and rerun"
+    )
+    assert len(errors) == 1 and message.fullmatch(errors[0]), result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Retrying" not in result.stderr + result.stdout
+    assert not work_root(warehouse).exists()
