@@ -163,6 +163,14 @@ def run(
         bool,
         typer.Option("--export", help="Also write researcher extracts to the export_dir setting."),
     ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build a new warehouse file from INPUT alone and swap it in by rename once "
+            "published; the old file is kept as WAREHOUSE.damaged. For a damaged warehouse.",
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -216,13 +224,20 @@ def run(
     from pipelines.ingest.stage import format_summary
 
     drop_user_error_tracebacks()
-    parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
+    parameters = flow_parameters(settings) | {
+        "docs_dir": str(docs.resolve()),
+        "prune": prune,
+        "rebuild": rebuild,
+    }
     if not export:
         parameters["export_dir"] = None
     result = run_pipeline(
         parameters, workers=settings.workers, dask_address=settings.dask_address, server=server
     )
     typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
+    if rebuild:
+        kept = result["rebuilt"]["damaged_kept_as"]
+        typer.echo(f"  rebuilt from the input alone{f'; the old file is {kept}' if kept else ''}")
     if result.get("source_report"):
         from pipelines.sources.report import summary_lines
 

@@ -39,7 +39,15 @@ from pipelines.ingest.stage import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
 from pipelines.report.render import default_report_path
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
-from pipelines.warehouse import open_warehouse, reader, table_counts, writer
+from pipelines.warehouse import (
+    discard,
+    open_warehouse,
+    reader,
+    rebuild_path,
+    swap_in,
+    table_counts,
+    writer,
+)
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
@@ -307,11 +315,17 @@ def redflags_run(
     docs_dir: str | None = None,
     prune: bool = False,
     site: str | None = None,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline once, with the files of `site` where it has its own.
 
+    With `rebuild`, steps 1-8 write a new warehouse file beside the old one (which they
+    never open: it may be damaged), and the new file takes the old one's place by
+    rename once the marts are published; the old file is kept as `<warehouse>.damaged`.
+
     Steps:
-    1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
+    1. wait for the warehouse's writer lock (bounded by lock_timeout), after reading
+       every block of the file to make sure it is not damaged; holding it:
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
     3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
     4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
@@ -337,19 +351,30 @@ def redflags_run(
     run_id = new_run_id()
     summary: dict[str, Any] = {"run_id": run_id, "input_dir": input_dir, "warehouse": warehouse}
     summary["source_report"] = None
+    target = str(rebuild_path(warehouse)) if rebuild else warehouse
+    if rebuild:
+        discard(target)  # what an interrupted rebuild left
 
-    with writer(warehouse, lock_timeout, memory_limit=memory_limit):
-        if source != CANONICAL:
-            input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
-        files = find_input_files(input_dir)
-        reports = ingest_stage(warehouse, files, run_id, docs_dir, site)
-        summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune)
-        summary["validation"] = validation_numbers(summary["ingest"])
-        summary["raw"] = count_raw_rows(warehouse)
-        summary["scored"] = score_presentations(warehouse, engine)
-        summary["built"] = build_cohorts(warehouse, windows)
-        summary["marts"] = publish_marts(warehouse, run_id, windows)
-        summary |= collect_headlines(warehouse)
+    try:
+        with writer(target, lock_timeout, memory_limit=memory_limit):
+            if source != CANONICAL:
+                input_dir, summary["source_report"] = convert_source(source, input_dir, target)
+            files = find_input_files(input_dir)
+            reports = ingest_stage(target, files, run_id, docs_dir, site)
+            summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)
+            summary["validation"] = validation_numbers(summary["ingest"])
+            summary["raw"] = count_raw_rows(target)
+            summary["scored"] = score_presentations(target, engine)
+            summary["built"] = build_cohorts(target, windows)
+            summary["marts"] = publish_marts(target, run_id, windows)
+            summary |= collect_headlines(target)
+    except BaseException:
+        if rebuild:
+            discard(target)
+        raise
+    if rebuild:
+        kept = swap_in(target, warehouse)
+        summary["rebuilt"] = {"damaged_kept_as": str(kept) if kept else None}
     if export_dir:
         summary["export"] = export_extracts(warehouse, export_dir, min_cell, lock_timeout)
     summary["report"] = write_report(warehouse, run_id, lock_timeout)

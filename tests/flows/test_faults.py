@@ -27,6 +27,15 @@ HOSTILE_COLUMN = "x' || (select content from read_text('/etc/passwd')) || '"
 HOSTILE_FILE = "intake_'); COPY (SELECT 42) TO 'pwned.csv'; SELECT ('.csv"
 
 
+def fetch(warehouse: Path, *queries: str) -> list[list[tuple]]:
+    """The rows of each query, read-only."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return [con.execute(sql).fetchall() for sql in queries]
+    finally:
+        con.close()
+
+
 def hostile_input(directory: Path) -> Path:
     lines = INTAKE_A.splitlines()
     rows = [f'{lines[0]},"{HOSTILE_COLUMN}"'] + [f"{line},v" for line in lines[1:]]
@@ -62,12 +71,11 @@ def test_the_writer_cannot_read_files_after_a_hostile_ingest(
     ]
     assert result["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0}
     assert not (tmp_path / "pwned.csv").exists()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        files = con.execute("SELECT DISTINCT source_file FROM raw.intake").fetchall()
-        extras = con.execute("SELECT extra_columns FROM raw.intake").fetchall()
-    finally:
-        con.close()
+    files, extras = fetch(
+        warehouse,
+        "SELECT DISTINCT source_file FROM raw.intake",
+        "SELECT extra_columns FROM raw.intake",
+    )
     assert files == [(str(inputs.resolve() / HOSTILE_FILE),)]
     assert all("root:" not in (text or "") for (text,) in extras)
 
@@ -75,15 +83,13 @@ def test_the_writer_cannot_read_files_after_a_hostile_ingest(
 # ---------------------------------------------------------------- a full disk
 
 
-def published_marts(warehouse: Path) -> tuple[int, list[tuple]]:
+def published_marts(warehouse: Path) -> list[list[tuple]]:
     """Runs that published, and the published cohort summary: to see a publication survive."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        sql = "SELECT count(*) FROM ops.run_log WHERE status = 'published'"
-        runs = con.execute(sql).fetchone()[0]
-        return runs, con.execute("SELECT * FROM marts.cohort_summary ORDER BY ALL").fetchall()
-    finally:
-        con.close()
+    return fetch(
+        warehouse,
+        "SELECT count(*) FROM ops.run_log WHERE status = 'published'",
+        "SELECT * FROM marts.cohort_summary ORDER BY ALL",
+    )
 
 
 def fill_the_disk_while_preparing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -188,3 +194,63 @@ def test_a_full_disk_prints_one_line_on_the_console(tmp_path: Path):
     assert "Traceback" not in result.stderr
     assert "Retrying" not in result.stderr + result.stdout
     assert not work_root(warehouse).exists()
+
+
+# ---------------------------------------------------------------- a damaged warehouse
+
+
+def damage_a_block_of(warehouse: Path, table: str) -> None:
+    """Overwrite 64 bytes where `table`'s first column segment is stored on disk."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        block_size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+        block_id, offset = con.execute(
+            "SELECT block_id, block_offset FROM pragma_storage_info(?) WHERE block_id >= 0 "
+            "ORDER BY row_group_id, column_id LIMIT 1",
+            [table],
+        ).fetchone()
+    finally:
+        con.close()
+    # The file opens with three 4 KiB headers; each block starts with its checksum.
+    where = 3 * 4096 + block_id * block_size + 8 + offset
+    with warehouse.open("r+b") as file:
+        file.seek(where)
+        file.write(b"\xff" * 64)
+
+
+def test_a_damaged_warehouse_is_refused_before_writing_and_rebuilt_on_request(
+    tmp_path: Path, run_flow: RunFlow
+):
+    from pipelines.errors import UserError
+
+    inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A, "referrals.csv": REFERRALS_A})
+    warehouse = tmp_path / "w.duckdb"
+    run_flow(inputs, warehouse)
+    damage_a_block_of(warehouse, "raw.intake")
+    damaged_bytes = warehouse.read_bytes()
+
+    with pytest.raises(UserError) as refused:
+        run_flow(inputs, warehouse)
+    message = str(refused.value)
+    assert message.startswith(f"{warehouse}: the warehouse file is damaged (Corrupt database file")
+    assert message.endswith(
+        "nothing was written. Rebuild it from the input with `redflags run --rebuild` "
+        "(the damaged file is kept as w.duckdb.damaged)."
+    )
+    assert "\n" not in message
+    assert warehouse.read_bytes() == damaged_bytes
+
+    result = run_flow(inputs, warehouse, rebuild=True)
+    assert result["rebuilt"] == {"damaged_kept_as": f"{warehouse}.damaged"}
+    assert (tmp_path / "w.duckdb.damaged").read_bytes() == damaged_bytes
+    assert not (tmp_path / "w.duckdb.rebuild").exists()
+    rows, runs = fetch(
+        warehouse,
+        "SELECT encounter_id FROM raw.intake ORDER BY 1",
+        "SELECT run_id, status FROM ops.run_log",
+    )
+    assert rows == [("E1",), ("E2",), ("E3",)]
+    assert runs == [(result["run_id"], "published")]
+    # The rebuilt file is sound: the next run reads it whole and finds nothing to load.
+    again = run_flow(inputs, warehouse)
+    assert {f.status for f in again["ingest"].files} == {"unchanged"}
