@@ -35,7 +35,7 @@ def raw_table_sql(table: str) -> str:
 
     Free text is already scrubbed of identifiers and ages capped: nothing identifying is stored.
     """
-    columns = ",\n    ".join(f"{name} VARCHAR" for name in load_contract(table).names)
+    columns = ",\n    ".join(f"{identifier(name)} VARCHAR" for name in load_contract(table).names)
     return (
         f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_EXTRA},\n"
         f"    {RAW_LINEAGE}\n)"

@@ -252,7 +252,7 @@ def _load_rows(
     ).fetchone()
     if replaced and replaced[0]:
         _remove_rows_of(con, table, file)
-    names = ", ".join(contract.names)
+    names = ", ".join(identifier(name) for name in contract.names)
     # Ordered inserts on every thread: DuckDB keeps the rows in the stream's order (batch
     # indices) and writes finished row groups as it goes. One thread kept the order too, but
     # left each row group to be compressed again at COMMIT: 1M intake rows took 10.5 CPU s
