@@ -163,6 +163,14 @@ def run(
         bool,
         typer.Option("--export", help="Also write researcher extracts to the export_dir setting."),
     ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build a new warehouse file from INPUT alone and swap it in by rename once "
+            "published; the old file is kept as WAREHOUSE.damaged. For a damaged warehouse.",
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -216,13 +224,20 @@ def run(
     from pipelines.ingest.stage import format_summary
 
     drop_user_error_tracebacks()
-    parameters = flow_parameters(settings) | {"docs_dir": str(docs.resolve()), "prune": prune}
+    parameters = flow_parameters(settings) | {
+        "docs_dir": str(docs.resolve()),
+        "prune": prune,
+        "rebuild": rebuild,
+    }
     if not export:
         parameters["export_dir"] = None
     result = run_pipeline(
         parameters, workers=settings.workers, dask_address=settings.dask_address, server=server
     )
     typer.echo(f"run {result['run_id']}: {settings.input_dir} -> {settings.warehouse}")
+    if rebuild:
+        kept = result["rebuilt"]["damaged_kept_as"]
+        typer.echo(f"  rebuilt from the input alone{f'; the old file is {kept}' if kept else ''}")
     if result.get("source_report"):
         from pipelines.sources.report import summary_lines
 
@@ -381,6 +396,8 @@ def query(
     con = connect_for_analysts(settings.warehouse)
     try:
         relation = con.sql(sql)
+        if relation is not None and output_format != "parquet":
+            relation = _temporal_as_text(relation)
         result = relation.to_arrow_table() if relation is not None else None
     except duckdb.Error as exc:
         message = _one_line(exc)
@@ -397,6 +414,30 @@ def query(
         typer.echo("ok (the statement returns no rows)", err=True)
         return
     _write_result(result, output_format, out)
+
+
+# DuckDB type names that hold a date, a time or an interval, alone or inside a LIST/STRUCT.
+TEMPORAL_TYPES = ("DATE", "TIME", "INTERVAL")
+
+
+def _temporal_as_text(relation: Any) -> Any:
+    """Dates, times and intervals as DuckDB writes them, cast inside DuckDB.
+
+    Python's datetime holds years 1 to 9999 only; a warehouse date of year 0, 2025 BC
+    or 10000 would stop the printing with an OverflowError. As text they print as
+    DuckDB shows them (`2025-01-01 (BC)`); Parquet keeps the types (no Python on the way).
+    """
+    from pipelines.sqltext import identifier
+
+    temporal = [any(word in str(type_) for word in TEMPORAL_TYPES) for type_ in relation.types]
+    if not any(temporal):
+        return relation
+    # By position (#n): a result may name two columns alike.
+    columns = [
+        f"{f'CAST(#{n} AS VARCHAR)' if cast else f'#{n}'} AS {identifier(name)}"
+        for n, (name, cast) in enumerate(zip(relation.columns, temporal, strict=True), start=1)
+    ]
+    return relation.project(", ".join(columns))
 
 
 def _write_result(result: object, output_format: str, out: Path | None) -> None:

@@ -6,12 +6,14 @@ Expectations suites, DuckDB DDL, docs), so a contract changes in one place.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pipelines import resources
+from pipelines.sqltext import identifier
 
 ColumnType = Literal["string", "integer", "boolean", "date"]
 
@@ -53,6 +55,11 @@ _KNOWN_KEYS = {
 
 class ContractError(resources.ResourceError):
     """A schema file that does not describe a valid contract."""
+
+
+# A column's name is written into SQL and read from input headers: snake_case only, so a
+# site's contract cannot name a column `x" VARCHAR); DROP TABLE ...`.
+COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ class Contract:
         parts = []
         for c in self.columns:
             not_null = " NOT NULL" if enforce_required and c.required else ""
-            parts.append(f"{c.name} {c.duckdb_type}{not_null}")
+            parts.append(f"{identifier(c.name)} {c.duckdb_type}{not_null}")
         return ",\n    ".join(parts)
 
     def create_table_sql(
@@ -135,6 +142,11 @@ class Contract:
 
 
 def _parse_column(table: str, raw: dict, path: Path) -> Column:
+    if not isinstance(raw.get("name"), str) or not COLUMN_NAME.fullmatch(raw["name"]):
+        raise ContractError(
+            f"{path}: column name {raw.get('name')!r} must be snake_case (a-z, 0-9, _, "
+            "starting with a letter); fix the file"
+        )
     unknown = set(raw) - _KNOWN_KEYS
     if unknown:
         raise ContractError(

@@ -6,6 +6,7 @@ The flow is the only writer; analysts open the file read-only.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import duckdb
 from pipelines.console import progress
 from pipelines.contracts import TABLES, load_contract
 from pipelines.errors import UserError
+from pipelines.sqltext import identifier
 
 SCHEMAS: tuple[str, ...] = ("raw", "quarantine", "staging", "features", "marts", "ops")
 
@@ -33,7 +35,7 @@ def raw_table_sql(table: str) -> str:
 
     Free text is already scrubbed of identifiers and ages capped: nothing identifying is stored.
     """
-    columns = ",\n    ".join(f"{name} VARCHAR" for name in load_contract(table).names)
+    columns = ",\n    ".join(f"{identifier(name)} VARCHAR" for name in load_contract(table).names)
     return (
         f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_EXTRA},\n"
         f"    {RAW_LINEAGE}\n)"
@@ -150,7 +152,9 @@ def table_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
         [schema],
     ).fetchall()
     return {
-        name: con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
+        name: con.execute(
+            f"SELECT count(*) FROM {identifier(schema)}.{identifier(name)}"
+        ).fetchone()[0]
         for (name,) in rows
     }
 
@@ -249,6 +253,10 @@ def wait_for_writer(
                 raise UserError(f"{path}: cannot open the warehouse ({exc}).") from exc
             holder = LOCK_HOLDER.search(str(exc))
             by = f"held by pid {holder.group(1)}" if holder else "held by another process"
+        except duckdb.Error as exc:
+            if is_damage(exc):
+                raise damaged(path, exc) from None
+            raise
         waited = time.monotonic() - started
         if waited >= timeout:
             raise UserError(
@@ -261,6 +269,93 @@ def wait_for_writer(
             next_report = waited + every
         time.sleep(min(pause, max(timeout - waited, 0.01)))
         pause = min(pause * 2, 1.0)
+
+
+# ---------------------------------------------------------------- damage and rebuilding
+
+# What DuckDB says when a block's checksum does not match: the file was damaged on disk.
+DAMAGE_MESSAGES = ("Corrupt database file", "checksum")
+# Where a damaged warehouse goes when `redflags run --rebuild` swaps a new one in.
+DAMAGED_SUFFIX = ".damaged"
+# The new warehouse of a rebuild, beside the old one until it is complete.
+REBUILD_SUFFIX = ".rebuild"
+# DuckDB's files of a database: the file itself and its write-ahead log.
+DATABASE_FILE_SUFFIXES = ("", ".wal")
+
+
+def is_damage(exc: BaseException) -> bool:
+    return any(text in str(exc) for text in DAMAGE_MESSAGES)
+
+
+def damaged(path: str | Path, exc: BaseException) -> UserError:
+    """The one line for a damaged warehouse: what, and how to get a sound one back."""
+    path = Path(path)
+    reason = " ".join(str(exc).split("\n")[0].split())
+    return UserError(
+        f"{path}: the warehouse file is damaged ({reason}); nothing was written. Rebuild it "
+        f"from the input with `redflags run --rebuild` (the damaged file is kept as "
+        f"{path.name}{DAMAGED_SUFFIX})."
+    )
+
+
+def check_integrity(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Read every block in use of the warehouse, so DuckDB verifies each one's checksum.
+
+    DuckDB checks a block when it reads it; a run would meet a damaged block only
+    halfway, after writing into the file. Reading every column of every table (DuckDB's
+    catalog was read when the file opened) finds the damage first; it reads the whole
+    file once, about as long as scoring takes.
+    """
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT temporary"
+    ).fetchall()
+    try:
+        for schema, table in tables:
+            con.execute(
+                f"SELECT bit_xor(hash(COLUMNS(*))) FROM {identifier(schema)}.{identifier(table)}"
+            ).fetchall()
+    except duckdb.Error as exc:
+        if is_damage(exc):
+            raise damaged(path, exc) from None
+        raise
+
+
+def rebuild_path(path: str | Path) -> Path:
+    """Where `redflags run --rebuild` builds the new warehouse: beside the old one."""
+    path = Path(path)
+    return path.with_name(path.name + REBUILD_SUFFIX)
+
+
+def discard(path: str | Path) -> None:
+    """Remove a database file and its write-ahead log (a failed rebuild)."""
+    for suffix in DATABASE_FILE_SUFFIXES:
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def swap_in(rebuilt: str | Path, path: str | Path) -> Path | None:
+    """Put a rebuilt warehouse in place of `path` by rename; the old file, if any, is kept
+    as `<path>.damaged` (an earlier one replaced). Returns where the old file went."""
+    path = Path(path)
+    kept = path.with_name(path.name + DAMAGED_SUFFIX)
+    old = path if path.exists() else None
+    for suffix in DATABASE_FILE_SUFFIXES:
+        Path(str(kept) + suffix).unlink(missing_ok=True)
+        if Path(str(path) + suffix).exists():
+            os.replace(str(path) + suffix, str(kept) + suffix)
+    os.replace(rebuilt, path)
+    return kept if old else None
+
+
+def refuse_file_access(con: duckdb.DuckDBPyConnection) -> None:
+    """No SQL on this database may read or write a file other than the database itself.
+
+    The setting is the database's, so it holds for every connection this process opens
+    to the file until the last one closes, and it cannot be turned back on. The writer
+    reads input only from what pyarrow hands it (registered tables), so even SQL text
+    that input managed to shape could not read `/etc/passwd` or write anywhere.
+    """
+    con.execute("SET enable_external_access = false")
 
 
 @contextmanager
@@ -277,13 +372,17 @@ def writer(
     so the lock; another process (a second run, an analyst) waits or is refused. They
     share its memory limit too (a database-wide setting): DuckDB's default, 80% of the
     machine's memory, would let a run's sorts and hash tables grow with the input
-    instead of spilling to `<warehouse>.tmp/`.
+    instead of spilling to `<warehouse>.tmp/`. And they share its refusal of file
+    access (`refuse_file_access`), from the moment the lock is held. A damaged file
+    is refused before anything is written into it (`check_integrity`).
     """
     con = wait_for_writer(path, timeout, report=report)
     try:
+        check_integrity(con, path)
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
         create_schemas(con)
+        refuse_file_access(con)
         yield con
     finally:
         con.close()

@@ -78,6 +78,45 @@ def test_table_and_parquet(published: Path, tmp_path: Path):
     assert pq.ParquetFile(out).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
+# Years Python's datetime cannot hold: DuckDB writes them, so the output is DuckDB's text.
+OUT_OF_RANGE = (
+    "SELECT DATE '-2024-01-01' AS d, DATE '9999-12-31' + INTERVAL 1 DAY AS t, "
+    "[DATE '0000-01-01'] AS l, 7 AS n"
+)
+
+
+@pytest.mark.slow
+def test_dates_outside_pythons_range_are_printed_not_a_traceback(published: Path):
+    csv = redflags("query", OUT_OF_RANGE, "-w", str(published), "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    # Year -2024 is 2025 BC (there is a year 0); 9999-12-31 plus a day is year 10000.
+    assert csv.stdout.splitlines() == [
+        "d,t,l,n",
+        "2025-01-01 (BC),10000-01-01 00:00:00,['0001-01-01 (BC)'],7",
+    ]
+    json_out = redflags("query", OUT_OF_RANGE, "-w", str(published), "--format", "json")
+    assert json_out.returncode == 0, json_out.stderr
+    assert json.loads(json_out.stdout) == [
+        {
+            "d": "2025-01-01 (BC)",
+            "t": "10000-01-01 00:00:00",
+            "l": "['0001-01-01 (BC)']",
+            "n": 7,
+        }
+    ]
+    table = redflags("query", OUT_OF_RANGE, "-w", str(published))
+    assert table.returncode == 0, table.stderr
+    assert "Traceback" not in table.stderr
+    assert table.stdout.splitlines()[1].split() == [
+        "2025-01-01", "(BC)", "10000-01-01", "00:00:00", "['0001-01-01", "(BC)']", "7"
+    ]  # fmt: skip
+    # Columns are cast by position: two columns of one name keep their own values.
+    twins = redflags(
+        "query", "SELECT 1 AS a, DATE '2020-01-01' AS a", "-w", str(published), "-f", "csv"
+    )
+    assert twins.stdout.splitlines() == ["a,a", "1,2020-01-01"]
+
+
 WRITES = [
     "CREATE TABLE marts.x AS SELECT 1",
     "DELETE FROM marts.care_gaps",

@@ -430,8 +430,9 @@ def publish_marts(
         con.execute(
             """INSERT INTO ops.run_log (run_id, started_at, finished_at, status, rules_version,
                                         data_end, details)
-               VALUES (?, ?, ?, 'marts_published', ?, ?, ?)
+               VALUES (?, ?, ?, 'published', ?, ?, ?)
                ON CONFLICT (run_id) DO UPDATE SET
+                   status = excluded.status,
                    rules_version = excluded.rules_version,
                    data_end = excluded.data_end,
                    finished_at = excluded.finished_at,

@@ -81,16 +81,25 @@ def configure_prefect() -> None:
 
 
 def drop_user_error_tracebacks() -> None:
-    """Keep Prefect from logging a traceback for a UserError on the console.
+    """Keep Prefect from logging a UserError on the console, traceback or state line.
 
     The CLI prints a UserError as one line; Prefect would log the same failure with its
     traceback first. Other exceptions keep their tracebacks. Call after importing Prefect.
     """
     import logging
 
+    # A task or flow run that ended in a UserError is logged once more as a state line,
+    # 'Finished in state Failed(... UserError: <the message>)', with no exception attached.
+    failed_by_user_error = f"exception {UserError.__name__}:"
+
     def not_a_user_error(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, UserError)
+        if isinstance(exc, UserError):
+            return False
+        message = record.getMessage()
+        return not (
+            message.startswith("Finished in state Failed") and failed_by_user_error in message
+        )
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(not_a_user_error)

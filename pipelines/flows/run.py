@@ -18,6 +18,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
@@ -25,7 +26,7 @@ from pipelines import resources
 from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.console import progress
 from pipelines.contracts import TABLES
-from pipelines.errors import UserError
+from pipelines.errors import UserError, disk_full_stops
 from pipelines.flows.prefect_env import TemporaryServer, prefect_api
 from pipelines.flows.summary import (
     headline_numbers,
@@ -37,12 +38,23 @@ from pipelines.flows.summary import (
 from pipelines.ingest import stage as ingest
 from pipelines.ingest.stage import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
+from pipelines.report.render import default_report_path
 from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
-from pipelines.warehouse import open_warehouse, reader, table_counts, writer
+from pipelines.warehouse import (
+    discard,
+    open_warehouse,
+    reader,
+    rebuild_path,
+    swap_in,
+    table_counts,
+    writer,
+)
 
 
 def retry_unless_user_error(task, task_run, state) -> bool:
-    """Retry I/O failures; bad input fails the same way every time, so it is not retried."""
+    """Retry I/O failures; bad input fails the same way every time, so it is not retried,
+    and neither is a full disk (`disk_full_stops` makes it a UserError): only someone
+    freeing space ends it, and retrying would hold the run for minutes."""
     try:
         state.result()
     except UserError:
@@ -52,7 +64,7 @@ def retry_unless_user_error(task, task_run, state) -> bool:
     return True
 
 
-# I/O can fail for passing reasons (a file being copied in, a full disk being cleared):
+# I/O can fail for passing reasons (a file being copied in, a network share reconnecting):
 # three more tries, 2 s, 4 s, 8 s apart, with jitter so parallel tasks do not retry in step.
 IO_RETRIES: dict[str, Any] = {
     "retries": 3,
@@ -76,7 +88,8 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
     out_dir = converted_dir(warehouse, source)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    report = adapter(source).convert(Path(input_dir), out_dir)
+    with disk_full_stops(out_dir):
+        report = adapter(source).convert(Path(input_dir), out_dir)
     return str(out_dir), report.as_dict()
 
 
@@ -105,22 +118,23 @@ def prepare_file(
     """
     if resources.active().site != (Path(site) if site else None):
         resources.use_site(Path(site) if site else None)
-    return ingest.prepare_file(
-        table,
-        path,
-        work_dir,
-        loaded_hash=loaded_hash,
-        docs_dir=docs_dir,
-        defer_docs=defer_docs,
-        hand_over_docs=hand_over_docs,
-    )
+    with disk_full_stops(work_dir):
+        return ingest.prepare_file(
+            table,
+            path,
+            work_dir,
+            loaded_hash=loaded_hash,
+            docs_dir=docs_dir,
+            defer_docs=defer_docs,
+            hand_over_docs=hand_over_docs,
+        )
 
 
 @task(**IO_RETRIES)
 def load_file(warehouse: str, prepared: PreparedFile, run_id: str) -> FileReport:
     """The single writer: checks that span files, then raw, quarantine, staging and the
     manifest in one transaction."""
-    with open_warehouse(warehouse) as con:
+    with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return ingest.load_file(con, prepared, run_id)
 
 
@@ -135,7 +149,7 @@ def record_ingest(
     warehouse: str, input_dir: str, run_id: str, reports: list[FileReport], prune: bool
 ) -> IngestSummary:
     """Files gone from the input (kept, or removed with prune); the run's counts in ops."""
-    with open_warehouse(warehouse) as con:
+    with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return ingest.finish_ingest(con, input_dir, run_id, reports, prune=prune)
 
 
@@ -158,7 +172,7 @@ def score_presentations(warehouse: str, engine: str = "duckdb") -> int:
     from pipelines.scoring.jobs import score_warehouse
 
     progress(f"scoring presentations ({engine})\u2026")
-    with open_warehouse(warehouse) as con:
+    with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return score_warehouse(con, engine)
 
 
@@ -175,7 +189,7 @@ def build_cohorts(warehouse: str, windows: list[int] | None = None) -> dict[str,
     from pipelines.cohorts.build import build_cohorts as build
 
     progress("building cohorts and marts\u2026")
-    with open_warehouse(warehouse) as con:
+    with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return build(con, definition=_definition(windows))["marts"]
 
 
@@ -189,7 +203,7 @@ def publish_marts(
     from pipelines.cohorts.build import publish_marts as publish
 
     progress(f"publishing the marts and auditing their release (k = {min_cell})\u2026")
-    with open_warehouse(warehouse) as con:
+    with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return publish(con, run_id, definition=_definition(windows), min_cell=min_cell)
 
 
@@ -204,7 +218,7 @@ def export_extracts(warehouse: str, out_dir: str, lock_timeout: float = 300.0) -
     from pipelines.cohorts.export import export
 
     progress(f"exporting extracts to {out_dir}\u2026")
-    with reader(warehouse, lock_timeout):
+    with disk_full_stops(out_dir), reader(warehouse, lock_timeout):
         manifest = export(warehouse, out_dir, replace=True)
     return {item["path"]: item["rows"] for item in manifest["files"]}
 
@@ -224,7 +238,7 @@ def write_report(warehouse: str, run_id: str, lock_timeout: float) -> str:
     Waits, like the writers, while another run holds the warehouse.
     """
     progress("writing the report\u2026")
-    with reader(warehouse, lock_timeout):
+    with disk_full_stops(default_report_path(warehouse)), reader(warehouse, lock_timeout):
         return str(write_report_file(warehouse, run_id=run_id))
 
 
@@ -252,15 +266,18 @@ def ingest_stage(
     loads, and their Data Docs pages are built by the task queued after them; a Dask
     runner spreads them over its workers, which hand their validation results back
     for this process to render (one site, whose index lists every file). The work
-    directory holds this run's prepared files; what a crashed run left is removed first.
+    directory holds this run's prepared files; what a crashed run left is removed first,
+    and a failed ingest (a full disk above all) removes its own once the prepares under
+    way have stopped.
     """
     ingest.clear_work(warehouse)
     work = str(ingest.run_work_dir(warehouse, run_id))
     in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
     hand_over = docs_dir is not None and not in_process
+    submitted: list[PrefectFuture] = []
 
     def prepare(table: str, path: str, loaded_hash: str | None):
-        return prepare_file.submit(
+        future = prepare_file.submit(
             table,
             path,
             work,
@@ -270,17 +287,21 @@ def ingest_stage(
             defer_docs=in_process,
             hand_over_docs=hand_over,
         )
+        submitted.append(future)
+        return future
 
-    reports = ingest.ingest_files(
-        files,
-        known=loaded_hashes(warehouse),
-        prepare=prepare,
-        load=lambda prepared: load_file(warehouse, prepared, run_id),
-        docs_dir=docs_dir,
-        build_docs=build_validation_docs.submit if in_process else None,
-    )
-    ingest.clear_work(warehouse)
-    return reports
+    try:
+        return ingest.ingest_files(
+            files,
+            known=loaded_hashes(warehouse),
+            prepare=prepare,
+            load=lambda prepared: load_file(warehouse, prepared, run_id),
+            docs_dir=docs_dir,
+            build_docs=build_validation_docs.submit if in_process else None,
+        )
+    finally:
+        wait(submitted)  # a prepare still writing would leave its files behind
+        ingest.clear_work(warehouse)
 
 
 # Without Dask, prepare tasks run one at a time in a thread beside the loads: the files
@@ -299,11 +320,17 @@ def redflags_run(
     docs_dir: str | None = None,
     prune: bool = False,
     site: str | None = None,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """Run the whole pipeline once, with the files of `site` where it has its own.
 
+    With `rebuild`, steps 1-8 write a new warehouse file beside the old one (which they
+    never open: it may be damaged), and the new file takes the old one's place by
+    rename once the marts are published; the old file is kept as `<warehouse>.damaged`.
+
     Steps:
-    1. wait for the warehouse's writer lock (bounded by lock_timeout); holding it:
+    1. wait for the warehouse's writer lock (bounded by lock_timeout), after reading
+       every block of the file to make sure it is not damaged; holding it:
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
     3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
     4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
@@ -329,19 +356,30 @@ def redflags_run(
     run_id = new_run_id()
     summary: dict[str, Any] = {"run_id": run_id, "input_dir": input_dir, "warehouse": warehouse}
     summary["source_report"] = None
+    target = str(rebuild_path(warehouse)) if rebuild else warehouse
+    if rebuild:
+        discard(target)  # what an interrupted rebuild left
 
-    with writer(warehouse, lock_timeout, memory_limit=memory_limit):
-        if source != CANONICAL:
-            input_dir, summary["source_report"] = convert_source(source, input_dir, warehouse)
-        files = find_input_files(input_dir)
-        reports = ingest_stage(warehouse, files, run_id, docs_dir, site)
-        summary["ingest"] = record_ingest(warehouse, input_dir, run_id, reports, prune)
-        summary["validation"] = validation_numbers(summary["ingest"])
-        summary["raw"] = count_raw_rows(warehouse)
-        summary["scored"] = score_presentations(warehouse, engine)
-        summary["built"] = build_cohorts(warehouse, windows)
-        summary["marts"] = publish_marts(warehouse, run_id, windows, min_cell)
-        summary |= collect_headlines(warehouse)
+    try:
+        with writer(target, lock_timeout, memory_limit=memory_limit):
+            if source != CANONICAL:
+                input_dir, summary["source_report"] = convert_source(source, input_dir, target)
+            files = find_input_files(input_dir)
+            reports = ingest_stage(target, files, run_id, docs_dir, site)
+            summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)
+            summary["validation"] = validation_numbers(summary["ingest"])
+            summary["raw"] = count_raw_rows(target)
+            summary["scored"] = score_presentations(target, engine)
+            summary["built"] = build_cohorts(target, windows)
+            summary["marts"] = publish_marts(target, run_id, windows, min_cell)
+            summary |= collect_headlines(target)
+    except BaseException:
+        if rebuild:
+            discard(target)
+        raise
+    if rebuild:
+        kept = swap_in(target, warehouse)
+        summary["rebuilt"] = {"damaged_kept_as": str(kept) if kept else None}
     if export_dir:
         summary["export"] = export_extracts(warehouse, export_dir, lock_timeout)
     summary["report"] = write_report(warehouse, run_id, lock_timeout)

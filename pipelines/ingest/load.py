@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.contracts import Contract, load_contract
 from pipelines.ingest.prepare import QUARANTINE_FILE, PreparedFile, raw_stream, staging_select_sql
@@ -38,7 +39,6 @@ from pipelines.ingest.summary import (
     IngestSummary,
 )
 from pipelines.sqltext import identifier
-from pipelines.sqltext import path as sql_path
 from pipelines.validation import outcomes
 
 # Beside the warehouse: one directory per run, one per prepared file inside it.
@@ -230,6 +230,14 @@ def _accepted_rows(
     return pa.RecordBatchReader.from_batches(raw.schema, accepted)
 
 
+def quarantine_stream(work: Path) -> pa.RecordBatchReader:
+    """The failures a prepare wrote into `work`, one pass in bounded memory."""
+    failures = pq.ParquetFile(work / QUARANTINE_FILE)
+    return pa.RecordBatchReader.from_batches(
+        failures.schema_arrow, failures.iter_batches(batch_size=64_000)
+    )
+
+
 def _load_rows(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -244,7 +252,7 @@ def _load_rows(
     ).fetchone()
     if replaced and replaced[0]:
         _remove_rows_of(con, table, file)
-    names = ", ".join(contract.names)
+    names = ", ".join(identifier(name) for name in contract.names)
     # Ordered inserts on every thread: DuckDB keeps the rows in the stream's order (batch
     # indices) and writes finished row groups as it goes. One thread kept the order too, but
     # left each row group to be compressed again at COMMIT: 1M intake rows took 10.5 CPU s
@@ -255,11 +263,14 @@ def _load_rows(
         [file, run_id],
     )
     con.unregister("raw_rows")
+    # Read by pyarrow and handed over: the writer's connection may not open files.
+    con.register("quarantined_rows", quarantine_stream(work))
     con.execute(
         f"INSERT INTO quarantine.{table} SELECT ?, source_row, column_name, rule, value, ? "
-        f"FROM read_parquet({sql_path(work / QUARANTINE_FILE)})",
+        "FROM quarantined_rows",
         [file, run_id],
     )
+    con.unregister("quarantined_rows")
     _quarantine_spanning_rules(con, contract, file, run_id)
     # The rows no rule quarantined, cast per the contract as they go into staging.
     con.register("accepted_rows", _accepted_rows(con, work, table, file, run_id))

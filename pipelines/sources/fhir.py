@@ -26,7 +26,7 @@ from pipelines.sources.mapping import (
     system_sql,
 )
 from pipelines.sources.report import AdapterReport
-from pipelines.sqltext import path_list
+from pipelines.sqltext import literal, path_list
 
 BUNDLE_SUFFIXES: tuple[str, ...] = (".json", ".json.gz")
 NDJSON_SUFFIXES: tuple[str, ...] = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -58,19 +58,19 @@ RESOURCE_TYPES: tuple[str, ...] = (
 
 def _ref(path: str) -> str:
     """SQL: the logical id a Reference points to ('Patient/1', 'urn:uuid:1' -> '1')."""
-    return f"regexp_replace(r->>'{path}', '^(urn:uuid:|.*/)', '')"
+    return f"regexp_replace(r->>{literal(path)}, '^(urn:uuid:|.*/)', '')"
 
 
 def _date(*paths: str) -> str:
     """SQL: the first of several date elements that is present, as a DATE."""
-    return "rf_date(coalesce(" + ", ".join(f"r->>'{p}'" for p in paths) + "))"
+    return "rf_date(coalesce(" + ", ".join(f"r->>{literal(p)}" for p in paths) + "))"
 
 
 def _codings(path: str) -> str:
     """SQL unnesting the codings at a JSONPath with their position (rank) and system."""
     return (
-        f"unnest(range(1, len(json_extract(r, '{path}')) + 1)) AS rank, "
-        f"unnest(json_extract(r, '{path}')) AS coding"
+        f"unnest(range(1, len(json_extract(r, {literal(path)})) + 1)) AS rank, "
+        f"unnest(json_extract(r, {literal(path)})) AS coding"
     )
 
 
@@ -87,8 +87,8 @@ def _order_sql(
     The codings at each path in `codings` rank after those of the paths before it;
     the text ranks last, so it counts only when no code maps.
     """
-    key = f"'{resource_type}/' || (r->>'id')"
-    rows = f"FROM res WHERE r->>'resourceType' = '{resource_type}'"
+    key = f"{literal(resource_type + '/')} || (r->>'id')"
+    rows = f"FROM res WHERE r->>'resourceType' = {literal(resource_type)}"
     codes = [
         f"""SELECT key, {100 * n} + rank, coding->>'code', {system_sql("coding->>'system'")}, NULL
         FROM (SELECT {key} AS key, {_codings(path)} {rows})"""
@@ -97,8 +97,8 @@ def _order_sql(
     codes.append(f"SELECT {key}, 1000, NULL, NULL, {text} {rows}")
     return (
         f"""INSERT INTO src_procedure
-        SELECT {key}, {_ref("$.subject.reference")}, {_date(*dates)}, '{resource_type}', TRUE,
-               {urgency}
+        SELECT {key}, {_ref("$.subject.reference")}, {_date(*dates)},
+               {literal(resource_type)}, TRUE, {urgency}
         {rows}""",
         "INSERT INTO src_procedure_code\n" + "\nUNION ALL\n".join(codes),
     )
@@ -139,7 +139,7 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
         WITH obs AS (
             SELECT r FROM res WHERE r->>'resourceType' = 'Observation' AND EXISTS (
                 SELECT 1 FROM unnest(json_extract(r, '$.code.coding[*]')) AS t(coding)
-                JOIN rf_vs v ON starts_with(v.value_set, '{TOBACCO}')
+                JOIN rf_vs v ON starts_with(v.value_set, {literal(TOBACCO)})
                  AND v.code = rf_norm_code(coding->>'code'))
         )
         SELECT id, subject, obs_date, rank, coding->>'code',
@@ -221,7 +221,8 @@ def _load_batch(con: duckdb.DuckDBPyConnection, paths: list[Path], *, bundles: b
     def load(batch: list[Path]) -> None:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE res AS SELECT {resource} AS r FROM read_json_objects("
-            f"{path_list(batch)}, format = '{fmt}', maximum_object_size = {MAX_OBJECT_BYTES})"
+            f"{path_list(batch)}, format = {literal(fmt)}, "
+            f"maximum_object_size = {MAX_OBJECT_BYTES})"
         )
 
     try:
@@ -244,8 +245,9 @@ def _drop_excluded(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> Non
     """
     for resource_type, path in STATUS_PATHS.items():
         where = (
-            f"r->>'resourceType' = '{resource_type}' AND rf_norm_code(r->>'{path}') IN ("
-            f"SELECT code FROM rf_vs WHERE value_set = '{EXCLUDED}{resource_type.lower()}')"
+            f"r->>'resourceType' = {literal(resource_type)} "
+            f"AND rf_norm_code(r->>{literal(path)}) IN ("
+            f"SELECT code FROM rf_vs WHERE value_set = {literal(EXCLUDED + resource_type.lower())})"
         )
         n = con.execute(f"SELECT count(*) FROM res WHERE {where}").fetchone()[0]
         key = f"{resource_type}_excluded_by_status"

@@ -33,7 +33,7 @@ import pandas as pd
 from pipelines import codes
 from pipelines.contracts import load_contract
 from pipelines.sources.report import AdapterReport
-from pipelines.sqltext import literal
+from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
 from pipelines.value_sets import load_value_sets
 
@@ -133,7 +133,7 @@ def register_value_sets(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_system AS
         SELECT code, substr(value_set, {len(SYSTEM) + 1}) AS system
-        FROM rf_vs WHERE starts_with(value_set, '{SYSTEM}')"""
+        FROM rf_vs WHERE starts_with(value_set, {literal(SYSTEM)})"""
     )
 
 
@@ -158,7 +158,7 @@ def best_match_sql(candidates: str, key: str, family: str) -> str:
                rf_norm_code(code) AS ncode, rf_norm_text(text) AS ntext
         FROM {candidates}
     ), v AS (
-        SELECT * FROM rf_vs WHERE starts_with(value_set, '{family}')
+        SELECT * FROM rf_vs WHERE starts_with(value_set, {literal(family)})
     ), m AS (
         SELECT c.key, v.value_set, c.code, coalesce(c.system, v.code_system) AS system,
                c.rank, 0 AS how, length(v.code) AS spec
@@ -221,7 +221,7 @@ def _map_conditions(con: duckdb.DuckDBPyConnection) -> None:
             SELECT condition_key AS key, rank, 0 AS how, upper(trim(code)) AS icd10cm
             FROM src_condition_code
             WHERE system = 'ICD10CM'
-               OR (system IS NULL AND regexp_matches(rf_norm_code(code), '{ICD10CM_SHAPE}'))
+               OR (system IS NULL AND regexp_matches(rf_norm_code(code), {literal(ICD10CM_SHAPE)}))
         ), crossed AS (
             SELECT key, rank, 1 AS how, {_suffix("value_set", CROSSWALK)} AS icd10cm
             FROM ({crosswalk})
@@ -307,7 +307,7 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
     # is TRUE when a dx code of the visit is in it; otherwise NULL, never FALSE: a
     # code that is absent does not say the symptom was absent.
     flag_sets = [c for c in contract.columns_of_type("boolean") if _has_value_set(con, c)]
-    in_list = ", ".join(f"'{c}'" for c in flag_sets)
+    in_list = ", ".join(literal(c) for c in flag_sets)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_visit_flag AS
         WITH dx AS (
@@ -320,7 +320,9 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
           ON (v.kind = 'exact' AND dx.ncode = v.code)
           OR (v.kind = 'prefix' AND starts_with(dx.ncode, v.code))"""
     )
-    flag_columns = ", ".join(f"bool_or(value_set = '{c}') OR NULL AS {c}" for c in flag_sets)
+    flag_columns = ", ".join(
+        f"bool_or(value_set = {literal(c)}) OR NULL AS {identifier(c)}" for c in flag_sets
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_visit_flags AS
         SELECT visit_key, {flag_columns}
@@ -385,8 +387,8 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "proc_key",
         URGENCY,
     )
-    systems = ", ".join(f"'{s}'" for s in REFERRAL_CODE_SYSTEMS)
-    local = ", ".join(f"'{s}'" for s in LOCAL_CODE_SYSTEMS)
+    systems = ", ".join(literal(s) for s in REFERRAL_CODE_SYSTEMS)
+    local = ", ".join(literal(s) for s in LOCAL_CODE_SYSTEMS)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_referral AS
         SELECT p.proc_key, p.person_key, p.proc_date, p.origin, p.must_map,

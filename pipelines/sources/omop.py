@@ -27,7 +27,7 @@ from pipelines.sources.mapping import (
     system_sql,
 )
 from pipelines.sources.report import AdapterReport
-from pipelines.sqltext import identifier
+from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
 
 SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
@@ -264,10 +264,10 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
     for table, id_col, date_col, prefix, key_prefix, must_map in PROCEDURE_SOURCES:
         if table not in found:
             continue
-        key = f"'{key_prefix}-' || trim({id_col})"
+        key = f"{literal(key_prefix + '-')} || trim({id_col})"
         con.execute(
             f"""INSERT INTO src_procedure
-            SELECT {key}, trim(person_id), rf_date({date_col}), '{table}', {must_map}, NULL
+            SELECT {key}, trim(person_id), rf_date({date_col}), {literal(table)}, {must_map}, NULL
             FROM omop_{table}"""
         )
         con.execute(

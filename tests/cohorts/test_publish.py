@@ -75,6 +75,19 @@ def test_marts_are_commented_and_the_run_logged(tmp_path: Path):
     ).fetchone() == (0,)
 
 
+def test_the_run_log_ends_in_published_after_the_ingest_logged_it(tmp_path: Path):
+    con = warehouse(tmp_path, [presentation("E1", "A", 0)])
+    # The ingest logs the run first (status 'ingested'); publishing must move it on.
+    con.execute(
+        "INSERT INTO ops.run_log (run_id, started_at, status) VALUES ('run-1', now(), 'ingested')"
+    )
+    build_cohorts(con)
+    publish_marts(con, "run-1")
+    assert con.execute("SELECT run_id, status FROM ops.run_log").fetchall() == [
+        ("run-1", "published")
+    ]
+
+
 def test_a_failed_publish_leaves_the_previous_marts_whole(tmp_path: Path, monkeypatch):
     con = warehouse(tmp_path, [presentation("E1", "A", 0)])
     build_cohorts(con)

@@ -39,20 +39,6 @@ pytestmark = pytest.mark.slow
 RunFlow = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(scope="session")
-def run_flow() -> RunFlow:
-    """Run the flow in this process: Prefect starts once per session, not once per run."""
-    from pipelines.flows.prefect_env import configure_prefect
-
-    configure_prefect()
-    from pipelines.flows.run import redflags_run
-
-    def run(input_dir: Path, warehouse: Path, **options: Any) -> dict[str, Any]:
-        return redflags_run(input_dir=str(input_dir), warehouse=str(warehouse), **options)
-
-    return run
-
-
 def wait_for_line(log: Path, prefix: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     """Wait until the process has written a line starting with `prefix` to its log."""
     deadline = time.monotonic() + timeout
