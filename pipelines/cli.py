@@ -450,7 +450,9 @@ def _write_result(result: object, output_format: str, out: Path | None) -> None:
         return
     frame = result.to_pandas(types_mapper=pd.ArrowDtype)
     if output_format == "csv":
-        text = frame.to_csv(index=False)
+        from pipelines.outputs import csv_safe
+
+        text = csv_safe(frame).to_csv(index=False)
     elif output_format == "json":
         text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
     else:

@@ -25,21 +25,18 @@ SCHEMAS: tuple[str, ...] = ("raw", "quarantine", "staging", "features", "marts",
 # Lineage columns carried by every raw row: which file and line it came from, and which run.
 RAW_LINEAGE = "source_file VARCHAR, source_row BIGINT, run_id VARCHAR"
 
-
-# Columns of a file that the contract does not know, kept in raw as one JSON object per row.
-RAW_EXTRA = "extra_columns VARCHAR"
+# Columns raw tables no longer have, dropped from a warehouse made before: `extra_columns`
+# kept the columns of a file that the contract does not know, which are not stored now.
+RAW_DROPPED = ("extra_columns",)
 
 
 def raw_table_sql(table: str) -> str:
     """raw.<table> keeps values exactly as read (text); staging casts them per the contract.
 
-    Free text is already scrubbed of identifiers and ages capped: nothing identifying is stored.
+    Identifiers are already redacted and ages capped: nothing identifying is stored.
     """
     columns = ",\n    ".join(f"{identifier(name)} VARCHAR" for name in load_contract(table).names)
-    return (
-        f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_EXTRA},\n"
-        f"    {RAW_LINEAGE}\n)"
-    )
+    return f"CREATE TABLE IF NOT EXISTS raw.{table} (\n    {columns},\n    {RAW_LINEAGE}\n)"
 
 
 def quarantine_table_sql(table: str) -> str:
@@ -125,7 +122,21 @@ def create_schemas(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_sql(table))
         con.execute(staging_table_sql(table))
         con.execute(quarantine_table_sql(table))
+    drop_raw_columns(con)
     create_ops_tables(con)
+
+
+def drop_raw_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop from the raw tables of an older warehouse the columns they no longer have
+    (with what they held); a warehouse without them is not written to."""
+    dropped = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'raw' "
+        "AND list_contains(?, column_name) ORDER BY 1, 2",
+        [list(RAW_DROPPED)],
+    ).fetchall()
+    for table, column in dropped:
+        con.execute(f"ALTER TABLE raw.{identifier(table)} DROP COLUMN {identifier(column)}")
 
 
 def create_ops_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -182,3 +182,18 @@ def test_long_output_through_a_pipe_is_whole_and_the_exit_status_kept(published:
     assert lines[1] == "0," + "x" * 50 and lines[-1] == "199999," + "x" * 50
     refused = redflags("query", "DROP TABLE marts.care_gaps", "-w", str(published))
     assert refused.returncode != 0 and refused.stderr.startswith("redflags: error:")
+
+
+@pytest.mark.slow
+def test_csv_holds_no_spreadsheet_formula(published: Path):
+    sql = (
+        "SELECT '=cmd|'' /C calc''!A0' AS id, '@SUM(1+1)' AS t, -5 AS n, '-5' AS s, "
+        "'-ve SLR' AS c, 'E1' AS \"=h\""
+    )
+    result = redflags("query", sql, "-w", str(published), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    # Formulas are quoted; numbers, as numbers or as text, keep their sign.
+    assert result.stdout.splitlines() == [
+        "id,t,n,s,c,'=h",
+        "'=cmd|' /C calc'!A0,'@SUM(1+1),-5,-5,'-ve SLR,E1",
+    ]

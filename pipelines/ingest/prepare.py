@@ -7,11 +7,12 @@ contract's Great Expectations suite, and write what the loader needs as files in
 work directory:
 
 - `raw.arrows`: every parsed row, text, in the shape of `raw.<table>` (contract
-  columns, `extra_columns`, `source_row`), as an Arrow IPC stream: the loader reads
+  columns and `source_row`; columns outside the contract are not kept, only named in
+  the file's report), as an Arrow IPC stream: the loader reads
   it once and in order, and writing it costs no encoding (Parquet's dictionaries and
   statistics cost 2 CPU s per million intake rows, to be decoded again at once);
 - `quarantine.parquet`: one row per (row, rule) that failed a rule of this file alone
-  (unparseable lines, values the suite rejected).
+  (unparseable lines, values holding an identifier, values the suite rejected).
 
 What spans files (unique ids, patients known in intake) needs the warehouse, so the
 loader (`pipelines.ingest.load.load_file`) checks it, and then casts the rows no rule
@@ -36,6 +37,7 @@ from typing import TypeVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.contracts import TABLES, Column, Contract, load_contract
 from pipelines.ingest.readers import (
@@ -47,13 +49,14 @@ from pipelines.ingest.readers import (
     read_header,
 )
 from pipelines.ingest.summary import LOADED, REJECTED, UNCHANGED, FileReport
-from pipelines.sqltext import identifier, literal
-from pipelines.sqltext import path as sql_path
+from pipelines.sqltext import identifier
 from pipelines.validation.checkpoint import DistinctValues, Failure, HandedOver, Validator
 from pipelines.validation.identifiers import (
-    identifier_rules,
+    Flagged,
+    redacted_text,
     reject_five_digit_zip,
     reject_identifier_columns,
+    reportable_names,
     scrub,
 )
 from pipelines.validation.outcomes import FileRejected
@@ -91,15 +94,15 @@ class PreparedFile:
 
 
 def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
-    """Reject a file that cannot be the table it claims to be; warn about unknown columns."""
+    """Reject a file that cannot be the table it claims to be; name the columns not kept."""
     present = set(header.columns)
     missing = [c for c in contract.required_names if c not in present]
     if missing:
         hint = "add them, or check that the file is the table its name says"
         if len(header.columns) == 1 and header.delimiter is not None:
             hint = (
-                f"the header is one column ({header.columns[0][:60]!r}): separate columns with "
-                "a comma, a semicolon or a tab"
+                f"the header is one column ({reportable_names(header.columns)[0]!r}): separate "
+                "columns with a comma, a semicolon or a tab"
             )
         for other in TABLES:
             other_contract = load_contract(other)
@@ -115,8 +118,8 @@ def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
     extra = [c for c in header.columns if c not in contract]
     if extra:
         return [
-            f"{path.name}: unknown column(s) {', '.join(extra)} kept in raw.{contract.table}"
-            ".extra_columns and ignored downstream"
+            f"{path.name}: column(s) {', '.join(reportable_names(extra))} not in the contract "
+            f"of {contract.table}; not stored"
         ]
     return []
 
@@ -162,11 +165,7 @@ def file_work_dir(work_root: str | Path, table: str, file: str) -> Path:
 def raw_schema(contract: Contract) -> pa.Schema:
     """`raw.<table>` without the lineage the loader adds (file and run)."""
     return pa.schema(
-        [
-            *((name, pa.string()) for name in contract.names),
-            ("extra_columns", pa.string()),
-            ("source_row", pa.int64()),
-        ]
+        [*((name, pa.string()) for name in contract.names), ("source_row", pa.int64())]
     )
 
 
@@ -176,31 +175,18 @@ def raw_stream(work_dir: str | Path) -> pa.RecordBatchReader:
     return pa.ipc.open_stream(pa.OSFile(str(Path(work_dir) / RAW_FILE)))
 
 
-def raw_rows(con: duckdb.DuckDBPyConnection, contract: Contract, rows: pa.Table) -> pa.Table:
-    """A scrubbed chunk in the shape of raw: absent columns NULL, unknown ones as one JSON text."""
-    names = [n for n in rows.column_names if n != "source_row"]
-    extra = [n for n in names if n not in contract]
+def raw_rows(contract: Contract, rows: pa.Table) -> pa.Table:
+    """A scrubbed chunk in the shape of raw: the contract's columns, absent ones NULL.
+
+    Columns outside the contract are not carried: nothing of them is stored.
+    """
     n_rows = rows.num_rows
-    if extra:
-        con.register("chunk_rows", rows)
-        try:
-            pairs = ", ".join(f"{literal(n)}, {identifier(n)}" for n in extra)
-            extra_json = (
-                con.sql(f"SELECT CAST(json_object({pairs}) AS VARCHAR) AS j FROM chunk_rows")
-                .to_arrow_table()
-                .column("j")
-            )
-        finally:
-            con.unregister("chunk_rows")
-    else:
-        extra_json = pa.nulls(n_rows, pa.string())
     columns = [
-        pc.cast(rows[n], pa.string()) if n in names else pa.nulls(n_rows, pa.string())
+        pc.cast(rows[n], pa.string()) if n in rows.column_names else pa.nulls(n_rows, pa.string())
         for n in contract.names
     ]
     return pa.Table.from_arrays(
-        [*columns, extra_json, pc.cast(rows["source_row"], pa.int64())],
-        schema=raw_schema(contract),
+        [*columns, pc.cast(rows["source_row"], pa.int64())], schema=raw_schema(contract)
     )
 
 
@@ -326,10 +312,11 @@ def _prepare_rows(
     defer_docs: bool = False,
     handed: list[HandedOver] | None = None,
 ) -> None:
-    pattern, redaction = identifier_rules().combined_pattern, identifier_rules().redaction
     distinct = DistinctValues(contract)
-    bad_lines: list[pa.Table] = []
-    con = duckdb.connect()  # scratch, in memory: the SQL of this file's own rules
+    early: list[pa.Table] = []  # quarantined while reading: unparseable lines, the guard's rules
+    # Scratch and in memory, for this file's own rules; it reads only the tables registered
+    # here, so it may touch no file.
+    con = duckdb.connect(config={"enable_external_access": False})
     try:
         con.execute("SET enable_progress_bar = false")
         with (
@@ -343,16 +330,17 @@ def _prepare_rows(
                 report.redacted += scrubbed.redacted
                 report.capped += scrubbed.capped
                 distinct.add(scrubbed.rows)
-                raw.write_table(raw_rows(con, contract, scrubbed.rows))
+                raw.write_table(raw_rows(contract, scrubbed.rows))
+                early.extend(_flagged_rows(f) for f in scrubbed.flagged)
                 # An unparseable line is quarantined as read, but never with an identifier.
                 bad = chunk.bad_lines
-                bad_lines.append(
+                early.append(
                     pa.table(
                         [
                             bad["source_row"],
                             pa.nulls(bad.num_rows, pa.string()),
                             bad["rule"],
-                            pc.replace_substring_regex(bad["value"], pattern, redaction),
+                            redacted_text(bad["value"]),
                         ],
                         schema=QUARANTINE_SCHEMA,
                     )
@@ -363,22 +351,36 @@ def _prepare_rows(
             )
         if report.rows_read == 0:
             report.warnings.append(f"{info.path.name}: a header but no rows")
-        _write_outputs(con, contract, out, bad_lines, failures)
+        _write_outputs(con, out, early, failures)
     finally:
         con.close()
 
 
+def _flagged_rows(flagged: Flagged) -> pa.Table:
+    """The guard's quarantined rows of one column and rule, as quarantine rows."""
+    n = len(flagged.source_rows)
+    return pa.table(
+        [
+            flagged.source_rows,
+            pa.repeat(pa.scalar(flagged.column), n),
+            pa.repeat(pa.scalar(flagged.rule), n),
+            flagged.values,
+        ],
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
 def _write_outputs(
     con: duckdb.DuckDBPyConnection,
-    contract: Contract,
     out: Path,
-    bad_lines: list[pa.Table],
+    early: list[pa.Table],
     failures: list[Failure],
 ) -> None:
-    """quarantine.parquet: bad lines and every row holding a value the suite rejected."""
-    con.register("bad_lines", pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *bad_lines]))
-    con.execute("CREATE TABLE failed AS SELECT * FROM bad_lines")
-    con.unregister("bad_lines")
+    """quarantine.parquet: what was quarantined while reading, and every row holding a
+    value the suite rejected, in the file's order."""
+    con.register("early", pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *early]))
+    con.execute("CREATE TABLE failed AS SELECT * FROM early")
+    con.unregister("early")
     for failure in failures:
         column = failure.column
         con.register("failing_values", pa.table({"value": pc.drop_null(failure.values)}))
@@ -398,7 +400,9 @@ def _write_outputs(
         finally:
             con.unregister("failing_values")
             con.unregister("raw_rows")
-    con.execute(
-        f"COPY (SELECT * FROM failed ORDER BY source_row) "
-        f"TO {sql_path(out / QUARANTINE_FILE)} (FORMAT parquet)"
-    )
+    ordered = con.sql(
+        "SELECT * FROM failed ORDER BY source_row, column_name NULLS FIRST, rule"
+    ).to_arrow_reader()
+    with pq.ParquetWriter(out / QUARANTINE_FILE, QUARANTINE_SCHEMA) as writer:
+        for batch in ordered:
+            writer.write_batch(batch.cast(QUARANTINE_SCHEMA))

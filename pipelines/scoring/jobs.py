@@ -17,11 +17,14 @@ import duckdb
 from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
+from pipelines.outputs import csv_safe_select
 from pipelines.scoring.duckdb_engine import SOURCE
 from pipelines.scoring.engines import DEFAULT_ENGINE, scored_select
 from pipelines.scoring.output import TABLE, table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
+from pipelines.sqltext import identifier
 from pipelines.sqltext import path as sql_path
+from pipelines.validation.identifiers import capped_sql
 from pipelines.warehouse import create_ops_tables
 
 # The file view's key for each row (the scoring query joins its history windows
@@ -75,7 +78,7 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
     for c in contract.columns:
         if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
             continue
-        text = f"CAST({c.name} AS VARCHAR)"
+        text = _text(c)
         bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
         if c.required:
             bad += f" OR {c.name} IS NULL"
@@ -108,7 +111,7 @@ def _stop_at_first_bad_value(
     """
     checks = []
     for c, bad in zip(columns, bads, strict=True):
-        text = f"CAST({c.name} AS VARCHAR)"
+        text = f"CAST({identifier(c.name)} AS VARCHAR)"
         checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
         checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
     numbered = "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
@@ -123,13 +126,20 @@ def _stop_at_first_bad_value(
     raise UserError(f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun")
 
 
-def _typed(column, file_type: str | None) -> str:
+def _text(column: Column) -> str:
+    """A column of the file as text, capped (an age above 90 in any numeric form is 90)."""
+    text = f"CAST({identifier(column.name)} AS VARCHAR)"
+    return capped_sql(column, text) if column.cap is not None else text
+
+
+def _typed(column: Column, file_type: str | None) -> str:
     """A column of the file as its contract type (NULL when the file lacks it)."""
+    name = identifier(column.name)
     if file_type is None:
-        return f"CAST(NULL AS {column.duckdb_type}) AS {column.name}"
-    if file_type == column.duckdb_type:
-        return column.name
-    return f"CAST(CAST({column.name} AS VARCHAR) AS {column.duckdb_type}) AS {column.name}"
+        return f"CAST(NULL AS {column.duckdb_type}) AS {name}"
+    if file_type == column.duckdb_type and column.cap is None:
+        return name
+    return f"CAST({_text(column)} AS {column.duckdb_type}) AS {name}"
 
 
 def score_file(
@@ -150,7 +160,10 @@ def score_file(
         n, row_key = load_intake_file(con, input_path)
         progress(f"scoring {n:,} presentations with the {engine} engine")
         select = scored_select(con, engine, rules, row_key)
-        options = "FORMAT csv, HEADER true" if out_kind == "csv" else "FORMAT parquet"
+        if out_kind == "csv":
+            options, select = "FORMAT csv, HEADER true", csv_safe_select(con, select)
+        else:
+            options = "FORMAT parquet"
         output_path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({select}) TO {sql_path(output_path)} ({options})")
         progress(f"wrote {output_path}")

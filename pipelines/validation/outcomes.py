@@ -10,6 +10,10 @@ from __future__ import annotations
 RAGGED_ROW = "field_count"  # the line has more or fewer fields than the header
 UNBALANCED_QUOTES = "balanced_quotes"  # a quote opened on the line is never closed
 
+# Row-level rules of the identifier guard, applied before anything is stored.
+IDENTIFIER = "identifier"  # a value holds an identifier; it is stored redacted
+FORMULA = "formula"  # an id or code a spreadsheet would run as a formula
+
 # Row-level rules of the Great Expectations suites (one per contract constraint).
 REQUIRED = "required"
 INTEGER = "integer"

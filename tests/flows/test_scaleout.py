@@ -7,7 +7,6 @@ with a run in one process over the same files, table by table.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import date
 from pathlib import Path
@@ -72,23 +71,16 @@ def test_prepare_writes_raw_and_quarantine_without_a_warehouse_then_the_load_typ
     work = Path(prepared.work_dir)
     assert work.is_relative_to(tmp_path / "work")
 
-    # raw: every parsed line as text, scrubbed; the unknown column as JSON; the ragged
-    # line 4 is not a row.
+    # raw: every parsed line as text, scrubbed; the ragged line 4 is not a row, and the
+    # column outside the contract is not kept.
     assert rows(work / RAW_FILE, "source_row, encounter_id, sex, age_years, chief_complaint") == [
         (2, "E1", "F", "55", "back pain"),
         (3, "E2", "Q", "40", "cough"),
         (5, "E1", "M", "61", None),
         (6, "E5", "X", "90", "write to [REDACTED]"),
     ]
-    extras = rows(work / RAW_FILE, "extra_columns")
-    assert [json.loads(e) if e else None for (e,) in extras] == [
-        {"favourite_colour": "blue"},
-        {"favourite_colour": "red"},
-        {"favourite_colour": "green"},
-        {"favourite_colour": None},
-    ]
     assert pa.ipc.open_stream(pa.OSFile(str(work / RAW_FILE))).schema.names[-2:] == [
-        "extra_columns",
+        "bladder_bowel_dysfunction",
         "source_row",
     ]
     # quarantine: this file's own failures only.

@@ -7,7 +7,6 @@ worked out from the fixture text, not copied from a run.
 from __future__ import annotations
 
 import gzip
-import json
 from datetime import date
 from pathlib import Path
 
@@ -168,19 +167,18 @@ def test_a_file_of_another_table_is_named_as_such(tmp_path: Path):
     assert "its columns are those of intake: rename it to start with 'intake'" in r.message
 
 
-def test_unknown_extra_columns_are_kept_in_raw_and_warned(tmp_path: Path):
+def test_columns_outside_the_contract_are_named_and_not_stored(tmp_path: Path):
     text = f"{HEADER},favourite_colour\nE1,P1,2024-01-02,55,F,blue\n"
     summary, con = ingest(tmp_path, {"intake.csv": text})
     r = report(summary, "intake.csv")
     assert_counts(r, 1, 1, 0)
     assert r.warnings == [
-        "intake.csv: unknown column(s) favourite_colour kept in raw.intake.extra_columns "
-        "and ignored downstream"
+        "intake.csv: column(s) favourite_colour not in the contract of intake; not stored"
     ]
-    extra = con.execute("SELECT extra_columns FROM raw.intake").fetchone()[0]
-    assert json.loads(extra) == {"favourite_colour": "blue"}
-    staging_columns = [r[0] for r in con.execute("DESCRIBE staging.intake").fetchall()]
-    assert "favourite_colour" not in staging_columns
+    for schema in ("raw", "staging"):
+        columns = [r[0] for r in con.execute(f"DESCRIBE {schema}.intake").fetchall()]
+        assert "favourite_colour" not in columns and "extra_columns" not in columns
+    assert "blue" not in str(con.execute("SELECT * FROM raw.intake").fetchall())
 
 
 def test_wrong_types_are_quarantined_per_value(tmp_path: Path):

@@ -367,6 +367,33 @@ def test_score_command_errors_are_one_line(
     assert result.stderr.strip().splitlines()[-1].startswith("redflags: error:")
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_score_file_caps_ages_and_writes_no_formula(tmp_path: Path, kind: str):
+    from pipelines.scoring.jobs import score_file
+
+    text = (
+        INTAKE_CSV.replace("E1,P1,2024-01-02,55,", "=cmd|' /C calc'!A0,P1,2024-01-02,104.0,")
+        .replace(",33,", ",1.04e2,")
+        .replace(",62,", ",+97,")
+    )
+    intake = tmp_path / "intake.csv"
+    intake.write_text(text, encoding="utf-8")
+    if kind == "parquet":  # a typed age column: 104 as an integer
+        typed = tmp_path / "intake.parquet"
+        duckdb.execute(
+            f"COPY (SELECT * REPLACE (CAST(CAST(age_years AS DOUBLE) AS INTEGER) AS age_years) "
+            f"FROM read_csv('{intake}', all_varchar = true)) TO '{typed}'"
+        )
+        intake = typed
+    out = tmp_path / "out.csv"
+    assert score_file(intake, out) == 3
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert frame["age_years"].tolist() == ["90", "90", "90"]
+    assert frame["encounter_id"].tolist() == ["'=cmd|' /C calc'!A0", "E3", "E2"]
+    # Numbers keep their sign: no numeric column is quoted.
+    assert not frame["score"].str.startswith("'").any()
+
+
 REQUIRED = "a value is required; fill it in or drop the row"
 NOT_AN_INTEGER = "is not a valid integer; correct the value and rerun"
 

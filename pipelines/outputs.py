@@ -1,0 +1,96 @@
+"""What leaves the pipeline as a spreadsheet can open it: no cell is a formula.
+
+A text cell that starts with `=`, `+`, `-` or `@` (or a tab, a carriage return or a
+line feed before one) is run as a formula by Excel and LibreOffice when the CSV is
+opened: `=cmd|' /C calc'!A0` starts a program, `=HYPERLINK(...)` sends data away
+(OWASP, "CSV Injection"). Every CSV, extract and report writes its text through
+this module, which prefixes such a cell with a single quote: the spreadsheet then
+shows the text as it was and runs nothing.
+
+Numbers are left alone: a numeric column is never touched, and a text cell that is
+a plain number (`-12`, `+3.5`, `1e-3`) is not a formula either, so it keeps its sign.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from pipelines.sqltext import identifier, literal
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+# The first characters that make a spreadsheet read a cell as a formula (with the
+# full-width forms, which some spreadsheets take for the ASCII ones).
+FORMULA_START = r"^[=+\-@\t\r\n＝＋－＠]"
+# A plain number written as text: a spreadsheet reads it as that number, not a formula.
+NUMBER_TEXT = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+# What a formula cell is prefixed with: the spreadsheets' own mark for "this is text".
+QUOTE = "'"
+_FORMULA, _NUMBER = re.compile(FORMULA_START), re.compile(NUMBER_TEXT)
+
+
+def is_formula(text: str) -> bool:
+    """Whether a spreadsheet would run `text` as a formula."""
+    return _FORMULA.match(text) is not None and _NUMBER.fullmatch(text) is None
+
+
+def csv_safe_text(text: str) -> str:
+    """One text value as it may be written to a CSV: a formula becomes quoted text."""
+    return QUOTE + text if is_formula(text) else text
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell and column name that is a formula quoted.
+
+    Only text is looked at (object, string and Arrow string columns, and within an
+    object column only its strings); numeric, boolean and date columns come back as
+    they are, so negative numbers keep their sign. The frame given is not changed.
+    """
+    import pandas as pd
+
+    safe = frame.copy(deep=False)
+    for position in range(frame.shape[1]):
+        values = frame.iloc[:, position]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        # A vectorised look at the first character; only those cells are looked at again.
+        try:
+            starts = values.str.match(FORMULA_START, na=False)
+        except AttributeError:  # an object column without a single string
+            continue
+        starts = starts.to_numpy(dtype=bool, na_value=False)
+        if not starts.any():
+            continue
+        cells = values.tolist()
+        for i in starts.nonzero()[0]:
+            cells[i] = csv_safe_text(cells[i])
+        safe.isetitem(position, pd.Series(cells, index=values.index, dtype=values.dtype))
+    safe.columns = [csv_safe_text(c) if isinstance(c, str) else c for c in frame.columns]
+    return safe
+
+
+def csv_safe_sql(expression: str) -> str:
+    """A SQL expression of type VARCHAR, with a formula value quoted (DuckDB)."""
+    return (
+        f"CASE WHEN regexp_matches({expression}, {literal(FORMULA_START)}) "
+        f"AND NOT regexp_matches({expression}, {literal(NUMBER_TEXT)}) "
+        f"THEN {literal(QUOTE)} || {expression} ELSE {expression} END"
+    )
+
+
+def csv_safe_select(con: duckdb.DuckDBPyConnection, select: str) -> str:
+    """`select` wrapped so that its text columns and column names hold no formula.
+
+    For `COPY (...) TO 'file.csv'`: the columns keep their order, names and types
+    (a formula name is quoted like a value); only VARCHAR columns are rewritten.
+    """
+    described = con.execute(f"DESCRIBE {select}").fetchall()
+    columns = []
+    for name, sql_type, *_ in described:
+        quoted = identifier(name)
+        value = csv_safe_sql(quoted) if sql_type == "VARCHAR" else quoted
+        columns.append(f"{value} AS {identifier(csv_safe_text(name))}")
+    return f"SELECT {', '.join(columns)} FROM ({select})"
