@@ -17,6 +17,7 @@ from typing import Protocol
 
 import duckdb
 
+from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.ingest.files import discover
@@ -167,6 +168,8 @@ def ingest_directory(
     docs_dir: Path | None = None,
     prune: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> IngestSummary:
     """The ingest stage in this process against `con`: prepares in a thread beside the
     loads, in a temporary work directory; files gone from the input are kept or pruned."""
@@ -187,6 +190,8 @@ def ingest_directory(
                 docs_dir=docs_dir,
                 chunk_bytes=chunk_bytes,
                 defer_docs=True,
+                date_min=date_min,
+                date_max=date_max,
             )
 
         reports = ingest_files(
@@ -206,7 +211,12 @@ def ingest_directory(
 
 
 def validate_directory(
-    input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
+    input_dir: Path,
+    *,
+    docs_dir: Path | None = None,
+    load_date: date | None = None,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> IngestSummary:
     """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
     from pipelines.warehouse import create_schemas
@@ -215,6 +225,14 @@ def validate_directory(
     con = duckdb.connect()
     try:
         create_schemas(con)
-        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
+        return ingest_directory(
+            con,
+            input_dir,
+            run_id,
+            load_date=load_date,
+            docs_dir=docs_dir,
+            date_min=date_min,
+            date_max=date_max,
+        )
     finally:
         con.close()

@@ -17,6 +17,7 @@ BOOLEAN = "boolean"
 DATE = "date"
 ALLOWED = "allowed"
 RANGE = "range"
+DATE_RANGE = "date_range"  # before date_min or after date_max (settings)
 NOT_AFTER_LOAD_DATE = "not_after_load_date"
 
 # Row-level rules that span chunks and files, checked in DuckDB.
