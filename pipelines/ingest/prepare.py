@@ -361,7 +361,7 @@ def _prepare_rows(
                     pa.table(
                         [
                             bad["source_row"],
-                            pa.nulls(bad.num_rows, pa.string()),
+                            bad["column_name"],
                             bad["rule"],
                             pc.replace_substring_regex(bad["value"], pattern, redaction),
                         ],

@@ -9,6 +9,10 @@ from __future__ import annotations
 # Row-level rules found while reading a file (before any value is looked at).
 RAGGED_ROW = "field_count"  # the line has more or fewer fields than the header
 UNBALANCED_QUOTES = "balanced_quotes"  # a quote opened on the line is never closed
+MAX_LENGTH = "max_length"  # a line or value longer than the readers take
+SCALAR = "scalar"  # a list or an object where one value belongs (JSON Lines, Parquet)
+JSON_OBJECT = "json_object"  # a JSON Lines line that is not one JSON object
+UNIQUE_KEYS = "unique_keys"  # a JSON object naming a column twice (keys compared in lower case)
 
 # Row-level rules of the Great Expectations suites (one per contract constraint).
 REQUIRED = "required"

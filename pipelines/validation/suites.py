@@ -26,7 +26,9 @@ from pipelines.validation import outcomes
 # Spellings of a boolean in exports, compared in lower case; anything else is quarantined.
 BOOLEAN_TRUE: tuple[str, ...] = ("true", "t", "yes", "y", "1")
 BOOLEAN_FALSE: tuple[str, ...] = ("false", "f", "no", "n", "0")
-INTEGER_PATTERN = r"^[+-]?\d{1,9}$"
+# ASCII digits only: Python's \d also takes other scripts' digits (full-width ５４),
+# which DuckDB's cast into staging does not.
+INTEGER_PATTERN = r"^[+-]?[0-9]{1,9}$"
 DATE_FORMAT = "%Y-%m-%d"
 
 # Helper columns of the values frame, derived from a contract column's text.
