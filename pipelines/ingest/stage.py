@@ -20,7 +20,7 @@ import duckdb
 from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.console import progress
 from pipelines.contracts import TABLES
-from pipelines.ingest.files import discover
+from pipelines.ingest.files import discover, survey
 from pipelines.ingest.load import (
     clear_work,
     handle_removed_files,
@@ -149,8 +149,9 @@ def finish_ingest(
     *,
     prune: bool = False,
 ) -> IngestSummary:
-    """Handle files gone from the input and record the run's counts in ops.run_log."""
-    summary = IngestSummary(run_id, list(reports))
+    """Handle files gone from the input and record the run's counts in ops.run_log, with
+    the entries of the input directory that were not read."""
+    summary = IngestSummary(run_id, list(reports), skipped=survey(input_dir).skipped)
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(
         con, Path(input_dir), present, prune=prune
@@ -173,7 +174,8 @@ def ingest_directory(
 ) -> IngestSummary:
     """The ingest stage in this process against `con`: prepares in a thread beside the
     loads, in a temporary work directory; files gone from the input are kept or pruned."""
-    files = {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+    found = survey(input_dir)
+    files = {table: [str(p) for p in paths] for table, paths in found.found.items()}
     with (
         tempfile.TemporaryDirectory(prefix="redflags-work-") as work,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool,
@@ -202,7 +204,7 @@ def ingest_directory(
             docs_dir=docs_dir,
             build_docs=lambda: pool.submit(build_validation_docs),
         )
-    summary = IngestSummary(run_id, reports)
+    summary = IngestSummary(run_id, reports, skipped=found.skipped)
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(
         con, Path(input_dir), present, prune=prune
