@@ -523,10 +523,12 @@ def validate(
     """
     from pipelines.ingest.stage import discover, format_summary, validate_directory
 
-    command_settings(site)
+    settings = command_settings(site)
     discover(input_dir)  # a missing directory is a usage error (exit 2)
     docs = docs or DEFAULT_DOCS
-    summary = validate_directory(input_dir, docs_dir=docs)
+    summary = validate_directory(
+        input_dir, docs_dir=docs, date_min=settings.date_min, date_max=settings.date_max
+    )
     typer.echo(format_summary(summary, checked_only=True))
     typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
     if not summary.clean:

@@ -19,7 +19,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +38,9 @@ PATH_FIELDS = ("input_dir", "warehouse", "export_dir")
 # DuckDB's memory limit of a run (its default, 80% of the machine, would let a run's sorts
 # and hash tables grow with the input instead of spilling to disk).
 DEFAULT_MEMORY_LIMIT = "3GB"
+# The earliest date a date column may hold unless the site sets `date_min`: earlier ones
+# (year 0, negative years, 1899 typed for 1999) are quarantined per value.
+DEFAULT_DATE_MIN = date(1900, 1, 1)
 
 Engine = Literal["pandas", "duckdb"]
 
@@ -63,6 +66,10 @@ class Settings:
     # N worker processes; an address prepares them on that running cluster instead.
     workers: int = 0
     dask_address: str | None = None
+    # The plausible dates of every date column; `date_max` None means the load date (a
+    # site that accepts future dates in columns without `not_after_load_date` sets it).
+    date_min: date = DEFAULT_DATE_MIN
+    date_max: date | None = None
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
     # The site folder whose files replace the packaged ones (None: the package's only).
@@ -75,7 +82,7 @@ class Settings:
             if f.name in ("origin", "site"):
                 continue
             value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, Path) else value
+            out[f.name] = str(value) if isinstance(value, Path | date) else value
         if out["windows"] is not None:
             out["windows"] = list(out["windows"])
         return out
@@ -192,6 +199,20 @@ def parse_timezone(value: Any) -> str:
     return value
 
 
+def parse_date(value: Any) -> date:
+    """A calendar date: a TOML date (`date_min = 1900-01-01`) or ISO text."""
+    if isinstance(value, datetime):
+        raise ValueError(f"{value.isoformat()} has a time of day; write a date like 1900-01-01")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date; write it like 1900-01-01")
+
+
 @dataclass(frozen=True)
 class Key:
     """One setting: its field, its TOML spelling (`table.key` for nested), how to parse it."""
@@ -220,6 +241,8 @@ KEYS: tuple[Key, ...] = (
     Key("memory_limit", "memory_limit", parse_memory, "DuckDB's memory limit for a run"),
     Key("workers", "workers", parse_workers, "Dask worker processes of a local cluster"),
     Key("dask_address", "dask_address", parse_dask_address, "a running Dask scheduler"),
+    Key("date_min", "date_min", parse_date, "earliest plausible date of a date column"),
+    Key("date_max", "date_max", parse_date, "latest plausible date of a date column"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 
@@ -332,6 +355,13 @@ def load_settings(
     if given:
         sources.append("command line")
     origin = " + ".join(sources) or "defaults"
+    date_min, date_max = values.get("date_min", DEFAULT_DATE_MIN), values.get("date_max")
+    if date_max is not None and date_max < date_min:
+        raise UserError(
+            f"{origin}: date_max = {date_max} is before date_min = {date_min}; no date could "
+            "be accepted: correct one of them",
+            exit_code=2,
+        )
     if values.get("workers") and values.get("dask_address"):
         raise UserError(
             f"{origin}: workers = {values['workers']} and dask_address = "
@@ -351,6 +381,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, date):
+        return value.isoformat()  # a TOML local date
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return str(value)
@@ -360,6 +392,7 @@ def _toml_value(value: Any) -> str:
 EXAMPLES: dict[str, tuple[str, str]] = {
     "windows": ("[1, 14, 28, 90]", "the windows of schemas/cohorts.yml"),
     "dask_address": ('"tcp://10.0.0.5:8786"', "not set"),
+    "date_max": ("2030-12-31", "the load date"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,8 @@ def test_site_file_lists_every_key_at_its_default(tmp_path: Path):
             assert value == (1, 14, 28, 90)
         elif key.field == "dask_address":
             assert value == "tcp://10.0.0.5:8786"
+        elif key.field == "date_max":
+            assert value == date(2030, 12, 31)
         elif isinstance(value, Path):
             # Relative paths are relative to the site folder.
             assert value == tmp_path / default, key.field

@@ -32,6 +32,8 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "export_dir": str(settings.export_dir.resolve()),
         "lock_timeout": settings.lock_timeout,
         "memory_limit": settings.memory_limit,
+        "date_min": settings.date_min.isoformat(),
+        "date_max": None if settings.date_max is None else settings.date_max.isoformat(),
     }
 
 

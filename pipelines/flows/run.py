@@ -11,7 +11,7 @@ import logging
 import shutil
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipelines import resources
-from pipelines.config import DEFAULT_MEMORY_LIMIT
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_MEMORY_LIMIT
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError, disk_full_stops
@@ -109,6 +109,8 @@ def prepare_file(
     site: str | None,
     defer_docs: bool = False,
     hand_over_docs: bool = False,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> PreparedFile:
     """One file in, read, scrubbed and validated into files in the run's work directory.
 
@@ -127,6 +129,8 @@ def prepare_file(
             docs_dir=docs_dir,
             defer_docs=defer_docs,
             hand_over_docs=hand_over_docs,
+            date_min=date_min,
+            date_max=date_max,
         )
 
 
@@ -259,6 +263,8 @@ def ingest_stage(
     run_id: str,
     docs_dir: str | None,
     site: str | None,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> list[FileReport]:
     """The ingest loop on the flow's task runner: prepares submitted to it, loads here.
 
@@ -286,6 +292,8 @@ def ingest_stage(
             site,
             defer_docs=in_process,
             hand_over_docs=hand_over,
+            date_min=date_min,
+            date_max=date_max,
         )
         submitted.append(future)
         return future
@@ -321,6 +329,8 @@ def redflags_run(
     prune: bool = False,
     site: str | None = None,
     rebuild: bool = False,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline once, with the files of `site` where it has its own.
 
@@ -365,7 +375,7 @@ def redflags_run(
             if source != CANONICAL:
                 input_dir, summary["source_report"] = convert_source(source, input_dir, target)
             files = find_input_files(input_dir)
-            reports = ingest_stage(target, files, run_id, docs_dir, site)
+            reports = ingest_stage(target, files, run_id, docs_dir, site, date_min, date_max)
             summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)
             summary["validation"] = validation_numbers(summary["ingest"])
             summary["raw"] = count_raw_rows(target)

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.contracts import TABLES, Column, Contract, load_contract
 from pipelines.ingest.readers import (
     DEFAULT_CHUNK_BYTES,
@@ -215,14 +216,19 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
 _GX_LOCK = threading.Lock()
 
 
-_VALIDATORS: dict[tuple[date, Path | None], Validator] = {}
+_VALIDATORS: dict[tuple, Validator] = {}
 
 
-def validator_for(load_date: date, docs_dir: Path | None) -> Validator:
+def validator_for(
+    load_date: date,
+    docs_dir: Path | None,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
+) -> Validator:
     with _GX_LOCK:
-        key = (load_date, docs_dir)
+        key = (load_date, docs_dir, date_min, date_max)
         if key not in _VALIDATORS:
-            _VALIDATORS[key] = Validator(load_date, docs_dir)
+            _VALIDATORS[key] = Validator(load_date, docs_dir, date_min, date_max)
         return _VALIDATORS[key]
 
 
@@ -256,6 +262,8 @@ def prepare_file(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     defer_docs: bool = False,
     hand_over_docs: bool = False,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> PreparedFile:
     """Read, scrub and validate one file into files under `work_root`; never the warehouse.
 
@@ -265,7 +273,8 @@ def prepare_file(
     Data Docs pages are built by the next prepare in this process or by
     `build_validation_docs`, so the file can be loaded meanwhile. With `hand_over_docs`,
     they are not built here: the result's `validation_results` carry the validation for
-    `take_over_validation_docs` in the process that writes the site.
+    `take_over_validation_docs` in the process that writes the site. `date_min` and
+    `date_max` (None: the load date) bound the plausible dates (settings of the same name).
     """
     path = Path(path).resolve()
     file = str(path)
@@ -284,7 +293,9 @@ def prepare_file(
         out = file_work_dir(work_root, table, file)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        validator = validator_for(load_date or date.today(), Path(docs_dir) if docs_dir else None)
+        validator = validator_for(
+            load_date or date.today(), Path(docs_dir) if docs_dir else None, date_min, date_max
+        )
         handed: list[HandedOver] | None = [] if hand_over_docs else None
         try:
             _prepare_rows(
@@ -338,7 +349,7 @@ def _prepare_rows(
                     pa.table(
                         [
                             bad["source_row"],
-                            pa.nulls(bad.num_rows, pa.string()),
+                            bad["column_name"],
                             bad["rule"],
                             redacted_text(bad["value"]),
                         ],

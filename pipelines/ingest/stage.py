@@ -17,9 +17,10 @@ from typing import Protocol
 
 import duckdb
 
+from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.console import progress
 from pipelines.contracts import TABLES
-from pipelines.ingest.files import discover
+from pipelines.ingest.files import discover, survey
 from pipelines.ingest.load import (
     clear_work,
     handle_removed_files,
@@ -148,8 +149,9 @@ def finish_ingest(
     *,
     prune: bool = False,
 ) -> IngestSummary:
-    """Handle files gone from the input and record the run's counts in ops.run_log."""
-    summary = IngestSummary(run_id, list(reports))
+    """Handle files gone from the input and record the run's counts in ops.run_log, with
+    the entries of the input directory that were not read."""
+    summary = IngestSummary(run_id, list(reports), skipped=survey(input_dir).skipped)
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(
         con, Path(input_dir), present, prune=prune
@@ -167,10 +169,13 @@ def ingest_directory(
     docs_dir: Path | None = None,
     prune: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> IngestSummary:
     """The ingest stage in this process against `con`: prepares in a thread beside the
     loads, in a temporary work directory; files gone from the input are kept or pruned."""
-    files = {table: [str(p) for p in paths] for table, paths in discover(input_dir).items()}
+    found = survey(input_dir)
+    files = {table: [str(p) for p in paths] for table, paths in found.found.items()}
     with (
         tempfile.TemporaryDirectory(prefix="redflags-work-") as work,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool,
@@ -187,6 +192,8 @@ def ingest_directory(
                 docs_dir=docs_dir,
                 chunk_bytes=chunk_bytes,
                 defer_docs=True,
+                date_min=date_min,
+                date_max=date_max,
             )
 
         reports = ingest_files(
@@ -197,7 +204,7 @@ def ingest_directory(
             docs_dir=docs_dir,
             build_docs=lambda: pool.submit(build_validation_docs),
         )
-    summary = IngestSummary(run_id, reports)
+    summary = IngestSummary(run_id, reports, skipped=found.skipped)
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(
         con, Path(input_dir), present, prune=prune
@@ -206,7 +213,12 @@ def ingest_directory(
 
 
 def validate_directory(
-    input_dir: Path, *, docs_dir: Path | None = None, load_date: date | None = None
+    input_dir: Path,
+    *,
+    docs_dir: Path | None = None,
+    load_date: date | None = None,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
 ) -> IngestSummary:
     """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
     from pipelines.warehouse import create_schemas
@@ -215,6 +227,14 @@ def validate_directory(
     con = duckdb.connect()
     try:
         create_schemas(con)
-        return ingest_directory(con, input_dir, run_id, load_date=load_date, docs_dir=docs_dir)
+        return ingest_directory(
+            con,
+            input_dir,
+            run_id,
+            load_date=load_date,
+            docs_dir=docs_dir,
+            date_min=date_min,
+            date_max=date_max,
+        )
     finally:
         con.close()

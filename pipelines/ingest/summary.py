@@ -43,6 +43,9 @@ class IngestSummary:
     files: list[FileReport] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # gone from the input, rows kept
+    # Entries of the input directory not read, each "name: why" (other names, other
+    # formats, subdirectories, symbolic links leading out of the directory).
+    skipped: list[str] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         """A count over the files this run loaded (unchanged files were counted before)."""
@@ -97,9 +100,14 @@ def format_summary(summary: IngestSummary, *, checked_only: bool = False) -> str
                 _rules(f.rules) if f.status == LOADED else "",
             )
         )
+    not_read = ["files not read:", *(f"  {s}" for s in summary.skipped)] if summary.skipped else []
     if not lines:
-        return (
-            "no input files (expected intake*, referrals*, diagnoses* .csv/.csv.gz/.parquet/.jsonl)"
+        return "\n".join(
+            [
+                "no input files (expected intake*, referrals*, diagnoses* "
+                ".csv/.tsv/.csv.gz/.parquet/.jsonl)",
+                *not_read,
+            ]
         )
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header) - 1)]
     numeric = {3, 4, 5}
@@ -137,6 +145,7 @@ def format_summary(summary: IngestSummary, *, checked_only: bool = False) -> str
             f"identifiers: {redacted:,} match(es) in free text replaced by [REDACTED]; "
             f"{capped:,} age(s) above 90 stored as 90"
         )
+    out.extend(not_read)
     if summary.missing:
         out.append(
             "files no longer in the input (their rows are kept; pass --prune to remove them):"

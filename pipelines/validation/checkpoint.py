@@ -27,6 +27,7 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 
+from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.contracts import Contract, load_contract
 from pipelines.validation import suites
 from pipelines.validation.suites import (
@@ -127,13 +128,20 @@ def quiet_gx_logging() -> None:
 class Validator:
     """The GX context of one run: one suite and one Checkpoint per table, built once."""
 
-    def __init__(self, load_date: date, docs_dir: Path | None) -> None:
+    def __init__(
+        self,
+        load_date: date,
+        docs_dir: Path | None,
+        date_min: date = DEFAULT_DATE_MIN,
+        date_max: date | None = None,
+    ) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         quiet_gx_logging()
         self.gx = gx
         self.load_date = load_date
+        self.date_min, self.date_max = date_min, date_max
         self.docs_dir = Path(docs_dir) if docs_dir else None
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(
@@ -165,7 +173,9 @@ class Validator:
         gx = self.gx
         asset = self.source.add_dataframe_asset(contract.table)
         batch = asset.add_batch_definition_whole_dataframe(contract.table)
-        suite = self.context.suites.add(suites.table_suite(contract, self.load_date))
+        suite = self.context.suites.add(
+            suites.table_suite(contract, self.load_date, self.date_min, self.date_max)
+        )
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=contract.table, data=batch, suite=suite)
         )
@@ -219,10 +229,10 @@ class Validator:
             for outcome in validation.results:
                 if outcome.success:
                     continue
-                if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+                if (message := raised_exception(outcome.exception_info)) is not None:
                     raise RuntimeError(
                         f"Great Expectations could not evaluate {outcome.expectation_config.type} "
-                        f"for {contract.table}: {outcome.exception_info.get('exception_message')}"
+                        f"for {contract.table}: {message}"
                     )
                 meta = outcome.expectation_config.meta
                 positions = np.asarray(outcome.result.get("unexpected_index_list") or [], np.int64)
@@ -259,6 +269,28 @@ class Validator:
             self._docs_pending.append(key)
 
 
+def raised_exception(info: dict | None) -> str | None:
+    """The message of an exception GX caught while evaluating an expectation, if any.
+
+    GX reports it either flat or per metric it could not compute (a dict of such dicts);
+    an expectation that could not be evaluated failed with no failing values, so missing
+    it would accept every value it was to check.
+    """
+    if not info:
+        return None
+    parts = [info, *(v for v in info.values() if isinstance(v, dict))]
+    for part in parts:
+        if part.get("raised_exception"):
+            return str(part.get("exception_message"))
+    return None
+
+
+# The dates Python's datetime can hold: a parsed date outside them (year 0, a negative
+# year) is moved to the nearest, which lies outside every plausible range as well, so
+# comparing it can neither fail nor pass it.
+_DATETIME_RANGE = (pd.Timestamp("0001-01-01"), pd.Timestamp("9999-12-31"))
+
+
 def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFrame:
     """A frame whose column c holds c's distinct values, padded by repeating the first.
 
@@ -279,6 +311,6 @@ def values_frame(contract: Contract, distinct: dict[str, pa.Array]) -> pd.DataFr
         elif column.type == "date":
             parsed = pd.to_datetime(text, format=DATE_FORMAT, errors="coerce")
             frame[column.name + ISO_SUFFIX] = parsed.dt.strftime(DATE_FORMAT).astype(object)
-            frame[column.name + DATE_SUFFIX] = parsed
+            frame[column.name + DATE_SUFFIX] = parsed.clip(*_DATETIME_RANGE)
         frame[column.name] = text
     return pd.DataFrame(frame)

@@ -9,6 +9,10 @@ from __future__ import annotations
 # Row-level rules found while reading a file (before any value is looked at).
 RAGGED_ROW = "field_count"  # the line has more or fewer fields than the header
 UNBALANCED_QUOTES = "balanced_quotes"  # a quote opened on the line is never closed
+MAX_LENGTH = "max_length"  # a line or value longer than the readers take
+SCALAR = "scalar"  # a list or an object where one value belongs (JSON Lines, Parquet)
+JSON_OBJECT = "json_object"  # a JSON Lines line that is not one JSON object
+UNIQUE_KEYS = "unique_keys"  # a JSON object naming a column twice (keys compared in lower case)
 
 # Row-level rules of the identifier guard, applied before anything is stored.
 IDENTIFIER = "identifier"  # a value holds an identifier; it is stored redacted
@@ -21,6 +25,7 @@ BOOLEAN = "boolean"
 DATE = "date"
 ALLOWED = "allowed"
 RANGE = "range"
+DATE_RANGE = "date_range"  # before date_min or after date_max (settings)
 NOT_AFTER_LOAD_DATE = "not_after_load_date"
 
 # Row-level rules that span chunks and files, checked in DuckDB.

@@ -1,7 +1,7 @@
 """Great Expectations suites built from the contracts in `schemas/*.yml`.
 
 One suite per table, one expectation per contract constraint: required, castable
-type, allowed set, range, not after the load date. Every one of them depends on a
+type, allowed set, range, a plausible date, not after the load date. Every one of them depends on a
 single value only, so the suite runs on a frame of the file's *distinct* values
 (see `checkpoint.py`), never on a million rows: Great Expectations' pandas engine
 costs time per row and per expectation, and a column of a million booleans has
@@ -19,13 +19,16 @@ from datetime import date, datetime
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
+from pipelines.config import DEFAULT_DATE_MIN
 from pipelines.contracts import Column, Contract
 from pipelines.validation import outcomes
 
 # Spellings of a boolean in exports, compared in lower case; anything else is quarantined.
 BOOLEAN_TRUE: tuple[str, ...] = ("true", "t", "yes", "y", "1")
 BOOLEAN_FALSE: tuple[str, ...] = ("false", "f", "no", "n", "0")
-INTEGER_PATTERN = r"^[+-]?\d{1,9}$"
+# ASCII digits only: Python's \d also takes other scripts' digits (full-width ５４),
+# which DuckDB's cast into staging does not.
+INTEGER_PATTERN = r"^[+-]?[0-9]{1,9}$"
 DATE_FORMAT = "%Y-%m-%d"
 
 # Helper columns of the values frame, derived from a contract column's text.
@@ -47,7 +50,31 @@ def _meta(column: Column, rule: str) -> dict[str, str]:
     return {"column": column.name, "rule": rule}
 
 
-def column_expectations(column: Column, load_date: date) -> list[gxe.Expectation]:
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
+
+
+def date_range_bounds(
+    column: Column, load_date: date, date_min: date, date_max: date | None
+) -> tuple[date, date | None]:
+    """The plausible dates of a date column: from `date_min` to `date_max` (the load date
+    when not set).
+
+    A column marked `not_after_load_date` has its own rule for what lies after the load
+    date, so each value breaks one rule: its range ends at `date_max` only when that is
+    earlier than the load date.
+    """
+    if not column.not_after_load_date:
+        return date_min, date_max or load_date
+    return date_min, date_max if date_max is not None and date_max < load_date else None
+
+
+def column_expectations(
+    column: Column,
+    load_date: date,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
+) -> list[gxe.Expectation]:
     """The expectations one contract column implies, in the order a reader checks them."""
     name = column.name
     found: list[gxe.Expectation] = []
@@ -79,11 +106,20 @@ def column_expectations(column: Column, load_date: date) -> list[gxe.Expectation
                 meta=_meta(column, outcomes.DATE),
             )
         )
+        low, high = date_range_bounds(column, load_date, date_min, date_max)
+        found.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=name + DATE_SUFFIX,
+                min_value=_midnight(low),
+                max_value=_midnight(high) if high is not None else None,
+                meta=_meta(column, outcomes.DATE_RANGE),
+            )
+        )
         if column.not_after_load_date:
             found.append(
                 gxe.ExpectColumnValuesToBeBetween(
                     column=name + DATE_SUFFIX,
-                    max_value=datetime.combine(load_date, datetime.min.time()),
+                    max_value=_midnight(load_date),
                     meta=_meta(column, outcomes.NOT_AFTER_LOAD_DATE),
                 )
             )
@@ -105,7 +141,12 @@ def column_expectations(column: Column, load_date: date) -> list[gxe.Expectation
     return found
 
 
-def table_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
+def table_suite(
+    contract: Contract,
+    load_date: date,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
+) -> gx.ExpectationSuite:
     """The suite of one table: every column's expectations, in contract order.
 
     Given to the suite whole, not added one by one: `add_expectation` on a suite that
@@ -118,6 +159,6 @@ def table_suite(contract: Contract, load_date: date) -> gx.ExpectationSuite:
         expectations=[
             expectation
             for column in contract.columns
-            for expectation in column_expectations(column, load_date)
+            for expectation in column_expectations(column, load_date, date_min, date_max)
         ],
     )

@@ -150,8 +150,8 @@ EXPECTED_ROWS = [
     {"encounter_id": "E3", "sex": "X", "chief_complaint": "café", "source_row": 5},
 ]
 EXPECTED_BAD = [
-    {"source_row": 4, "rule": "balanced_quotes", "value": 'E2,M,"cough, dry'},
-    {"source_row": 6, "rule": "field_count", "value": "E4,F"},
+    {"source_row": 4, "column_name": None, "rule": "balanced_quotes", "value": 'E2,M,"cough, dry'},
+    {"source_row": 6, "column_name": None, "rule": "field_count", "value": "E4,F"},
 ]
 
 
@@ -163,6 +163,8 @@ def test_line_ends_and_encoding_do_not_change_what_is_read(tmp_path: Path):
         "bom.csv": b"\xef\xbb\xbf" + TEXT.encode("utf-8"),
         "latin1.csv": TEXT.encode("latin-1"),
         "latin1_crlf.csv": TEXT.replace("\n", "\r\n").encode("latin-1"),
+        "utf16.csv": TEXT.encode("utf-16"),  # with its byte-order mark
+        "utf16_crlf.csv": TEXT.replace("\n", "\r\n").encode("utf-16"),
     }
     for name, content in variants.items():
         path = tmp_path / name

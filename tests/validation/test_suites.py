@@ -33,6 +33,8 @@ def constraints_in_yaml(table: str) -> set[tuple[str, str]]:
             found.add((name, "required"))
         if column["type"] in type_rule:
             found.add((name, type_rule[column["type"]]))
+        if column["type"] == "date":
+            found.add((name, "date_range"))
         if column.get("not_after_load_date"):
             found.add((name, "not_after_load_date"))
         if column.get("allowed"):
@@ -51,8 +53,9 @@ def test_suite_has_one_expectation_per_contract_constraint(table: str):
 
 
 def test_intake_suite_size_worked_out_by_hand():
-    # 5 required + 3 integers + 17 booleans + 1 date + 1 not-after + 3 allowed + 3 ranges.
-    assert len(table_suite(load_contract("intake"), date(2025, 6, 1)).expectations) == 33
+    # 5 required + 3 integers + 17 booleans + 1 date + 1 date range + 1 not-after
+    # + 3 allowed + 3 ranges.
+    assert len(table_suite(load_contract("intake"), date(2025, 6, 1)).expectations) == 34
 
 
 def test_checkpoint_names_the_failing_values(tmp_path):
