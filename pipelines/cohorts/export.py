@@ -82,13 +82,20 @@ def _record_level_sql(con: duckdb.DuckDBPyConnection, definition: CohortDefiniti
 
 def _last_run(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, object]:
     row = con.execute(
-        "SELECT run_id, rules_version, strftime(data_end, '%Y-%m') FROM ops.run_log "
-        "WHERE run_id = ?",
+        "SELECT run_id, rules_version, strftime(data_end, '%Y-%m'), "
+        "json_extract(details, '$.ingest.skipped') FROM ops.run_log WHERE run_id = ?",
         [release.audit["run_id"]],
     ).fetchone()
     if row is None:
         raise UserError("the warehouse's release names no logged run; run `redflags run` again")
-    return {"run_id": row[0], "rules_version": row[1], "data_end_month": row[2]}
+    # the input's entries the run did not read, with the reason (never skipped silently)
+    not_read = json.loads(row[3]) if row[3] else []
+    return {
+        "run_id": row[0],
+        "rules_version": row[1],
+        "data_end_month": row[2],
+        "input_not_read": not_read,
+    }
 
 
 def _schema(table: pa.Table) -> dict[str, str]:

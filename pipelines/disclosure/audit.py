@@ -139,6 +139,11 @@ class _Reduced:
                 continue
             (variable,) = unknown[number]
             value = rhs[number] / rows[number][variable]
+            if value < -1e-6:
+                raise ValueError(
+                    f"the published counts contradict their relations ({system.keys[variable]} "
+                    f"would be {value:g})"
+                )
             self.values[variable] = value
             self.reason[variable] = number
             for other in uses.get(variable, []):

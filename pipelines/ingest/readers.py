@@ -452,7 +452,8 @@ def shown(text: str) -> str:
     """An overlong value as the quarantine keeps it: its start and its size."""
     if len(text) <= SHOWN_CHARS:
         return text
-    return f"{text[:SHOWN_CHARS]}… ({len(text.encode('utf-8')):,} bytes)"
+    # "..." rather than an ellipsis: values are stored NFKC-normalised, which spells it so
+    return f"{text[:SHOWN_CHARS]}... ({len(text.encode('utf-8')):,} bytes)"
 
 
 def _too_long_lines(text: pa.Array, line_no: np.ndarray, header: Header) -> pa.Table:

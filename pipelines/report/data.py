@@ -18,17 +18,9 @@ import pandas as pd
 from pipelines.disclosure import release
 from pipelines.warehouse import connect
 
-# The release's tables the report shows (pipelines/disclosure/release.py): the same
+# The report shows the release's tables (pipelines/disclosure/release.py): the same
 # counts as the export, suppressed and audited together with it.
-REPORTED = (
-    "cohort_summary",
-    "time_to_referral",
-    "imaging_overuse",
-    "rule_performance",
-    "documentation_quality",
-    "index_tier_mix",
-    "care_gap_counts",
-)
+REPORTED = release.RELEASE_TABLES
 
 
 @dataclass

@@ -21,10 +21,27 @@ FULL_SUMMARY = {
         "quarantined": 4,
         "rejected_files": [{"file": "intake_bad.csv", "reason": "missing column sex"}],
     },
-    "tiers": {"low": 600, "urgent": 3, "not_back_pain": 397, "high": 50, "moderate": 150},
-    "referral_rates": [{"stratum": "urgent", "window_days": 28, "outcome": "imaging", "rate": 0.5}],
-    "index_presentations": 700,
-    "care_gaps": 12,
+    # the operator's numbers from the marts: never in the artifacts
+    "tiers": {"low": 601, "urgent": 3, "not_back_pain": 397, "high": 50, "moderate": 150},
+    "index_presentations": 701,
+    "care_gaps": 13,
+    # the release's
+    "released": {
+        "min_cell": 11,
+        "tiers": {
+            "low": 300,
+            "urgent": "suppressed",
+            "high": 150,
+            "moderate": 150,
+            "low_poorly_documented": "suppressed",
+        },  # fmt: skip
+        "referral_rates": [
+            {"stratum": "urgent", "window_days": 28, "outcome": "imaging", "rate": 0.5},
+            {"stratum": "high", "window_days": 28, "outcome": "imaging", "rate": "suppressed"},
+        ],
+        "index_presentations": 600,
+        "care_gaps": 12,
+    },
 }
 
 
@@ -34,10 +51,24 @@ def test_headline_table_of_a_complete_run():
     assert rows["rows quarantined"] == "4"
     assert rows["files rejected"] == "1"
     assert rows["care gaps"] == "12"
+    assert rows["index presentations"] == "600"
     assert rows["imaging within 28 days, urgent"] == "50.0%"
-    # Tiers in clinical order, highest first, whatever order the stage reported them in.
-    tiers = [r["measure"] for r in headline_rows(FULL_SUMMARY) if r["measure"].startswith("tier")]
-    assert tiers == ["tier urgent", "tier high", "tier moderate", "tier low", "tier not_back_pain"]
+    assert rows["imaging within 28 days, high"] == "suppressed"
+    # Index tiers in clinical order, highest first, whatever order the stage gave them.
+    tiers = [
+        r["measure"] for r in headline_rows(FULL_SUMMARY) if r["measure"].startswith("index tier")
+    ]
+    assert tiers == [
+        "index tier urgent",
+        "index tier high",
+        "index tier moderate",
+        "index tier low",
+        "index tier low_poorly_documented",
+    ]
+    assert rows["index tier urgent"] == "suppressed"
+    # nothing of the marts' own numbers reaches the artifact
+    values = {r["value"] for r in headline_rows(FULL_SUMMARY)}
+    assert not values & {"601", "701", "13", "397"}
 
 
 def test_markdown_of_a_complete_run():
@@ -45,10 +76,12 @@ def test_markdown_of_a_complete_run():
     assert "| intake | 1,200 |" in text
     assert "- quarantined: 4" in text
     assert "  - `intake_bad.csv`: missing column sex" in text
-    # 600 of 1,200 presentations are low tier: 50.0%.
-    assert "| low | 600 | 50.0% |" in text
+    # 300 of the release's 600 index presentations are low tier: 50.0%
+    assert "| low | 300 | 50.0% |" in text
+    assert "| urgent | suppressed | suppressed |" in text
     assert "| urgent | imaging | 28 | 50.0% |" in text
     assert "Care gaps (high-risk, not referred): 12" in text
+    assert "minimum cell 11" in text
 
 
 def test_summary_degrades_when_stages_are_missing():

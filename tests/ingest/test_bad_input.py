@@ -113,7 +113,7 @@ def test_a_5_mb_field_quarantines_its_row_only_at_the_default_limit(tmp_path: Pa
     assert_counts(report(summary, "intake.csv"), 2, 1, 1)
     ((row, column, rule, value),) = quarantined(con)
     assert (row, column, rule) == (3, "chief_complaint", "max_length")
-    assert value == "y" * 200 + "… (5,242,880 bytes)"
+    assert value == "y" * 200 + "... (5,242,880 bytes)"
     assert staged_ids(con) == ["E1"]
 
 
