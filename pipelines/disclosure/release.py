@@ -42,6 +42,8 @@ from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
 
 OTHER_PATTERNS = "other"
+# Tables whose counts the report shows first: the audit hides them last, like totals.
+HEADLINE_TABLES = ("index_tier_mix", "care_gap_counts")
 # Columns whose value `all` marks a table's total row.
 TOTAL_COLUMNS = ("stratum_type", "tier", "category", "care_gap")
 # Kaplan-Meier rows a release keeps: every WEEK-th day, the windows and day 0.
@@ -229,7 +231,8 @@ class Cells:
     cells_of: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
 
     columns: dict[tuple[str, str], tuple[list, list]] = field(default_factory=dict)
-    # the variables of total rows (stratum `all`): hiding one spreads to every partition
+    # the variables of total rows (stratum `all`; hiding one spreads to every partition)
+    # and of the headline tables: the cover hides them last
     totals: set[int] = field(default_factory=set)
     total_rows: dict[str, list[bool]] = field(default_factory=dict)
 
@@ -247,7 +250,7 @@ class Cells:
             self.total_rows[table] = (
                 pd.concat(marks, axis=1).any(axis=1).tolist() if marks else [False] * len(frame)
             )
-        if self.total_rows[table][row]:
+        if self.total_rows[table][row] or table in HEADLINE_TABLES:
             self.totals.add(variable)
         if shown:
             self.system.values[variable] = float(value)
