@@ -213,14 +213,14 @@ class _Reduced:
         return published
 
     def neighbours(self, expression: Terms) -> set[int]:
-        """The published variables of every constraint of the expression's group."""
+        """The published variables of every constraint of the expression's group, and
+        those the group's derived values rest on."""
         _, unknown = self.split(expression)
-        found: set[int] = set()
+        variables: set[int] = set(expression)
         for part in self.part_of(unknown):
             for row in self.by_part.get(part, []):
-                terms = self.system.constraints[self.origin[row]].terms
-                found |= {v for v in terms if self.system.values[v] is not None}
-        return found
+                variables |= set(self.system.constraints[self.origin[row]].terms)
+        return self.support(variables)
 
 
 class _Programme:
@@ -388,10 +388,11 @@ def _solve_group(
 
 def is_protected(found: Range, min_cell: int, *, suppressed: bool) -> bool:
     """Whether a reader is kept from the count: a suppressed cell needs a range at least
-    `min_cell` wide; a count implied but not published must not be known to lie in
-    1..min_cell-1 (a range under `min_cell` wide that holds such values)."""
-    if found.width >= min_cell - 1e-9:
+    `min_cell` wide, unless it can only be 0 (a count that is 0 by the relations alone,
+    such as those below the lowest tier threshold, names nobody); a count implied but
+    not published must not be known to lie in 1..min_cell-1."""
+    if found.width >= min_cell - 1e-9 or found.high <= 1e-9:
         return True
     if suppressed:
         return False
-    return found.high <= 1e-9 or found.low >= min_cell - 1e-9
+    return found.low >= min_cell - 1e-9

@@ -42,6 +42,8 @@ from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
 
 OTHER_PATTERNS = "other"
+# What the audit records for a count the relations alone make 0, or an implied one.
+ZERO = math.inf
 # Tables whose counts the report shows first: the audit hides them last, like totals.
 HEADLINE_TABLES = ("index_tier_mix", "care_gap_counts")
 # Columns whose value `all` marks a table's total row.
@@ -617,7 +619,8 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
         for number, (i, bounds) in enumerate(zip(todo, found, strict=True)):
             expression, is_cell = checked[i]
             if is_protected(bounds, min_cell, suppressed=is_cell):
-                protected[keys[i]] = bounds.width if is_cell else math.inf
+                known_zero = bounds.high <= 1e-9  # zero by the relations: names nobody
+                protected[keys[i]] = bounds.width if is_cell and not known_zero else ZERO
             else:
                 violations.append((expression, reduced.binding.get(number, ())))
         if not violations:
@@ -634,11 +637,12 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
         for name, frame in raw.items():
             for column in table_rules[name].counts:
                 hidden[name][column] = pd.Series(True, index=range(len(frame)))
-    widths = (
+    cells_checked = (
         []
         if withheld
         else [protected[key] for key, (_, is_cell) in zip(keys, checked, strict=True) if is_cell]
     )
+    widths = [w for w in cells_checked if w != ZERO]
     tables = {name: _apply(frame, hidden[name], table_rules[name]) for name, frame in raw.items()}
     n_cells = sum(len(frame) * len(table_rules[n].counts) for n, frame in raw.items())
     audit = {
@@ -648,8 +652,9 @@ def build_release(con: Any, definition: CohortDefinition, rules: RuleSet, min_ce
         "suppressed_complementary": complementary,
         "suppressed_by_audit": added,
         "audit_rounds": rounds,
-        "suppressed_cells_checked": len(widths),
-        "implied_counts_checked": len(checked) - len(widths),
+        "suppressed_cells_checked": len(cells_checked),
+        "suppressed_cells_zero_by_the_relations": len(cells_checked) - len(widths),
+        "implied_counts_checked": len(checked) - len(cells_checked),
         "narrowest_suppressed_range": min(widths) if widths else None,
         "every_suppressed_range_at_least_min_cell": all(w >= min_cell for w in widths),
         "every_count_withheld": withheld,

@@ -69,6 +69,14 @@ def test_an_implied_count_must_not_be_known_to_be_small():
     assert is_protected(Range(11, 12), 11, suppressed=False)
 
 
+def test_a_suppressed_cell_the_relations_make_zero_names_nobody():
+    # below the lowest tier threshold nobody is negative: fn = tn = 0 whatever the
+    # counts, so hiding more cannot widen them, and they disclose nobody
+    assert is_protected(Range(0, 0), 11, suppressed=True)
+    assert not is_protected(Range(0, 3), 11, suppressed=True)
+    assert not is_protected(Range(12, 14), 11, suppressed=True)
+
+
 def test_contradictory_counts_are_an_error():
     system = LinearSystem()
     a = system.variable("a", 5.0)
