@@ -2,8 +2,10 @@
 
 Both jobs load the intake into DuckDB first (typed per schemas/intake.yml); the
 DuckDB engine then runs the rendered SQL in place, the pandas engine fetches the
-typed table as a frame. Output is written by DuckDB in both cases, so a CSV has
-true/false booleans and empty NULLs whichever engine scored it.
+typed table as a frame. Once the file is loaded the connection reads and writes no
+file: the output is streamed out of DuckDB as Arrow batches and written by pyarrow
+in both cases, so a CSV has true/false booleans and empty NULLs whichever engine
+scored it.
 """
 
 from __future__ import annotations
@@ -18,21 +20,17 @@ from pipelines.config import DEFAULT_MEMORY_LIMIT
 from pipelines.contracts import Column, load_contract
 from pipelines.errors import UserError
 from pipelines.outputs import csv_safe_select
-from pipelines.scoring.duckdb_engine import SOURCE
+from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY
 from pipelines.scoring.engines import DEFAULT_ENGINE, scored_select
 from pipelines.scoring.output import TABLE, table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
 from pipelines.sqltext import identifier
 from pipelines.sqltext import path as sql_path
 from pipelines.validation.identifiers import capped_sql
-from pipelines.warehouse import create_ops_tables
+from pipelines.warehouse import create_ops_tables, refuse_file_access
 
-# The file view's key for each row (the scoring query joins its history windows
-# back on it): the Parquet reader's row number, read in parallel with the scan.
-# A CSV has none, nor a Parquet file with a column of that name; their rows are
-# numbered by row_number() OVER (), which keeps the scan on one thread.
-FILE_ROW = "file_row_number"
-SERIAL_ROW_KEY = "row_number() OVER ()"
+# Rows per Arrow batch of the output: a Parquet row group each.
+OUTPUT_BATCH_ROWS = 122_880
 
 
 def _kind(path: Path, role: str) -> str:
@@ -48,9 +46,13 @@ def _kind(path: Path, role: str) -> str:
 
 
 def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
-    """Create staging.intake from a canonical intake file; bad values stop with file/row/column.
+    """Load a canonical intake file into the table staging.intake, then shut file access.
 
-    Returns the row count and the expression that keys the view's rows (see FILE_ROW).
+    Bad values stop with file/row/column. Once the rows are in the table, the
+    connection can read or write no file (`enable_external_access = false`, which
+    cannot be turned back on): nothing the input holds can make later SQL on it read
+    `/etc/passwd` or write anywhere. Returns the row count and the expression that
+    keys the table's rows.
     """
     kind = _kind(path, "input")
     if not path.is_file():
@@ -91,15 +93,13 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
         if any(con.execute(f"SELECT {any_bad} FROM intake_file").fetchone()):
             _stop_at_first_bad_value(con, path, named, bads)
     select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
-    if kind == "parquet" and FILE_ROW not in present:
-        # FILE_ROW is a virtual column of the reader, so the view reads the file
-        # itself (intake_file's `*` does not carry it).
-        select, source, row_key = f"{select}, {FILE_ROW}", reader, FILE_ROW
-    else:
-        source, row_key = "intake_file", SERIAL_ROW_KEY
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-    con.execute(f"CREATE OR REPLACE VIEW {SOURCE} AS SELECT {select} FROM {source}")
-    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], row_key
+    # A table of the in-memory database (it spills to the temporary directory like
+    # any other): the file is read here, once, in its order, and never again.
+    con.execute(f"CREATE OR REPLACE TABLE {SOURCE} AS SELECT {select} FROM intake_file")
+    con.execute("DROP VIEW intake_file")
+    refuse_file_access(con)
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], TABLE_ROW_KEY
 
 
 def _stop_at_first_bad_value(
@@ -161,15 +161,34 @@ def score_file(
         progress(f"scoring {n:,} presentations with the {engine} engine")
         select = scored_select(con, engine, rules, row_key)
         if out_kind == "csv":
-            options, select = "FORMAT csv, HEADER true", csv_safe_select(con, select)
-        else:
-            options = "FORMAT parquet"
+            select = csv_safe_select(con, select)
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"COPY ({select}) TO {sql_path(output_path)} ({options})")
+        _write_output(con, select, output_path, out_kind)
         progress(f"wrote {output_path}")
         return n
     finally:
         con.close()
+
+
+def _write_output(con: duckdb.DuckDBPyConnection, select: str, path: Path, kind: str) -> None:
+    """The rows of `select` into a CSV (header, true/false, empty NULLs) or Parquet file.
+
+    Written by pyarrow from Arrow batches: the connection has no file access.
+    """
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    with con.sql(select).to_arrow_reader(batch_size=OUTPUT_BATCH_ROWS) as batches:
+        if kind == "csv":
+            # Text values are quoted (a comma or quote in an id stays in its cell);
+            # the column names are the rules' own and need none.
+            options = pv.WriteOptions(quoting_style="needed", quoting_header="none")
+            writer = pv.CSVWriter(path, batches.schema, write_options=options)
+        else:
+            writer = pq.ParquetWriter(path, batches.schema)
+        with writer:
+            for batch in batches:
+                writer.write_batch(batch)
 
 
 def record_rules_version(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:

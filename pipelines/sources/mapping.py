@@ -17,6 +17,10 @@ Staging tables an adapter creates (temporary, keys are text):
     src_procedure(proc_key, person_key, proc_date, origin, must_map, urgency_code)
     src_procedure_code(proc_key, rank, code, system, text)
 
+Adapters read their input files into temporary tables (the staging tables above and
+their own); `build_canonical` then shuts the connection's file access before any SQL
+shaped by the data runs, and the canonical files are written by pyarrow.
+
 `rank` orders a record's candidate codes (lower first: the best source of a code
 first, free text last). `system` is a canonical code-system name (SNOMED, ICD10CM,
 CPT, ... as in the value sets), `OTHER` for a system no value set knows, or NULL
@@ -36,6 +40,7 @@ from pipelines.sources.report import AdapterReport
 from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
 from pipelines.value_sets import load_value_sets
+from pipelines.warehouse import refuse_file_access
 
 # Value-set families, selected by name prefix (see schemas/value_sets/value_sets.yml).
 CROSSWALK = "to_icd10cm:"
@@ -56,6 +61,8 @@ ICD10CM_SHAPE = "^[A-Z][0-9][0-9A-Z]"
 # ImagingStudy, a text phrase) leaves `code` empty and gives modality and region only.
 REFERRAL_CODE_SYSTEMS = ("CPT", "SNOMED", "ICD10PCS")
 LOCAL_CODE_SYSTEMS = ("HCPCS",)
+# Rows per Arrow batch of a canonical file: a Parquet row group each.
+PARQUET_BATCH_ROWS = 122_880
 
 STAGING_DDL = """
 CREATE OR REPLACE TEMP TABLE src_person (
@@ -179,7 +186,7 @@ def best_match_sql(candidates: str, key: str, family: str) -> str:
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int(con.execute(sql).fetchone()[0])
+    return int(con.execute(sql).fetchall()[0][0])
 
 
 def _suffix(column: str, family: str) -> str:
@@ -196,6 +203,9 @@ def build_canonical(
     can trace a row back to the CDM.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Every source file is in a temporary table by now: no SQL on this connection
+    # reads or writes a file from here on (temporary tables still spill).
+    refuse_file_access(con)
     ident = "left(sha256({}), 16)" if pseudonymise else "{}"
     con.execute(f"CREATE OR REPLACE TEMP MACRO rf_id(x) AS {ident.format('x')}")
     _map_conditions(con)
@@ -359,20 +369,18 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
         **{c: f"f.{c}" for c in flag_sets},
     }
     select = _contract_select(contract.table, computed)
-    path = sql_path(out_dir / "intake.parquet")
-    con.execute(
-        f"""COPY (
-            SELECT {select}
+    report.mapped["intake"] = _write_parquet(
+        con,
+        f"""SELECT {select}
             FROM rf_visit v
             ASOF LEFT JOIN rf_smoking s
               ON s.person_key = v.person_key AND v.visit_date >= s.obs_date
             LEFT JOIN rf_visit_flags f ON f.visit_key = v.visit_key
             LEFT JOIN rf_visit_dx d ON d.visit_key = v.visit_key
             WHERE v.visit_date IS NOT NULL AND v.age_years >= 0 AND v.has_person
-            ORDER BY encounter_date, encounter_id
-        ) TO {path} (FORMAT parquet)"""
+            ORDER BY encounter_date, encounter_id""",
+        out_dir / "intake.parquet",
     )
-    report.mapped["intake"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
 
 
 def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
@@ -438,12 +446,12 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "code_system": "code_system",
         "urgency": "urgency",
     }
-    path = sql_path(out_dir / "referrals.parquet")
-    con.execute(
-        f"COPY (SELECT {_contract_select(contract.table, computed)} FROM rf_referral_kept "
-        f"ORDER BY referral_date, referral_id) TO {path} (FORMAT parquet)"
+    report.mapped["referrals"] = _write_parquet(
+        con,
+        f"SELECT {_contract_select(contract.table, computed)} FROM rf_referral_kept "
+        "ORDER BY referral_date, referral_id",
+        out_dir / "referrals.parquet",
     )
-    report.mapped["referrals"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
 
 
 def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
@@ -474,13 +482,28 @@ def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "code": "code",
         "code_system": "code_system",
     }
-    path = sql_path(out_dir / "diagnoses.parquet")
-    con.execute(
-        f"COPY (SELECT DISTINCT {_contract_select(contract.table, computed)} FROM rf_diagnosis "
+    report.mapped["diagnoses"] = _write_parquet(
+        con,
+        f"SELECT DISTINCT {_contract_select(contract.table, computed)} FROM rf_diagnosis "
         "WHERE code IS NOT NULL AND condition_date IS NOT NULL "
-        f"ORDER BY patient_id, diagnosis_date, code) TO {path} (FORMAT parquet)"
+        "ORDER BY patient_id, diagnosis_date, code",
+        out_dir / "diagnoses.parquet",
     )
-    report.mapped["diagnoses"] = _count(con, f"SELECT count(*) FROM read_parquet({path})")
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:
+    """The rows of `select` into a Parquet file, written by pyarrow; returns the rows written."""
+    import pyarrow.parquet as pq
+
+    written = 0
+    with (
+        con.sql(select).to_arrow_reader(batch_size=PARQUET_BATCH_ROWS) as batches,
+        pq.ParquetWriter(path, batches.schema) as writer,
+    ):
+        for batch in batches:
+            writer.write_batch(batch)
+            written += batch.num_rows
+    return written
 
 
 def _has_value_set(con: duckdb.DuckDBPyConnection, name: str) -> bool:

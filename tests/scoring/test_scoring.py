@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import subprocess
 import sys
@@ -293,9 +294,10 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
     result = _cli("score", str(tmp_path / "intake.csv"), "--out", str(tmp_path / "out.csv"))
     assert result.returncode == 0, result.stderr
-    lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0].split(",") == INTERFACE_COLUMNS
-    e1 = dict(zip(INTERFACE_COLUMNS, lines[1].split(","), strict=True))
+    with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == INTERFACE_COLUMNS
+    e1 = dict(zip(INTERFACE_COLUMNS, rows[1], strict=True))
     # E1: back pain from text, weight loss negated -> false, NULLs empty, low, age_50_plus 1.
     assert (
         e1["encounter_id"],
@@ -318,8 +320,8 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
 
 @pytest.mark.parametrize("own_column", ["", ", 0 AS file_row_number"])
 def test_score_file_keys_the_rows_of_a_parquet_intake(tmp_path: Path, own_column: str):
-    """The reader's row number keys a Parquet intake's rows; a file with its own column of
-    that name (one value on every row here) is keyed by numbering its rows instead."""
+    """A Parquet intake's rows keep their order and keys, also when the file has a column
+    named like the reader's row number (one value on every row here)."""
     from pipelines.scoring.jobs import score_file
 
     (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
@@ -334,6 +336,24 @@ def test_score_file_keys_the_rows_of_a_parquet_intake(tmp_path: Path, own_column
     e3 = frame.set_index("encounter_id").loc["E3"]
     # E3: 62 days after E1's back pain (pain_persistent); hemoptysis code at 62 -> high, 5.
     assert (e3["pain_persistent"], e3["tier"], e3["score"]) == (True, "high", 5)
+
+
+def test_score_file_connection_reads_no_file_once_the_intake_is_loaded(tmp_path: Path):
+    """After the intake is loaded, SQL on the scoring connection can read no file."""
+    from pipelines.scoring.jobs import load_intake_file
+
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    con = duckdb.connect()
+    try:
+        assert load_intake_file(con, tmp_path / "intake.csv")[0] == 3
+        assert con.execute("SELECT count(*) FROM staging.intake").fetchone()[0] == 3
+        with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
+            con.execute("SELECT content FROM read_text('/etc/passwd')").fetchall()
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"COPY (SELECT 1) TO '{tmp_path / 'leak.csv'}'")
+        assert not (tmp_path / "leak.csv").exists()
+    finally:
+        con.close()
 
 
 @pytest.mark.slow

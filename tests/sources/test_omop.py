@@ -18,6 +18,7 @@ import pytest
 
 from pipelines.errors import UserError
 from pipelines.sources import omop
+from pipelines.sources.mapping import build_canonical
 from pipelines.sources.report import AdapterReport
 from tests.support import FIXTURES as FIXTURES_ROOT
 from tests.support.adapters import TABLES, all_values, canonical, contract_violations, rows, run_cli
@@ -253,6 +254,29 @@ def test_without_concept_table_only_source_values_map(tmp_path: Path):
     assert referral_ids == ["meas-7001", "proc-209", "proc-201", "proc-204", "obs-5006"]
     assert report.unmapped["procedures_not_imaging_or_biopsy"] == 5
     assert report.unmapped["conditions_without_icd10cm"] == 5  # 1005, 1006, 1008, 1013, 1015
+
+
+def test_conversion_connection_reads_no_file_once_the_sources_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The connection that read the CDM files can read no other file while it maps them."""
+    tried: list[str] = []
+
+    def build_then_try_a_file(con: duckdb.DuckDBPyConnection, *args, **kwargs):
+        result = build_canonical(con, *args, **kwargs)
+        try:
+            con.execute("SELECT content FROM read_text('/etc/passwd')").fetchall()
+            tried.append("read")
+        except duckdb.PermissionException:
+            tried.append("refused")
+        return result
+
+    monkeypatch.setattr(omop, "build_canonical", build_then_try_a_file)
+    report = omop.convert(FIXTURE, tmp_path / "out")
+    assert tried == ["refused"]
+    # The files are still written, and counted from what was written: 5 visits.
+    assert report.mapped["intake"] == 5
+    assert len(rows(tmp_path / "out" / "intake.parquet")) == 5
 
 
 def test_missing_table_is_named(tmp_path: Path):
