@@ -369,21 +369,27 @@ def _solve_group(
             if np.isfinite(programme.extreme(combined, maximise, by_column=True)):
                 seen()
         still = open_ & (high - low < enough - 1e-9)
-        if still.sum() > 0.8 * open_.sum():
+        if open_.sum() - still.sum() < 2:  # another pair would save fewer programmes
             break
         open_ = still
     for row, key in enumerate(keys):
         if high[row] - low[row] >= enough - 1e-9:
             cache[key] = (float(low[row]), float(high[row]), ())
             continue
-        exact, binding = [], []
-        for maximise in (False, True):
-            value = programme.extreme(pending[key], maximise)
-            exact.append(value)
-            if np.isfinite(value):
-                binding += programme.binding()
-                seen()
-        cache[key] = (exact[0], exact[1], tuple(sorted(set(binding))))
+        # the greatest value first: with the least seen so far it may be wide enough
+        greatest = programme.extreme(pending[key], maximise=True)
+        binding = []
+        if np.isfinite(greatest):
+            binding += programme.binding()
+            seen()
+        if greatest - low[row] >= enough - 1e-9:
+            cache[key] = (float(low[row]), greatest, ())
+            continue
+        least = programme.extreme(pending[key], maximise=False)
+        if np.isfinite(least):
+            binding += programme.binding()
+            seen()
+        cache[key] = (least, greatest, tuple(sorted(set(binding))))
 
 
 def is_protected(found: Range, min_cell: int, *, suppressed: bool) -> bool:
