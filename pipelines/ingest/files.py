@@ -61,10 +61,10 @@ def _why_not_read(path: Path, input_dir: Path) -> str | None:
     if not path.is_file():
         return "not a regular file"
     if file_kind(path) is None:
-        return "not read: not a .csv, .tsv, .csv.gz, .parquet or .jsonl file"
+        return "not a .csv, .tsv, .csv.gz, .parquet or .jsonl file"
     prefixes = [load_contract(t).file_prefix for t in TABLES]
     if not path.name.lower().startswith(tuple(prefixes)):
-        return f"not read: its name starts with none of {', '.join(prefixes)}"
+        return f"its name starts with none of {', '.join(prefixes)}"
     return None
 
 

@@ -273,13 +273,13 @@ def test_tsv_is_read_and_other_files_are_listed_not_skipped_silently(tmp_path: P
     assert summary.skipped == [
         f"intake_link.csv: refused: a symbolic link to {outside}, outside the input "
         "directory; copy the file into the input directory instead",
-        "intake_notes.txt: not read: not a .csv, .tsv, .csv.gz, .parquet or .jsonl file",
-        "readme.csv: not read: its name starts with none of intake, referrals, diagnoses",
+        "intake_notes.txt: not a .csv, .tsv, .csv.gz, .parquet or .jsonl file",
+        "readme.csv: its name starts with none of intake, referrals, diagnoses",
         "sub: a directory; files in subdirectories are not read",
     ]
     text = format_summary(summary)
     assert "files not read:\n  intake_link.csv: refused: a symbolic link to" in text
-    assert "  intake_notes.txt: not read" in text
+    assert "\n  intake_notes.txt: not a .csv" in text
 
 
 def test_full_width_digits_do_not_stop_the_reader(tmp_path: Path):
