@@ -283,6 +283,7 @@ def report(
     settings = command_settings(site, warehouse=warehouse)
     path = write_report(settings.warehouse, out)
     typer.echo(f"report: {path}")
+    note_release_min_cell(settings)
 
 
 @app.command()
@@ -506,6 +507,30 @@ def export(
             f", {item['suppressed_rows']:,} rows suppressed" if "suppressed_rows" in item else ""
         )
         typer.echo(f"  {item['path']:<50} {item['rows']:>10,} rows{extra}")
+    note_release_min_cell(settings, manifest["suppression"]["min_cell"])
+
+
+def note_release_min_cell(settings: Settings, released: int | None = None) -> None:
+    """Say so when the min_cell in force is not the one the release was made with: the
+    release is never remade by export or report (two releases of the same marts with
+    different minimum cells could be differenced), only by `redflags run`."""
+    if released is None:
+        from pipelines.disclosure.release import read_release
+        from pipelines.warehouse import connect
+
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            released = read_release(con).min_cell
+        except UserError:
+            return
+        finally:
+            con.close()
+    if released != settings.min_cell:
+        typer.echo(
+            f"note: min_cell is {settings.min_cell} in your settings, but the release was made "
+            f"with {released}; `redflags run` makes a new release with {settings.min_cell}",
+            err=True,
+        )
 
 
 @app.command()
