@@ -212,12 +212,18 @@ def released_numbers(con: Any) -> dict[str, Any]:
         "care_gaps": count(gaps.loc[gaps["care_gap"] == "all", "n"].iloc[0]),
         "referral_rates": [
             {
-                "stratum": row.stratum_value,
-                "window_days": int(row.window_days),
-                "outcome": row.outcome,
-                "rate": SUPPRESSED if pd.isna(row.rate) else float(row.rate),
-                "n_eligible": count(row.n_eligible),
+                "stratum": stratum,
+                "window_days": int(window),
+                "outcome": outcome,
+                "rate": SUPPRESSED if pd.isna(rate) else float(rate),
+                "n_eligible": count(n),
             }
-            for row in rates.itertuples()
+            for stratum, window, outcome, rate, n in zip(
+                *(
+                    rates[c]
+                    for c in ("stratum_value", "window_days", "outcome", "rate", "n_eligible")
+                ),
+                strict=True,
+            )
         ],
     }
