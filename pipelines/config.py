@@ -9,7 +9,8 @@ the key and where the value came from.
 The file is the site's (`redflags init DIR`): `--config FILE`, else `redflags.toml` of
 the site folder (`--site DIR`, REDFLAGS_SITE, or the working directory when it holds a
 redflags.toml). Relative paths of the defaults are relative to the site folder, or to
-the working directory when there is no site.
+the working directory when there is no site. `docs_dir` left unset follows the warehouse
+(`docs/` beside it), wherever the warehouse was set.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ENV_PREFIX = "REDFLAGS_"
 DEFAULT_INPUT_DIR = Path("data") / "sample"
 DEFAULT_WAREHOUSE = Path("data") / "warehouse.duckdb"
 DEFAULT_EXPORT_DIR = Path("data") / "exports"
+# The Data Docs go into this folder beside the warehouse unless `docs_dir` is set.
+DOCS_BESIDE_WAREHOUSE = "docs"
 PATH_FIELDS = ("input_dir", "warehouse", "export_dir")
 # DuckDB's memory limit of a run (its default, 80% of the machine, would let a run's sorts
 # and hash tables grow with the input instead of spilling to disk).
@@ -53,6 +56,9 @@ class Settings:
     source: str = CANONICAL
     warehouse: Path = DEFAULT_WAREHOUSE
     export_dir: Path = DEFAULT_EXPORT_DIR
+    # The validation reports (Data Docs); None: `docs/` beside the warehouse, which
+    # `load_settings` fills in, so a loaded Settings always holds a path.
+    docs_dir: Path | None = None
     engine: Engine = DEFAULT_ENGINE
     # None: the windows of schemas/cohorts.yml.
     windows: tuple[int, ...] | None = None
@@ -232,6 +238,7 @@ KEYS: tuple[Key, ...] = (
     Key("source", "source", parse_source, "kind of input: canonical, omop or fhir"),
     Key("warehouse", "warehouse", parse_path, "the DuckDB warehouse file"),
     Key("export_dir", "export_dir", parse_path, "where researcher extracts are written"),
+    Key("docs_dir", "docs_dir", parse_path, "where the validation reports (Data Docs) go"),
     Key("engine", "engine", parse_engine, "scoring engine: pandas or duckdb"),
     Key("windows", "windows", parse_windows, "follow-up windows in days"),
     Key("min_cell", "min_cell", parse_min_cell, "smallest count shown in extracts"),
@@ -245,6 +252,7 @@ KEYS: tuple[Key, ...] = (
     Key("date_max", "date_max", parse_date, "latest plausible date of a date column"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
+KEYS_BY_FIELD: dict[str, Key] = {k.field: k for k in KEYS}
 
 
 def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -319,11 +327,13 @@ def load_settings(
     site: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    option_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Defaults < TOML file < environment < `overrides` (CLI options; None means not given).
 
     CLI overrides arrive typed (typer parsed them) but go through the same parser, so
-    `--min-cell 0` fails with the same message as `min_cell = 0` in the file.
+    `--min-cell 0` fails with the same message as `min_cell = 0` in the file; the message
+    names the option as `option_names` spells it (by default `--` and the key).
     """
     environ = os.environ if environ is None else environ
     site = find_site(site, cwd or Path.cwd(), dict(environ))
@@ -345,13 +355,12 @@ def load_settings(
         values.update(from_env)
         sources.append("environment")
     given = {name: v for name, v in (overrides or {}).items() if v is not None}
-    by_field = {k.field: k for k in KEYS}
     for name, value in given.items():
         raw = str(value) if isinstance(value, Path) else value
         if isinstance(raw, tuple | list):
             raw = list(raw)
-        option = "--" + name.replace("_", "-")
-        values[name] = parse_or_fail(by_field[name], raw, f"option {option}")
+        option = (option_names or {}).get(name) or "--" + name.replace("_", "-")
+        values[name] = parse_or_fail(KEYS_BY_FIELD[name], raw, f"option {option}")
     if given:
         sources.append("command line")
     origin = " + ".join(sources) or "defaults"
@@ -369,6 +378,9 @@ def load_settings(
             "workers or the cluster at dask_address: drop one",
             exit_code=2,
         )
+    if values.get("docs_dir") is None:
+        warehouse = values.get("warehouse", Settings().warehouse)
+        values["docs_dir"] = warehouse.parent / DOCS_BESIDE_WAREHOUSE
     return replace(Settings(), **values, origin=origin, site=site.resolve() if site else None)
 
 
@@ -391,9 +403,17 @@ def _toml_value(value: Any) -> str:
 # Keys whose default is "not set": what `redflags init` shows instead, and the default.
 EXAMPLES: dict[str, tuple[str, str]] = {
     "windows": ("[1, 14, 28, 90]", "the windows of schemas/cohorts.yml"),
+    "docs_dir": ('"data/docs"', "docs/ beside the warehouse"),
     "dask_address": ('"tcp://10.0.0.5:8786"', "not set"),
     "date_max": ("2030-12-31", "the load date"),
 }
+
+
+def default_text(field: str) -> str:
+    """A key's default as the help and `redflags init` show it."""
+    if field in EXAMPLES:
+        return EXAMPLES[field][1]
+    return _toml_value(getattr(Settings(), field)).strip('"')
 
 
 def site_config_text() -> str:

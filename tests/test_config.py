@@ -31,6 +31,21 @@ def test_defaults_without_file_or_environment(tmp_path: Path):
     assert s.warehouse == Path("data/warehouse.duckdb")
     assert s.origin == "defaults"
     assert s.source == "canonical"
+    assert s.docs_dir == Path("data/docs")
+
+
+def test_docs_dir_follows_the_warehouse_unless_set(tmp_path: Path):
+    """`docs/` beside the warehouse, wherever the warehouse was set; docs_dir wins."""
+    write(tmp_path / "redflags.toml", 'warehouse = "w/main.duckdb"\n')
+    assert load_settings(environ={}, cwd=tmp_path).docs_dir == tmp_path / "w" / "docs"
+    env = {"REDFLAGS_WAREHOUSE": "/srv/rf/warehouse.duckdb"}
+    assert load_settings(environ=env, cwd=tmp_path).docs_dir == Path("/srv/rf/docs")
+    with_option = load_settings(None, {"warehouse": Path("/x/w.duckdb")}, environ={}, cwd=tmp_path)
+    assert with_option.docs_dir == Path("/x/docs")
+    write(tmp_path / "redflags.toml", 'warehouse = "w/main.duckdb"\ndocs_dir = "pages"\n')
+    assert load_settings(environ=env, cwd=tmp_path).docs_dir == tmp_path / "pages"
+    env["REDFLAGS_DOCS_DIR"] = "/srv/pages"
+    assert load_settings(environ=env, cwd=tmp_path).docs_dir == Path("/srv/pages")
 
 
 def test_file_then_environment_then_options(tmp_path: Path):
@@ -112,6 +127,10 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path):
 def test_bad_option_value_names_the_option(tmp_path: Path):
     with pytest.raises(UserError, match=r"^option --engine: 'spark' is not an engine"):
         load_settings(None, {"engine": "spark"}, environ={}, cwd=tmp_path)
+    # ... as the command spells it
+    names = {"export_dir": "--out"}
+    with pytest.raises(UserError, match=r"^option --out: expected a non-empty path string"):
+        load_settings(None, {"export_dir": " "}, environ={}, cwd=tmp_path, option_names=names)
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path):
@@ -136,6 +155,8 @@ def test_site_file_lists_every_key_at_its_default(tmp_path: Path):
             assert value == "tcp://10.0.0.5:8786"
         elif key.field == "date_max":
             assert value == date(2030, 12, 31)
+        elif key.field == "docs_dir":
+            assert value == tmp_path / "data" / "docs"
         elif isinstance(value, Path):
             # Relative paths are relative to the site folder.
             assert value == tmp_path / default, key.field
