@@ -30,10 +30,13 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "windows": None if settings.windows is None else list(settings.windows),
         "min_cell": settings.min_cell,
         "export_dir": str(settings.export_dir.resolve()),
+        "docs_dir": str(settings.docs_dir.resolve()),
         "lock_timeout": settings.lock_timeout,
         "memory_limit": settings.memory_limit,
         "date_min": settings.date_min.isoformat(),
         "date_max": None if settings.date_max is None else settings.date_max.isoformat(),
+        # The site whose files (rules, contracts, cohort definition) replace the packaged ones.
+        "site": None if settings.site is None else str(settings.site),
     }
 
 

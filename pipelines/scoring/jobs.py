@@ -148,13 +148,14 @@ def score_file(
     engine: str = DEFAULT_ENGINE,
     rules: RuleSet | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> int:
     """Score a canonical intake file into OUTPUT (format by extension); returns rows."""
     out_kind = _kind(output_path, "output")
     rules = rules or load_rules()
     # DuckDB's default limit is 80% of RAM: on a shared machine a 10M-row score
     # took 12 GB; capped, it spills its sorts to disk instead.
-    con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
+    con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         progress(f"reading {input_path}")
         n, row_key = load_intake_file(con, input_path)
