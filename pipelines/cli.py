@@ -2,11 +2,14 @@
 
 Heavy libraries (pandas, DuckDB, Prefect, GX) are imported inside the commands,
 so `--help` and the light commands start fast. Only `run` and `serve` start Prefect.
-Every command reads its settings and its site's files the same way (`command_settings`).
+Every command reads its settings and its site's files the same way (`command_settings`):
+an option that overrides a setting is declared with `setting_option`, whose help shows
+the setting's key and built-in default, so the help, the settings and the code agree.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,50 +18,88 @@ from typing import Annotated, Any
 import typer
 
 from pipelines import resources
-from pipelines.config import Settings, load_settings
+from pipelines.config import KEYS_BY_FIELD, Settings, default_text, load_settings
 from pipelines.errors import UserError
+from pipelines.scoring.engines import ENGINES
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS, adapter
 
 app = typer.Typer(
     name="redflags",
-    help="Score back-pain presentations for red flags and build referral cohorts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Click's own help: every default shown as written, paragraphs wrapped to the screen.
+    rich_markup_mode=None,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
 )
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """The values as an Enum, which typer lists in the help and checks (a click Choice)."""
+    return Enum(name, {value: value for value in values}, type=str)
+
+
+# The option of each setting, as the commands spell it: one spelling per setting, so a
+# bad value's message names the option the user typed.
+SETTING_OPTIONS: dict[str, str] = {}
+
+
+def setting_option(field: str, *names: str, metavar: str | None = None, help: str) -> Any:
+    """An option that overrides the setting `field` (None when not given): its help ends
+    with the setting's key and built-in default, both taken from pipelines/config.py."""
+    key = KEYS_BY_FIELD[field]
+    long = next(name for name in names if name.startswith("--"))
+    if SETTING_OPTIONS.setdefault(field, long) != long:
+        raise ValueError(f"setting {field}: two options, {SETTING_OPTIONS[field]} and {long}")
+    return typer.Option(
+        *names,
+        metavar=metavar,
+        help=f"{help}  [setting: {key.toml}; default: {default_text(field)}]",
+        show_default=False,
+    )
+
 
 InputDir = Annotated[
     Path | None,
-    typer.Option("--input", "-i", help="Directory of input files.", show_default="data/sample"),
+    setting_option("input_dir", "--input", "-i", metavar="DIR", help="Directory of input files."),
 ]
 WarehousePath = Annotated[
     Path | None,
-    typer.Option("--warehouse", "-w", help="Warehouse file.", show_default="data/warehouse.duckdb"),
+    setting_option("warehouse", "--warehouse", "-w", metavar="PATH", help="The warehouse file."),
 ]
 ConfigPath = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="Settings file.", show_default="./redflags.toml if present"
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Settings file.  [default: redflags.toml of the site, if there is one]",
+        show_default=False,
     ),
 ]
+EngineChoice = choices("EngineChoice", ENGINES)
 EngineOption = Annotated[
-    str | None,
-    typer.Option("--engine", help="Scoring engine: pandas or duckdb.", show_default="duckdb"),
+    EngineChoice | None,
+    setting_option("engine", "--engine", help="Scoring engine."),
 ]
 SiteDir = Annotated[
     Path | None,
     typer.Option(
         "--site",
+        metavar="DIR",
         help="Site folder (made by `redflags init`): its redflags.toml and its own "
-        "schemas/ files replace the packaged ones. Also REDFLAGS_SITE.",
-        show_default="the working directory when it holds a redflags.toml",
+        "schemas/ files replace the packaged ones.  [default: REDFLAGS_SITE, else the "
+        "working directory when it holds a redflags.toml]",
+        show_default=False,
     ),
 ]
 LockTimeout = Annotated[
     float | None,
-    typer.Option(
-        "--lock-timeout", help="Seconds to wait while the warehouse is busy.", show_default="300"
+    setting_option(
+        "lock_timeout",
+        "--lock-timeout",
+        metavar="SECONDS",
+        help="Seconds to wait while the warehouse is busy.",
     ),
 ]
 
@@ -66,32 +107,36 @@ LockTimeout = Annotated[
 def command_settings(
     site: Path | None = None, config: Path | None = None, **options: Any
 ) -> Settings:
-    """The settings of a command (file < REDFLAGS_* < `options`), its site's files chosen."""
-    settings = load_settings(config, options, site=site)
+    """The settings of a command (file < REDFLAGS_* < `options`), its site's files chosen.
+
+    `options` are the command's options by setting (None: not given).
+    """
+    options = {k: v.value if isinstance(v, Enum) else v for k, v in options.items()}
+    settings = load_settings(config, options, site=site, option_names=SETTING_OPTIONS)
     resources.use_site(settings.site)
     return settings
 
 
-# The choices of --source, from the adapters registry (typer validates an Enum).
-SourceChoice = Enum("SourceChoice", {kind: kind for kind in SOURCE_KINDS}, type=str)
+# The choices of --source, from the adapters registry.
+SourceChoice = choices("SourceChoice", SOURCE_KINDS)
 SourceKind = Annotated[
     SourceChoice | None,
-    typer.Option(
+    setting_option(
+        "source",
         "--source",
         "-s",
         help="Kind of INPUT: canonical files, an OMOP CDM folder, or FHIR R4 Bundles/NDJSON.",
-        show_default=CANONICAL,
     ),
 ]
 DocsDir = Annotated[
     Path | None,
-    typer.Option(
+    setting_option(
+        "docs_dir",
         "--docs",
-        help="Directory for the Great Expectations Data Docs (HTML) "
-        "[default: docs/ beside the warehouse].",
+        metavar="DIR",
+        help="Directory for the validation reports (Great Expectations Data Docs, HTML).",
     ),
 ]
-DEFAULT_DOCS = Path("data") / "docs"
 
 
 def show_version(value: bool) -> None:
@@ -154,6 +199,16 @@ def run(
     lock_timeout: LockTimeout = None,
     source: SourceKind = None,
     docs: DocsDir = None,
+    min_cell: Annotated[
+        int | None,
+        setting_option(
+            "min_cell",
+            "--min-cell",
+            metavar="K",
+            help="The release's minimum cell: the report and the extracts show no count "
+            "from 1 to K-1.",
+        ),
+    ] = None,
     site: SiteDir = None,
     prune: Annotated[
         bool,
@@ -173,16 +228,20 @@ def run(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option(
+        setting_option(
+            "workers",
             "--workers",
+            metavar="N",
             help="Prepare files (read, scrub, validate) on a local Dask cluster of N worker "
             "processes; 0 runs everything in this process.",
         ),
     ] = None,
     dask_address: Annotated[
         str | None,
-        typer.Option(
+        setting_option(
+            "dask_address",
             "--dask-address",
+            metavar="URL",
             help="Prepare files on the running Dask cluster at this scheduler address "
             "(tcp://HOST:PORT); its workers must see INPUT and the warehouse's directory.",
         ),
@@ -191,9 +250,10 @@ def run(
     """Run the whole pipeline (a Prefect flow) on INPUT into the WAREHOUSE.
 
     Ingest and validate every input file, score every presentation, build the cohorts
-    and marts, and write the HTML report. Settings come from redflags.toml, then
-    REDFLAGS_* variables, then these options (see docs/configuration.md). A busy
-    warehouse is waited for up to --lock-timeout seconds; giving up exits with code 75.
+    and marts, publish their release (small counts suppressed) and write the HTML
+    report. Settings come from redflags.toml, then REDFLAGS_* variables, then these
+    options (see docs/configuration.md). A busy warehouse is waited for up to
+    --lock-timeout seconds; giving up exits with code 75.
     """
     from pipelines.flows.prefect_env import configure_prefect, start_prefect_api
     from pipelines.ingest.files import discover
@@ -205,7 +265,9 @@ def run(
         warehouse=warehouse,
         engine=engine,
         lock_timeout=lock_timeout,
-        source=None if source is None else source.value,
+        source=source,
+        docs_dir=docs,
+        min_cell=min_cell,
         workers=workers,
         dask_address=dask_address,
     )
@@ -214,7 +276,6 @@ def run(
         discover(settings.input_dir)
     else:
         adapter(settings.source).check_input(settings.input_dir)
-    docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
     server = start_prefect_api()  # boots on the other core while the stages import
     from pipelines.flows.deployments import flow_parameters
@@ -224,11 +285,7 @@ def run(
     from pipelines.ingest.stage import format_summary
 
     drop_user_error_tracebacks()
-    parameters = flow_parameters(settings) | {
-        "docs_dir": str(docs.resolve()),
-        "prune": prune,
-        "rebuild": rebuild,
-    }
+    parameters = flow_parameters(settings) | {"prune": prune, "rebuild": rebuild}
     if not export:
         parameters["export_dir"] = None
     result = run_pipeline(
@@ -244,7 +301,7 @@ def run(
         for line in summary_lines(result["source_report"]):
             typer.echo(f"  {line}")
     typer.echo(format_summary(result["ingest"]))
-    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {settings.docs_dir / 'index.html'}")
     typer.echo(f"scored {result['scored']:,} presentations ({settings.engine})")
     tiers = result.get("tiers") or {}
     typer.echo(
@@ -259,31 +316,41 @@ def run(
     )
     if result.get("export"):
         typer.echo(f"extracts: {settings.export_dir} ({len(result['export'])} files)")
-    typer.echo(f"report: {result['report']}")
+    typer.echo(f"report: {result['report']} (minimum cell {settings.min_cell})")
     typer.echo(f'query the marts: redflags query "SELECT ..." -w {settings.warehouse}')
 
 
 @app.command()
 def report(
     warehouse: WarehousePath = None,
+    config: ConfigPath = None,
     site: SiteDir = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="HTML file to write (default: report.html beside the warehouse)."
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="HTML file to write.  [default: report.html beside the warehouse]",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
     """Write the HTML report of the WAREHOUSE's release: one self-contained file.
 
-    It shows the counts of the release the last run made (small cells suppressed, the
-    same as the export's; the minimum cell is the min_cell setting of that run)."""
+    It shows the counts of the release the last run made, small cells suppressed as
+    the export's are; its minimum cell is the min_cell setting of that run, and a note
+    says so when your settings now give another one.
+    """
     from pipelines.report import write_report
 
-    settings = command_settings(site, warehouse=warehouse)
+    settings = command_settings(site, config, warehouse=warehouse)
     path = write_report(settings.warehouse, out)
     typer.echo(f"report: {path}")
     note_release_min_cell(settings)
+
+
+GenerateFormat = choices("GenerateFormat", ("csv", "parquet"))
 
 
 @app.command()
@@ -293,33 +360,43 @@ def generate(
         typer.Option(
             "--out",
             "-o",
+            metavar="DIR",
             help="Directory to write intake, referrals and diagnoses into (created if missing; "
             "files of the same name are replaced).",
         ),
     ],
     patients: Annotated[
-        int, typer.Option("--patients", "-n", help="Number of patients to generate (1 or more).")
+        int,
+        typer.Option(
+            "--patients", "-n", metavar="N", help="Number of patients to generate (1 or more)."
+        ),
     ] = 2000,
     seed: Annotated[
         int,
         typer.Option(
-            "--seed", "-s", help="Random seed (0 or more); the same seed gives identical files."
+            "--seed",
+            "-s",
+            metavar="S",
+            help="Random seed (0 or more); the same seed gives identical files.",
         ),
     ] = 42,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Output file format: csv or parquet.")
-    ] = "csv",
+        GenerateFormat, typer.Option("--format", "-f", help="Output file format.")
+    ] = GenerateFormat.csv,
     start: Annotated[
-        str, typer.Option("--start", help="First date of presentations (YYYY-MM-DD).")
+        str,
+        typer.Option("--start", metavar="DATE", help="First date of presentations (YYYY-MM-DD)."),
     ] = "2023-01-01",
     end: Annotated[
         str,
-        typer.Option("--end", help="Last date of presentations and referrals (YYYY-MM-DD)."),
+        typer.Option(
+            "--end", metavar="DATE", help="Last date of presentations and referrals (YYYY-MM-DD)."
+        ),
     ] = "2025-12-31",
 ) -> None:
     """Write a synthetic population as canonical intake, referrals and diagnoses files.
 
-    Deterministic: the same options give byte-identical files.
+    Deterministic: the same options give byte-identical files. Reads no settings.
     """
     from datetime import date
 
@@ -335,7 +412,7 @@ def generate(
     from pipelines.synth.generate import check_arguments
     from pipelines.synth.generate import generate as write_population
 
-    check_arguments(out, patients, seed, start_date, end_date, fmt)
+    check_arguments(out, patients, seed, start_date, end_date, fmt.value)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -355,14 +432,11 @@ def generate(
             seed=seed,
             start=start_date,
             end=end_date,
-            fmt=fmt,
+            fmt=fmt.value,
             progress=lambda n: bar.advance(task, n),
         )
     summary = ", ".join(f"{n:,} {table}" for table, n in rows.items())
-    typer.echo(f"generated {patients:,} patients into {out}: {summary} rows ({fmt})")
-
-
-QUERY_FORMATS = ("table", "csv", "json", "parquet")
+    typer.echo(f"generated {patients:,} patients into {out}: {summary} rows ({fmt.value})")
 
 
 def _one_line(exc: Exception) -> str:
@@ -370,36 +444,56 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split("\n")[0].split())
 
 
+QueryFormat = choices("QueryFormat", ("table", "csv", "tsv", "json", "parquet"))
+
+
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL to run against the warehouse (read-only).")],
+    sql: Annotated[
+        str, typer.Argument(metavar="SQL", help="SQL to run against the warehouse (read-only).")
+    ],
     warehouse: WarehousePath = None,
+    config: ConfigPath = None,
     site: SiteDir = None,
     output_format: Annotated[
-        str, typer.Option("--format", "-f", help="table, csv, json or parquet.")
-    ] = "table",
+        QueryFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format.  [default: the one --out's extension names (.txt .csv .tsv "
+            ".json .parquet), else table]",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the result here (needed for parquet).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write the result to FILE instead of printing it (needed for parquet).",
+        ),
     ] = None,
 ) -> None:
-    """Run read-only SQL against the WAREHOUSE: the marts are in schema `marts`."""
+    """Run read-only SQL against the WAREHOUSE: the marts are in schema `marts`.
+
+    DuckDB prints and writes the result itself: NULL is NULL in the table, empty in CSV
+    and null in JSON; dates, lists and decimals keep their types. The table shows at
+    most 9,999 rows (a note on stderr says how many more there are); on a terminal it
+    is fitted to the screen.
+    """
     import duckdb
 
+    from pipelines import query as output
     from pipelines.warehouse import connect_for_analysts
 
-    if output_format not in QUERY_FORMATS:
-        raise UserError(
-            f"--format {output_format}: choose one of {', '.join(QUERY_FORMATS)}", exit_code=2
-        )
-    if output_format == "parquet" and out is None:
-        raise UserError("--format parquet writes a file: add --out FILE", exit_code=2)
-    settings = command_settings(site, warehouse=warehouse)
+    fmt = output.output_format(None if output_format is None else output_format.value, out)
+    output.check_output(fmt, out)
+    settings = command_settings(site, config, warehouse=warehouse)
     con = connect_for_analysts(settings.warehouse)
     try:
         relation = con.sql(sql)
-        if relation is not None and output_format != "parquet":
-            relation = _temporal_as_text(relation)
-        result = relation.to_arrow_table() if relation is not None else None
+        rows = None if relation is None else output.write_result(con, relation, fmt, out)
     except duckdb.Error as exc:
         message = _one_line(exc)
         if "read-only mode" in message or "file system operations are disabled" in message:
@@ -411,69 +505,42 @@ def query(
         raise UserError(f"SQL error: {message}") from exc
     finally:
         con.close()
-    if result is None:
-        typer.echo("ok (the statement returns no rows)", err=True)
-        return
-    _write_result(result, output_format, out)
-
-
-# DuckDB type names that hold a date, a time or an interval, alone or inside a LIST/STRUCT.
-TEMPORAL_TYPES = ("DATE", "TIME", "INTERVAL")
-
-
-def _temporal_as_text(relation: Any) -> Any:
-    """Dates, times and intervals as DuckDB writes them, cast inside DuckDB.
-
-    Python's datetime holds years 1 to 9999 only; a warehouse date of year 0, 2025 BC
-    or 10000 would stop the printing with an OverflowError. As text they print as
-    DuckDB shows them (`2025-01-01 (BC)`); Parquet keeps the types (no Python on the way).
-    """
-    from pipelines.sqltext import identifier
-
-    temporal = [any(word in str(type_) for word in TEMPORAL_TYPES) for type_ in relation.types]
-    if not any(temporal):
-        return relation
-    # By position (#n): a result may name two columns alike.
-    columns = [
-        f"{f'CAST(#{n} AS VARCHAR)' if cast else f'#{n}'} AS {identifier(name)}"
-        for n, (name, cast) in enumerate(zip(relation.columns, temporal, strict=True), start=1)
-    ]
-    return relation.project(", ".join(columns))
-
-
-def _write_result(result: object, output_format: str, out: Path | None) -> None:
-    """Print or save an Arrow table; Arrow-backed pandas keeps integers with NULLs integers."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    if output_format == "parquet":
-        pq.write_table(result, out, compression="zstd")
-        return
-    frame = result.to_pandas(types_mapper=pd.ArrowDtype)
-    if output_format == "csv":
-        from pipelines.outputs import csv_safe
-
-        text = csv_safe(frame).to_csv(index=False)
-    elif output_format == "json":
-        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
-    else:
-        text = (frame.to_string(index=False) if len(frame.columns) else "(no columns)") + "\n"
-    if out is not None:
-        out.write_text(text, encoding="utf-8")
-    else:
-        typer.echo(text, nl=False)
-        if output_format == "table":
-            typer.echo(f"({len(frame):,} rows)", err=True)
+    if relation is None:
+        echo_err("ok (the statement returns no rows)")
+    elif rows is not None and rows > output.TABLE_ROWS:
+        echo_err(
+            f"({rows:,} rows; the table shows the first {output.TABLE_ROWS:,}: "
+            "--format csv or --out FILE writes them all)"
+        )
+    elif rows is not None:
+        echo_err(f"({rows:,} {'row' if rows == 1 else 'rows'})")
 
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the extracts.")],
+    export_dir: Annotated[
+        Path | None,
+        setting_option(
+            "export_dir",
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Directory for the extracts: new or empty (or an earlier export, with --replace).",
+        ),
+    ] = None,
     warehouse: WarehousePath = None,
+    config: ConfigPath = None,
     site: SiteDir = None,
     tables: Annotated[
         list[str] | None,
-        typer.Option("--tables", "-t", help="Release tables to export (repeat or comma-separate)."),
+        typer.Option(
+            "--tables",
+            "-t",
+            metavar="NAMES",
+            help="Release tables to export (repeat or comma-separate).  [default: every "
+            "aggregate table]",
+            show_default=False,
+        ),
     ] = None,
     record_level: Annotated[
         bool,
@@ -490,11 +557,14 @@ def export(
 ) -> None:
     """Write researcher extracts (Parquet, zstd) of the release and a manifest.
 
-    By default the release's aggregate tables, small cells suppressed and audited (the
-    minimum cell is the min_cell setting of the run that made the release)."""
+    By default the release's aggregate tables, small cells suppressed and audited. The
+    minimum cell is the min_cell setting of the run that made the release; a note says
+    so when your settings now give another one.
+    """
     from pipelines.cohorts.export import export as write_export
 
-    settings = command_settings(site, warehouse=warehouse)
+    settings = command_settings(site, config, warehouse=warehouse, export_dir=export_dir)
+    out = settings.export_dir
     names = tuple(n.strip() for t in tables or () for n in t.split(",") if n.strip()) or None
     manifest = write_export(
         settings.warehouse, out, tables=names, record_level=record_level, replace=replace
@@ -536,9 +606,15 @@ def note_release_min_cell(settings: Settings, released: int | None = None) -> No
 @app.command()
 def validate(
     input_dir: Annotated[
-        Path, typer.Argument(metavar="DIR", help="Directory of canonical input files.")
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]",
+            help="Directory of canonical input files.  [default: the input_dir setting]",
+            show_default=False,
+        ),
+    ] = None,
     docs: DocsDir = None,
+    config: ConfigPath = None,
     site: SiteDir = None,
 ) -> None:
     """Validate the files of DIR without loading them; print what each file would bring.
@@ -548,25 +624,43 @@ def validate(
     """
     from pipelines.ingest.stage import discover, format_summary, validate_directory
 
-    settings = command_settings(site)
-    discover(input_dir)  # a missing directory is a usage error (exit 2)
-    docs = docs or DEFAULT_DOCS
+    settings = command_settings(site, config, input_dir=input_dir, docs_dir=docs)
+    if input_dir is None and settings.source != CANONICAL:
+        raise UserError(
+            f"the input_dir setting ({settings.input_dir}) is a {settings.source} source; "
+            "validate checks canonical files: give DIR",
+            exit_code=2,
+        )
+    discover(settings.input_dir)  # a missing directory is a usage error (exit 2)
     summary = validate_directory(
-        input_dir, docs_dir=docs, date_min=settings.date_min, date_max=settings.date_max
+        settings.input_dir,
+        docs_dir=settings.docs_dir,
+        date_min=settings.date_min,
+        date_max=settings.date_max,
     )
     typer.echo(format_summary(summary, checked_only=True))
-    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {settings.docs_dir / 'index.html'}")
     if not summary.clean:
         raise typer.Exit(1)
 
 
 @app.command()
 def score(
-    input_file: Annotated[Path, typer.Argument(help="Canonical intake file (.csv or .parquet).")],
+    input_file: Annotated[
+        Path,
+        typer.Argument(metavar="INPUT", help="Canonical intake file (.csv or .parquet)."),
+    ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output file; .csv or .parquet picks the format.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Output file; .csv or .parquet picks the format.",
+        ),
     ],
     engine: EngineOption = None,
+    config: ConfigPath = None,
     site: SiteDir = None,
 ) -> None:
     """Score every presentation of an intake file for red flags (no warehouse needed).
@@ -576,8 +670,10 @@ def score(
     """
     from pipelines.scoring.jobs import score_file
 
-    settings = command_settings(site, engine=engine)
-    n = score_file(input_file, out, settings.engine, progress=echo_err)
+    settings = command_settings(site, config, engine=engine)
+    n = score_file(
+        input_file, out, settings.engine, memory_limit=settings.memory_limit, progress=echo_err
+    )
     typer.echo(f"scored {n:,} presentations: {input_file} -> {out}")
 
 
@@ -585,8 +681,9 @@ def score(
 def serve(config: ConfigPath = None, site: SiteDir = None) -> None:
     """Serve the scheduled deployment on a Prefect server until stopped (Ctrl-C).
 
-    Runs the flow nightly (schedule.cron in schedule.timezone of redflags.toml) and
-    whenever it is triggered from the Prefect UI or API. Needs PREFECT_API_URL.
+    Runs the flow at schedule.cron in schedule.timezone of the settings (nightly at
+    02:00 UTC by default), and whenever it is triggered from the Prefect UI or API, with
+    the settings read when it started. Needs PREFECT_API_URL.
     """
     from pipelines.flows.prefect_env import configure_prefect
 
@@ -608,16 +705,44 @@ def serve(config: ConfigPath = None, site: SiteDir = None) -> None:
     serve_deployments(settings)
 
 
-def main() -> None:
-    """The `redflags` command: user errors become one line on stderr and an exit code."""
+def usage_message(exc: typer.TyperException) -> str:
+    """Typer's complaint about the command line as one line, with where to find help."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    context = getattr(exc, "ctx", None)  # a usage error's command, when it knows it
+    if context is None:
+        return message
+    where = "" if context.parent is None else f"{context.info_name}: "
+    return f"{where}{message}; see `{context.command_path} --help`"
+
+
+def main(args: list[str] | None = None) -> None:
+    """The `redflags` command: every error is one line on stderr and an exit code.
+
+    The command runs in click's non-standalone mode, so that usage errors (an unknown
+    option, a bad choice) come here and are printed like every other error, not in a box.
+    """
+    args = sys.argv[1:] if args is None else args
+    command = typer.main.get_command(app)
+    if not args:  # `redflags` alone: the help, as for any incomplete command line
+        echo_err(command.get_help(typer.Context(command, info_name="redflags")))
+        sys.exit(2)
     try:
-        app()
+        code = command.main(args, prog_name="redflags", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors (exit code 2) and other click errors
+        echo_err(f"redflags: error: {usage_message(exc)}")
+        sys.exit(exc.exit_code)
     except UserError as exc:
         echo_err(f"redflags: error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         echo_err("redflags: interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to write, and no one to tell.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    # Non-standalone, typer returns the code of a typer.Exit (validate's 1, --help's 0).
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""`redflags query` through the console: read-only, one-line errors, every output format."""
+"""`redflags query` through the console: read-only, one-line errors, every output format
+printed and written by DuckDB itself."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.cli import main
 from pipelines.cohorts.build import build_cohorts, publish_marts
 from tests.support.cohorts import presentation, referral, warehouse
 
@@ -60,22 +66,112 @@ def test_csv_and_json_to_stdout(published: Path):
 def test_table_and_parquet(published: Path, tmp_path: Path):
     result = redflags("query", SQL + " ORDER BY 1", "-w", str(published))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
-        "encounter_id",
-        "index_tier",
-        "days_to_imaging_any",
-        "E1",
-        "high",
-        "2",
-        "E2",
-        "low",
-        "<NA>",
+    assert result.stdout.splitlines()[3:6] == [
+        "├──────────────┼────────────┼─────────────────────┤",
+        "│ E1           │ high       │                   2 │",
+        "│ E2           │ low        │                NULL │",
     ]
+    assert result.stderr == "(2 rows)\n"
     out = tmp_path / "r.parquet"
-    result = redflags("query", SQL, "-w", str(published), "--format", "parquet", "--out", str(out))
+    result = redflags("query", SQL, "-w", str(published), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert pq.read_table(out).num_rows == 2
     assert pq.ParquetFile(out).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def query(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`redflags query ...` in this process: exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as ended:
+        main(["query", *args])
+    captured = capsys.readouterr()
+    return ended.value.code, captured.out, captured.err
+
+
+# A NULL, a date, a list and two DECIMALs, one wider than a double holds exactly.
+TYPES = (
+    "SELECT 1 AS id, NULL::INTEGER AS n, DATE '2023-02-14' AS d, [1, 2] AS l, "
+    "1.50::DECIMAL(10, 2) AS amount UNION ALL "
+    "SELECT 2, 7, NULL, [], 12345678901234567890.25::DECIMAL(38, 2) ORDER BY id"
+)
+TYPES_TABLE = """\
+┌───────┬───────┬────────────┬─────────┬─────────────────────────┐
+│  id   │   n   │     d      │    l    │         amount          │
+│ int32 │ int32 │    date    │ int32[] │      decimal(38,2)      │
+├───────┼───────┼────────────┼─────────┼─────────────────────────┤
+│     1 │  NULL │ 2023-02-14 │ [1, 2]  │                    1.50 │
+│     2 │     7 │ NULL       │ []      │ 12345678901234567890.25 │
+└───────┴───────┴────────────┴─────────┴─────────────────────────┘
+"""
+TYPES_CSV = """\
+id,n,d,l,amount
+1,,2023-02-14,"[1, 2]",1.50
+2,7,,[],12345678901234567890.25
+"""
+TYPES_TSV = TYPES_CSV.replace(",", "\t").replace('"[1\t 2]"', "[1, 2]")
+TYPES_JSON = """\
+[
+\t{"id":1,"n":null,"d":"2023-02-14","l":[1,2],"amount":1.50},
+\t{"id":2,"n":7,"d":null,"l":[],"amount":12345678901234567890.25}
+]
+"""
+
+
+def test_null_date_list_and_decimal_in_every_format(
+    published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out, err = query(capsys, TYPES, "-w", str(published))
+    assert (code, out.rstrip("\n") + "\n", err) == (0, TYPES_TABLE, "(2 rows)\n")
+    for fmt, expected in (("csv", TYPES_CSV), ("tsv", TYPES_TSV), ("json", TYPES_JSON)):
+        assert query(capsys, TYPES, "-w", str(published), "-f", fmt) == (0, expected, ""), fmt
+    # JSON numbers are the DECIMAL's, digit for digit
+    rows = json.loads(TYPES_JSON, parse_float=Decimal)
+    assert rows[1]["amount"] == Decimal("12345678901234567890.25")
+
+    out_file = tmp_path / "types.parquet"
+    assert query(capsys, TYPES, "-w", str(published), "-o", str(out_file)) == (0, "", "")
+    table = pq.read_table(out_file)
+    assert table.schema == pa.schema(
+        [
+            ("id", pa.int32()),
+            ("n", pa.int32()),
+            ("d", pa.date32()),
+            ("l", pa.list_(pa.int32())),
+            ("amount", pa.decimal128(38, 2)),
+        ]
+    )
+    assert table.to_pylist() == [
+        {"id": 1, "n": None, "d": date(2023, 2, 14), "l": [1, 2], "amount": Decimal("1.50")},
+        {"id": 2, "n": 7, "d": None, "l": [], "amount": Decimal("12345678901234567890.25")},
+    ]
+
+
+def test_the_format_comes_from_the_out_files_extension_unless_given(
+    published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    expected = {".csv": TYPES_CSV, ".tsv": TYPES_TSV, ".json": TYPES_JSON, ".txt": TYPES_TABLE}
+    for suffix, text in expected.items():
+        out = tmp_path / f"r{suffix.upper()}"  # the extension in any case
+        code, printed, err = query(capsys, TYPES, "-w", str(published), "--out", str(out))
+        assert (code, printed) == (0, ""), err
+        assert out.read_text(encoding="utf-8").rstrip("\n") + "\n" == text, suffix
+    # --format wins over the extension
+    out = tmp_path / "really.csv"
+    assert query(capsys, TYPES, "-w", str(published), "-o", str(out), "-f", "json")[0] == 0
+    assert out.read_text(encoding="utf-8") == TYPES_JSON
+    # no format can be told from the name: a usage error naming the choices, nothing written
+    for name in ("r.xlsx", "result"):
+        code, printed, err = query(capsys, TYPES, "-w", str(published), "-o", str(tmp_path / name))
+        assert code == 2 and printed == ""
+        assert err.startswith(f"redflags: error: --out {tmp_path / name}: cannot tell the format")
+        assert err.endswith(
+            "end the name with one of .txt, .csv, .tsv, .json, .parquet, or give --format "
+            "table|csv|tsv|json|parquet\n"
+        )
+        assert not (tmp_path / name).exists()
+    # nothing but the result is left in the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"r{suffix.upper()}" for suffix in expected] + ["really.csv"]
+    )
 
 
 # Years Python's datetime cannot hold: DuckDB writes them, so the output is DuckDB's text.
@@ -85,36 +181,106 @@ OUT_OF_RANGE = (
 )
 
 
-@pytest.mark.slow
-def test_dates_outside_pythons_range_are_printed_not_a_traceback(published: Path):
-    csv = redflags("query", OUT_OF_RANGE, "-w", str(published), "--format", "csv")
-    assert csv.returncode == 0, csv.stderr
+def test_dates_outside_pythons_range_are_printed_not_a_traceback(
+    published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     # Year -2024 is 2025 BC (there is a year 0); 9999-12-31 plus a day is year 10000.
-    assert csv.stdout.splitlines() == [
-        "d,t,l,n",
-        "2025-01-01 (BC),10000-01-01 00:00:00,['0001-01-01 (BC)'],7",
-    ]
-    json_out = redflags("query", OUT_OF_RANGE, "-w", str(published), "--format", "json")
-    assert json_out.returncode == 0, json_out.stderr
-    assert json.loads(json_out.stdout) == [
-        {
-            "d": "2025-01-01 (BC)",
-            "t": "10000-01-01 00:00:00",
-            "l": "['0001-01-01 (BC)']",
-            "n": 7,
-        }
-    ]
-    table = redflags("query", OUT_OF_RANGE, "-w", str(published))
-    assert table.returncode == 0, table.stderr
-    assert "Traceback" not in table.stderr
-    assert table.stdout.splitlines()[1].split() == [
-        "2025-01-01", "(BC)", "10000-01-01", "00:00:00", "['0001-01-01", "(BC)']", "7"
-    ]  # fmt: skip
-    # Columns are cast by position: two columns of one name keep their own values.
-    twins = redflags(
-        "query", "SELECT 1 AS a, DATE '2020-01-01' AS a", "-w", str(published), "-f", "csv"
+    assert query(capsys, OUT_OF_RANGE, "-w", str(published), "--format", "csv") == (
+        0,
+        "d,t,l,n\n2025-01-01 (BC),10000-01-01 00:00:00,['0001-01-01 (BC)'],7\n",
+        "",
     )
-    assert twins.stdout.splitlines() == ["a,a", "1,2020-01-01"]
+    code, out, _ = query(capsys, OUT_OF_RANGE, "-w", str(published), "--format", "json")
+    assert json.loads(out) == [
+        {"d": "2025-01-01 (BC)", "t": "10000-01-01 00:00:00", "l": ["0001-01-01 (BC)"], "n": 7}
+    ]
+    code, out, err = query(capsys, OUT_OF_RANGE, "-w", str(published))
+    assert code == 0, err
+    assert out.splitlines()[4] == (
+        "│ 2025-01-01 (BC) │ 10000-01-01 00:00:00 │ ['0001-01-01 (BC)'] │     7 │"
+    )
+    # Parquet keeps them as dates and timestamps
+    out_file = tmp_path / "old.parquet"
+    assert query(capsys, OUT_OF_RANGE, "-w", str(published), "-o", str(out_file))[0] == 0
+    types = pq.read_schema(out_file).types
+    assert types[:3] == [pa.date32(), pa.timestamp("us"), pa.list_(pa.date32())]
+    # Two columns of one name: DuckDB names the second a_1, as its own writers do.
+    twins = query(
+        capsys, "SELECT 1 AS a, DATE '2020-01-01' AS a", "-w", str(published), "-f", "csv"
+    )
+    assert twins == (0, "a,a_1\n1,2020-01-01\n", "")
+
+
+def test_a_long_table_says_how_many_rows_it_leaves_out(
+    published: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out, err = query(capsys, "SELECT i FROM range(10005) t(i)", "-w", str(published))
+    assert code == 0
+    lines = out.rstrip("\n").splitlines()
+    # 3 heading lines and the rule, 9,999 rows, the bottom line: no row elided
+    assert len(lines) == 4 + 9_999 + 1
+    assert lines[4].split() == ["│", "0", "│"] and lines[-2].split() == ["│", "9998", "│"]
+    assert err == (
+        "(10,005 rows; the table shows the first 9,999: --format csv or --out FILE writes "
+        "them all)\n"
+    )
+    code, out, err = query(
+        capsys, "SELECT i FROM range(10005) t(i)", "-w", str(published), "-f", "csv"
+    )
+    assert out.splitlines()[-1] == "10004" and err == ""
+
+
+def test_a_terminal_gets_duckdbs_screen_sized_table():
+    import duckdb
+
+    from pipelines.query import render_table, writer_connection
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with duckdb.connect() as con, writer_connection(None) as writer:
+        rows = render_table(
+            writer, con.sql("SELECT i FROM range(100) t(i)").to_arrow_reader(), screen
+        )
+    assert rows == 100
+    # DuckDB's own elision on a screen (the first and last rows), and its footer saying so
+    shown = [
+        line.split()[1] for line in screen.getvalue().splitlines() if line[2:].strip(" │").isdigit()
+    ]
+    assert shown == [str(i) for i in [*range(10), *range(90, 100)]]
+    assert screen.getvalue().split()[-4:] == ["100", "rows", "(20", "shown)"]
+
+
+def test_the_writing_connection_writes_only_into_its_folder(tmp_path: Path):
+    import duckdb
+
+    from pipelines.query import writer_connection
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    with writer_connection(folder) as writer:
+        writer.execute(f"COPY (SELECT 1 AS x) TO '{folder / 'ok.csv'}'")
+        with pytest.raises(duckdb.PermissionException):
+            writer.execute(f"COPY (SELECT 1 AS x) TO '{tmp_path / 'leak.csv'}'")
+        with pytest.raises(duckdb.PermissionException):
+            writer.execute("SELECT * FROM read_csv('/etc/passwd')")
+    assert (folder / "ok.csv").read_text() == "x\n1\n"
+    assert not (tmp_path / "leak.csv").exists()
+
+
+def test_a_failing_query_leaves_no_file(
+    published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    sql = "SELECT CAST(i::VARCHAR || 'x' AS INTEGER) AS n FROM range(100000) t(i)"
+    out = tmp_path / "r.csv"
+    code, printed, err = query(capsys, sql, "-w", str(published), "-o", str(out))
+    assert code == 1 and printed == ""
+    assert err == (
+        "redflags: error: SQL error: Conversion Error: Could not convert string '0x' to INT32\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 WRITES = [
