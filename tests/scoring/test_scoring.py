@@ -362,7 +362,7 @@ def test_score_file_connection_reads_no_file_once_the_intake_is_loaded(tmp_path:
     [
         (["missing.csv", "--out", "o.csv"], 2, "missing.csv: no such file"),
         (["intake.csv", "--out", "o.txt"], 2, "o.txt: the output must end in .csv or .parquet"),
-        (["intake.csv", "--out", "o.csv", "--engine", "spark"], 2, "option --engine: 'spark'"),
+        (["intake.csv", "--out", "o.csv", "--engine", "spark"], 2, "'spark' is not one of"),
         (["bad.csv", "--out", "o.csv"], 1, "bad.csv, line 3, column age_years: 'old'"),
         (["noid.csv", "--out", "o.csv"], 1, "missing required column(s) encounter_id"),
     ],

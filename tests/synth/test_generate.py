@@ -487,7 +487,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--patients", "0"], "--patients must be at least 1"),
         (["--start", "2025-01-01", "--end", "2024-01-01"], "is before --start"),
         (["--start", "2025-02-30"], "is not a date"),
-        (["--format", "xlsx"], "--format must be one of csv, parquet"),
+        (["--format", "xlsx"], "'xlsx' is not one of 'csv', 'parquet'"),
     ],
 )
 def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: list[str], message: str):
