@@ -471,7 +471,8 @@ def query(
             "--out",
             "-o",
             metavar="FILE",
-            help="Write the result to FILE instead of printing it (needed for parquet).",
+            help="Write the result to FILE (needed for parquet).  [default: print it]",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -608,7 +609,7 @@ def validate(
     input_dir: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[DIR]",
+            metavar="DIR",
             help="Directory of canonical input files.  [default: the input_dir setting]",
             show_default=False,
         ),

@@ -1,5 +1,5 @@
-"""`redflags query` through the console: read-only, one-line errors, every output format
-printed and written by DuckDB itself."""
+"""The console: `redflags query` (read-only, one-line errors, every output format printed
+and written by DuckDB itself), the help of every command, and usage errors in one line."""
 
 from __future__ import annotations
 
@@ -363,3 +363,165 @@ def test_csv_holds_no_spreadsheet_formula(published: Path):
         "id,t,n,s,c,'=h",
         "'=cmd|' /C calc'!A0,'@SUM(1+1),-5,-5,'-ve SLR,E1",
     ]
+
+
+# ---------------------------------------------------------------- help and usage errors
+
+COMMANDS = ("init", "run", "report", "generate", "query", "export", "validate", "score", "serve")
+FLAGS = {"--prune", "--export", "--rebuild", "--record-level", "--replace", "--help"}
+
+
+def help_of(
+    command: str, columns: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    with pytest.raises(SystemExit) as ended:
+        main([command, "--help"])
+    assert ended.value.code == 0
+    return capsys.readouterr().out
+
+
+def options_of(text: str) -> dict[str, tuple[str, str]]:
+    """`--name` -> (metavar, help) of every option in the help's Options section."""
+    options: dict[str, tuple[str, str]] = {}
+    name = ""
+    for line in text.split("\nOptions:\n", 1)[1].splitlines():
+        if line.startswith("  -"):  # an option: its names and metavar, then its help
+            head, _, rest = line[2:].partition("  ")
+            names = [n.strip(",") for n in head.split()]
+            name = next(n for n in names if n.startswith("--"))
+            metavar = " ".join(n for n in names if not n.startswith("-"))
+            options[name] = (metavar, rest.strip())
+        elif line.strip():
+            metavar, help_text = options[name]
+            options[name] = (metavar, f"{help_text} {line.strip()}".strip())
+    return options
+
+
+def settings_shown(options: dict[str, tuple[str, str]]) -> dict[str, str]:
+    return {
+        name: help_text.split("[setting: ", 1)[1].rstrip("]")
+        for name, (_, help_text) in options.items()
+        if "[setting: " in help_text
+    }
+
+
+def test_help_lists_choices_flags_and_every_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    run = options_of(help_of("run", 120, capsys, monkeypatch))
+    assert run["--engine"][0] == "<pandas|duckdb>"
+    assert run["--source"][0] == "<canonical|omop|fhir>"
+    assert {name: run[name][0] for name in ("--prune", "--export", "--rebuild")} == dict.fromkeys(
+        ("--prune", "--export", "--rebuild"), ""
+    )  # flags: no value
+    assert settings_shown(run) == {
+        "--input": "input_dir; default: data/sample",
+        "--warehouse": "warehouse; default: data/warehouse.duckdb",
+        "--engine": "engine; default: duckdb",
+        "--lock-timeout": "lock_timeout; default: 300",
+        "--source": "source; default: canonical",
+        "--docs": "docs_dir; default: docs/ beside the warehouse",
+        "--min-cell": "min_cell; default: 11",
+        "--workers": "workers; default: 0",
+        "--dask-address": "dask_address; default: not set",
+    }
+    query = options_of(help_of("query", 120, capsys, monkeypatch))
+    assert query["--format"][0] == "<table|csv|tsv|json|parquet>"
+    assert query["--format"][1].endswith(
+        "[default: the one --out's extension names (.txt .csv .tsv .json .parquet), else table]"
+    )
+    generate = options_of(help_of("generate", 120, capsys, monkeypatch))
+    assert generate["--format"] == ("<csv|parquet>", "Output file format.  [default: csv]")
+    export = options_of(help_of("export", 120, capsys, monkeypatch))
+    assert settings_shown(export)["--out"] == "export_dir; default: data/exports"
+    for command in COMMANDS:
+        text = help_of(command, 120, capsys, monkeypatch)
+        assert "<bool>" not in text and "(" + "default" not in text, command
+        for name, (metavar, help_text) in options_of(text).items():
+            if name in FLAGS:
+                assert metavar == "", (command, name)
+            else:  # every option's default is shown, or the option is required
+                shown = ("[default: ", "; default: ", "[required]")
+                assert any(s in help_text for s in shown), (command, name)
+                assert "default: ]" not in help_text, (command, name)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_text_is_wrapped_to_the_screen_not_by_hand(
+    columns: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    """Each line of a description is as full as the screen allows: a line ends early
+    only where its paragraph ends (no break a docstring's line ends put mid-sentence)."""
+    width = columns - 2  # click's formatter leaves two columns
+    for command in COMMANDS:
+        text = help_of(command, columns, capsys, monkeypatch)
+        description = text.split("\n\n", 1)[1].split("\nArguments:\n")[0].split("\nOptions:\n")[0]
+        for paragraph in description.split("\n\n"):
+            lines = paragraph.splitlines()
+            for line, after in zip(lines, lines[1:], strict=False):
+                assert len(line) <= width, (command, line)
+                assert len(line) + 1 + len(after.split()[0]) > width, (command, line, after)
+
+
+def unknown_option(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["run", "--bogus"],
+            "redflags: error: run: No such option: --bogus (Possible options: --docs); "
+            "see `redflags run --help`",
+        ),
+        (
+            ["query", "SELECT 1", "--format", "xml"],
+            "redflags: error: query: Invalid value for '--format' / '-f': Value error, 'xml' is "
+            "not one of 'table', 'csv', 'tsv', 'json', 'parquet'; see `redflags query --help`",
+        ),
+        (
+            ["export", "--prune"],
+            "redflags: error: export: No such option: --prune; see `redflags export --help`",
+        ),
+        (["nope"], "redflags: error: No such command 'nope'; see `redflags --help`"),
+        (
+            ["score", "intake.csv"],
+            "redflags: error: score: Missing option '--out' / '-o'; see `redflags score --help`",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+):
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+    captured = capsys.readouterr()
+    assert (ended.value.code, captured.out, captured.err) == (2, "", line + "\n")
+
+
+@pytest.mark.slow
+def test_the_console_command_prints_no_box():
+    result = unknown_option("run", "--prune", "yes")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "redflags: error: run: Got unexpected extra argument(s) (yes); see `redflags run --help`\n"
+    )
+    assert result.stdout == ""
+
+
+def test_version_and_the_bare_command(capsys: pytest.CaptureFixture[str]):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert (ended.value.code, capsys.readouterr().out) == (0, f"redflags {version('redflags')}\n")
+    with pytest.raises(SystemExit) as ended:
+        main([])
+    captured = capsys.readouterr()
+    assert ended.value.code == 2
+    assert captured.err.startswith("Usage: redflags [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n  init " in captured.err
