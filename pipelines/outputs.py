@@ -20,7 +20,6 @@ from pipelines.sqltext import identifier, literal
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas as pd
 
 # The first characters that make a spreadsheet read a cell as a formula (with the
 # full-width forms, which some spreadsheets take for the ASCII ones).
@@ -40,36 +39,6 @@ def is_formula(text: str) -> bool:
 def csv_safe_text(text: str) -> str:
     """One text value as it may be written to a CSV: a formula becomes quoted text."""
     return QUOTE + text if is_formula(text) else text
-
-
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with every text cell and column name that is a formula quoted.
-
-    Only text is looked at (object, string and Arrow string columns, and within an
-    object column only its strings); numeric, boolean and date columns come back as
-    they are, so negative numbers keep their sign. The frame given is not changed.
-    """
-    import pandas as pd
-
-    safe = frame.copy(deep=False)
-    for position in range(frame.shape[1]):
-        values = frame.iloc[:, position]
-        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
-            continue
-        # A vectorised look at the first character; only those cells are looked at again.
-        try:
-            starts = values.str.match(FORMULA_START, na=False)
-        except AttributeError:  # an object column without a single string
-            continue
-        starts = starts.to_numpy(dtype=bool, na_value=False)
-        if not starts.any():
-            continue
-        cells = values.tolist()
-        for i in starts.nonzero()[0]:
-            cells[i] = csv_safe_text(cells[i])
-        safe.isetitem(position, pd.Series(cells, index=values.index, dtype=values.dtype))
-    safe.columns = [csv_safe_text(c) if isinstance(c, str) else c for c in frame.columns]
-    return safe
 
 
 def csv_safe_sql(expression: str) -> str:
