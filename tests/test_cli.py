@@ -365,6 +365,16 @@ def test_csv_holds_no_spreadsheet_formula(published: Path):
     ]
 
 
+def test_tsv_and_csv_files_hold_no_spreadsheet_formula(
+    published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    sql = "SELECT '+44 20 7946 0958' AS phone, -5 AS n, '=1+1' AS \"@x\""
+    for name in ("r.tsv", "r.csv"):
+        assert query(capsys, sql, "-w", str(published), "-o", str(tmp_path / name))[0] == 0
+    assert (tmp_path / "r.tsv").read_text() == "phone\tn\t'@x\n'+44 20 7946 0958\t-5\t'=1+1\n"
+    assert (tmp_path / "r.csv").read_text() == "phone,n,'@x\n'+44 20 7946 0958,-5,'=1+1\n"
+
+
 # ---------------------------------------------------------------- help and usage errors
 
 COMMANDS = ("init", "run", "report", "generate", "query", "export", "validate", "score", "serve")
