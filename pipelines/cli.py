@@ -87,7 +87,7 @@ DocsDir = Annotated[
     Path | None,
     typer.Option(
         "--docs",
-        help="Directory for the Great Expectations Data Docs (HTML) "
+        help="Directory for the validation pages (Data Docs, HTML) "
         "[default: docs/ beside the warehouse].",
     ),
 ]
@@ -214,7 +214,6 @@ def run(
         discover(settings.input_dir)
     else:
         adapter(settings.source).check_input(settings.input_dir)
-    docs = docs or settings.warehouse.parent / "docs"
     configure_prefect()
     server = start_prefect_api()  # boots on the other core while the stages import
     from pipelines.flows.deployments import flow_parameters
@@ -224,11 +223,9 @@ def run(
     from pipelines.ingest.stage import format_summary
 
     drop_user_error_tracebacks()
-    parameters = flow_parameters(settings) | {
-        "docs_dir": str(docs.resolve()),
-        "prune": prune,
-        "rebuild": rebuild,
-    }
+    parameters = flow_parameters(settings) | {"prune": prune, "rebuild": rebuild}
+    if docs is not None:
+        parameters["docs_dir"] = str(docs.resolve())
     if not export:
         parameters["export_dir"] = None
     result = run_pipeline(
@@ -244,7 +241,7 @@ def run(
         for line in summary_lines(result["source_report"]):
             typer.echo(f"  {line}")
     typer.echo(format_summary(result["ingest"]))
-    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {result['docs']['index']}")
     typer.echo(f"scored {result['scored']:,} presentations ({settings.engine})")
     tiers = result.get("tiers") or {}
     typer.echo(
@@ -547,15 +544,20 @@ def validate(
     rejected, 2 for a usage error.
     """
     from pipelines.ingest.stage import discover, format_summary, validate_directory
+    from pipelines.validation.docs import INDEX_FILE
 
     settings = command_settings(site)
     discover(input_dir)  # a missing directory is a usage error (exit 2)
     docs = docs or DEFAULT_DOCS
     summary = validate_directory(
-        input_dir, docs_dir=docs, date_min=settings.date_min, date_max=settings.date_max
+        input_dir,
+        docs_dir=docs,
+        docs_keep=settings.docs_keep,
+        date_min=settings.date_min,
+        date_max=settings.date_max,
     )
     typer.echo(format_summary(summary, checked_only=True))
-    typer.echo(f"validation report (Data Docs): {docs / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {docs / INDEX_FILE}")
     if not summary.clean:
         raise typer.Exit(1)
 

@@ -21,7 +21,12 @@ DEPLOYMENT_NAME = "nightly"
 
 
 def flow_parameters(settings: Settings) -> dict[str, Any]:
-    """The flow's arguments, with absolute paths: a served run may start in another directory."""
+    """The flow's arguments, with absolute paths: a served run may start in another directory.
+
+    The validation pages go beside the warehouse (`redflags run --docs` puts them elsewhere).
+    """
+    from pipelines.validation.docs import default_docs_dir
+
     return {
         "input_dir": str(settings.input_dir.resolve()),
         "source": settings.source,
@@ -34,6 +39,8 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "memory_limit": settings.memory_limit,
         "date_min": settings.date_min.isoformat(),
         "date_max": None if settings.date_max is None else settings.date_max.isoformat(),
+        "docs_dir": str(default_docs_dir(settings.warehouse.resolve())),
+        "docs_keep": settings.docs_keep,
     }
 
 
