@@ -85,7 +85,7 @@ class FileValidation:
     """One validation kept: a run's check of one file, as its page and the index show it."""
 
     run_id: str
-    validated_at: str  # UTC, ISO 8601
+    validated_at: str  # UTC, ISO 8601 to the microsecond: runs sort by it
     page: str  # relative to the docs directory, with "/"
     # The file's report as the run made it: LOADED (rows accepted or quarantined) or
     # REJECTED (nothing stored); its expectations are in `rules`.
@@ -244,7 +244,7 @@ def write_validation_docs(
     pages: list[Path] = []
     if validated:
         run_dir = safe_name(summary.run_id)
-        validated_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        validated_at = datetime.now(UTC).isoformat(timespec="microseconds")
         records = [
             file_validation(con, report, summary.run_id, validated_at, f"{RUNS_DIR}/{run_dir}/{n}")
             for report, n in zip(validated, page_names([f.path for f in validated]), strict=True)
@@ -303,6 +303,7 @@ def docs_links(docs_dir: str | Path, run_id: str) -> DocsLinks:
 def write_index(docs_dir: str | Path) -> Path:
     """index.html: every validation kept, newest first; written whole, then renamed."""
     index = Path(docs_dir) / INDEX_FILE
+    index.parent.mkdir(parents=True, exist_ok=True)
     tmp = index.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
     try:
         tmp.write_text(render_index(kept_runs(docs_dir)), encoding="utf-8")
@@ -331,6 +332,7 @@ def environment():
     env.filters["example"] = example_text
     env.filters["kwargs"] = kwargs_text
     env.filters["href"] = lambda path: quote(path)
+    env.filters["when"] = lambda iso: datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
     return env
 
 

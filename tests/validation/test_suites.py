@@ -100,7 +100,7 @@ def test_a_file_without_rows_has_nothing_evaluated():
 
 def test_validators_of_one_process_keep_their_suites_apart():
     # A long-lived process (the scheduled server, the test session) holds one validator
-    # per day and docs site. GX keeps one "current" context per process, the newest; a
+    # per day and date bounds. GX keeps one "current" context per process, the newest; a
     # suite being built resolves through it, and it used to add its expectations to
     # that context's stored suite of the same name: the newer validator's suite then
     # held every expectation twice and its next run failed ("ExpectationSuite
