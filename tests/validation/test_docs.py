@@ -17,7 +17,8 @@ from urllib.parse import unquote
 import duckdb
 import pytest
 
-from pipelines.config import Settings
+from pipelines.config import Settings, load_settings
+from pipelines.errors import UserError
 from pipelines.ingest.stage import LOADED, REJECTED, UNCHANGED, ingest_directory
 from pipelines.report import write_report
 from pipelines.validation.docs import (
@@ -311,6 +312,15 @@ def test_docs_keep_prunes_to_the_newest_runs(tmp_path: Path):
     write_inputs(input_dir, {"intake.csv": f"{INTAKE_HEADER}\nE5,P5,2024-01-02,55,F,true\n"})
     run_ingest(con, input_dir, "run-5", docs, keep=3)
     assert sorted(p.name for p in (docs / RUNS_DIR).iterdir()) == ["run-3", "run-4", "run-5"]
+
+
+def test_docs_keep_is_a_setting_of_one_or_more_runs(tmp_path: Path):
+    (tmp_path / "redflags.toml").write_text("docs_keep = 7\n", encoding="utf-8")
+    assert load_settings(site=tmp_path, environ={}).docs_keep == 7
+    assert load_settings(site=tmp_path, environ={"REDFLAGS_DOCS_KEEP": "2"}).docs_keep == 2
+    assert load_settings(environ={}, cwd=tmp_path / "elsewhere").docs_keep == 30
+    with pytest.raises(UserError, match="environment variable REDFLAGS_DOCS_KEEP: 0 is below"):
+        load_settings(site=tmp_path, environ={"REDFLAGS_DOCS_KEEP": "0"})
 
 
 def test_share_of_rows_read_is_never_rounded_to_none_or_all():
