@@ -134,7 +134,8 @@ DocsDir = Annotated[
         "docs_dir",
         "--docs",
         metavar="DIR",
-        help="Directory for the validation reports (Great Expectations Data Docs, HTML).",
+        help="Directory for the validation pages (Data Docs, HTML); the newest docs_keep "
+        "runs are kept.",
     ),
 ]
 
@@ -301,7 +302,7 @@ def run(
         for line in summary_lines(result["source_report"]):
             typer.echo(f"  {line}")
     typer.echo(format_summary(result["ingest"]))
-    typer.echo(f"validation report (Data Docs): {settings.docs_dir / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {result['docs']['index']}")
     typer.echo(f"scored {result['scored']:,} presentations ({settings.engine})")
     tiers = result.get("tiers") or {}
     typer.echo(
@@ -345,7 +346,9 @@ def report(
     from pipelines.report import write_report
 
     settings = command_settings(site, config, warehouse=warehouse)
-    path = write_report(settings.warehouse, out)
+    path = write_report(
+        settings.warehouse, out, docs_index=settings.docs_dir / "index.html"
+    )
     typer.echo(f"report: {path}")
     note_release_min_cell(settings)
 
@@ -624,6 +627,7 @@ def validate(
     rejected, 2 for a usage error.
     """
     from pipelines.ingest.stage import discover, format_summary, validate_directory
+    from pipelines.validation.docs import INDEX_FILE
 
     settings = command_settings(site, config, input_dir=input_dir, docs_dir=docs)
     if input_dir is None and settings.source != CANONICAL:
@@ -636,11 +640,12 @@ def validate(
     summary = validate_directory(
         settings.input_dir,
         docs_dir=settings.docs_dir,
+        docs_keep=settings.docs_keep,
         date_min=settings.date_min,
         date_max=settings.date_max,
     )
     typer.echo(format_summary(summary, checked_only=True))
-    typer.echo(f"validation report (Data Docs): {settings.docs_dir / 'index.html'}")
+    typer.echo(f"validation report (Data Docs): {settings.docs_dir / INDEX_FILE}")
     if not summary.clean:
         raise typer.Exit(1)
 

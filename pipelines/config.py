@@ -44,6 +44,8 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 # The earliest date a date column may hold unless the site sets `date_min`: earlier ones
 # (year 0, negative years, 1899 typed for 1999) are quarantined per value.
 DEFAULT_DATE_MIN = date(1900, 1, 1)
+# How many runs' validation pages the Data Docs keep (older runs' pages are removed).
+DEFAULT_DOCS_KEEP = 30
 
 Engine = Literal["pandas", "duckdb"]
 
@@ -76,6 +78,8 @@ class Settings:
     # site that accepts future dates in columns without `not_after_load_date` sets it).
     date_min: date = DEFAULT_DATE_MIN
     date_max: date | None = None
+    # The validation pages (Data Docs) of this many runs are kept, the newest.
+    docs_keep: int = DEFAULT_DOCS_KEEP
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
     # The site folder whose files replace the packaged ones (None: the package's only).
@@ -153,6 +157,10 @@ def parse_memory(value: Any) -> str:
     if not isinstance(value, str) or not MEMORY_SIZE.fullmatch(value.strip()):
         raise ValueError(f"{value!r} is not a size; write it like '3GB' or '512MB'")
     return value.strip()
+
+
+def parse_docs_keep(value: Any) -> int:
+    return parse_int(value, minimum=1)
 
 
 def parse_workers(value: Any) -> int:
@@ -250,6 +258,7 @@ KEYS: tuple[Key, ...] = (
     Key("dask_address", "dask_address", parse_dask_address, "a running Dask scheduler"),
     Key("date_min", "date_min", parse_date, "earliest plausible date of a date column"),
     Key("date_max", "date_max", parse_date, "latest plausible date of a date column"),
+    Key("docs_keep", "docs_keep", parse_docs_keep, "runs whose validation pages are kept"),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 KEYS_BY_FIELD: dict[str, Key] = {k.field: k for k in KEYS}
@@ -380,7 +389,7 @@ def load_settings(
         )
     if values.get("docs_dir") is None:
         warehouse = values.get("warehouse", Settings().warehouse)
-        values["docs_dir"] = warehouse.parent / DOCS_BESIDE_WAREHOUSE
+        values["docs_dir"] = warehouse.parent / DOCS_BESIDE_WAREHOUSE  # as docs.default_docs_dir
     return replace(Settings(), **values, origin=origin, site=site.resolve() if site else None)
 
 

@@ -21,7 +21,8 @@ DEPLOYMENT_NAME = "nightly"
 
 
 def flow_parameters(settings: Settings) -> dict[str, Any]:
-    """The flow's arguments, with absolute paths: a served run may start in another directory."""
+    """The flow's arguments, with absolute paths: a served run may start in another directory.
+    """
     return {
         "input_dir": str(settings.input_dir.resolve()),
         "source": settings.source,
@@ -35,6 +36,7 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "memory_limit": settings.memory_limit,
         "date_min": settings.date_min.isoformat(),
         "date_max": None if settings.date_max is None else settings.date_max.isoformat(),
+        "docs_keep": settings.docs_keep,
         # The site whose files (rules, contracts, cohort definition) replace the packaged ones.
         "site": None if settings.site is None else str(settings.site),
     }

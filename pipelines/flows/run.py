@@ -17,13 +17,12 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipelines import resources
-from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_MEMORY_LIMIT
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_DOCS_KEEP, DEFAULT_MEMORY_LIMIT
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError, disk_full_stops
@@ -105,10 +104,7 @@ def prepare_file(
     path: str,
     work_dir: str,
     loaded_hash: str | None,
-    docs_dir: str | None,
     site: str | None,
-    defer_docs: bool = False,
-    hand_over_docs: bool = False,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
 ) -> PreparedFile:
@@ -116,7 +112,8 @@ def prepare_file(
 
     Runs on any worker (paths in, paths out), reading the contracts of the run's site;
     an unchanged file (same content hash as loaded in ops.ingest_manifest) stops after
-    the hash.
+    the hash. The prepared file's report carries the expectations GX evaluated back to
+    the flow, which writes the validation pages.
     """
     if resources.active().site != (Path(site) if site else None):
         resources.use_site(Path(site) if site else None)
@@ -126,9 +123,6 @@ def prepare_file(
             path,
             work_dir,
             loaded_hash=loaded_hash,
-            docs_dir=docs_dir,
-            defer_docs=defer_docs,
-            hand_over_docs=hand_over_docs,
             date_min=date_min,
             date_max=date_max,
         )
@@ -143,18 +137,25 @@ def load_file(warehouse: str, prepared: PreparedFile, run_id: str) -> FileReport
 
 
 @task
-def build_validation_docs() -> None:
-    """The Data Docs pages the prepares of this process left to build."""
-    ingest.build_validation_docs()
-
-
-@task
 def record_ingest(
     warehouse: str, input_dir: str, run_id: str, reports: list[FileReport], prune: bool
 ) -> IngestSummary:
     """Files gone from the input (kept, or removed with prune); the run's counts in ops."""
     with disk_full_stops(warehouse), open_warehouse(warehouse) as con:
         return ingest.finish_ingest(con, input_dir, run_id, reports, prune=prune)
+
+
+@task(**IO_RETRIES)
+def write_validation_docs(
+    warehouse: str, docs_dir: str, summary: IngestSummary, keep: int
+) -> dict[str, Any]:
+    """The run's validation pages (one per file it validated) and the index of every run
+    kept, counted from the run's quarantine; returns where they are (`DocsLinks`)."""
+    from pipelines.validation.docs import write_validation_docs as write_docs
+
+    progress("writing the validation pages\u2026")
+    with disk_full_stops(docs_dir), open_warehouse(warehouse) as con:
+        return write_docs(con, docs_dir, summary, keep=keep).as_dict()
 
 
 @task
@@ -236,14 +237,17 @@ def collect_headlines(warehouse: str) -> dict[str, Any]:
 
 
 @task(**IO_RETRIES)
-def write_report(warehouse: str, run_id: str, lock_timeout: float) -> str:
-    """Write the HTML report beside the warehouse, from the marts this run published.
+def write_report(
+    warehouse: str, run_id: str, lock_timeout: float, docs_index: str | None = None
+) -> str:
+    """Write the HTML report beside the warehouse, from the marts this run published,
+    linking to the validation pages' index.
 
     Waits, like the writers, while another run holds the warehouse.
     """
     progress("writing the report\u2026")
     with disk_full_stops(default_report_path(warehouse)), reader(warehouse, lock_timeout):
-        return str(write_report_file(warehouse, run_id=run_id))
+        return str(write_report_file(warehouse, run_id=run_id, docs_index=docs_index))
 
 
 @task
@@ -261,7 +265,6 @@ def ingest_stage(
     warehouse: str,
     files: dict[str, list[str]],
     run_id: str,
-    docs_dir: str | None,
     site: str | None,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
@@ -269,17 +272,14 @@ def ingest_stage(
     """The ingest loop on the flow's task runner: prepares submitted to it, loads here.
 
     The default runner works through the prepares one at a time in a thread beside the
-    loads, and their Data Docs pages are built by the task queued after them; a Dask
-    runner spreads them over its workers, which hand their validation results back
-    for this process to render (one site, whose index lists every file). The work
+    loads; a Dask runner spreads them over its workers, whose prepared files bring
+    their reports (and the expectations GX evaluated) back to this process. The work
     directory holds this run's prepared files; what a crashed run left is removed first,
     and a failed ingest (a full disk above all) removes its own once the prepares under
     way have stopped.
     """
     ingest.clear_work(warehouse)
     work = str(ingest.run_work_dir(warehouse, run_id))
-    in_process = isinstance(FlowRunContext.get().task_runner, ThreadPoolTaskRunner)
-    hand_over = docs_dir is not None and not in_process
     submitted: list[PrefectFuture] = []
 
     def prepare(table: str, path: str, loaded_hash: str | None):
@@ -288,10 +288,7 @@ def ingest_stage(
             path,
             work,
             loaded_hash,
-            None if hand_over else docs_dir,
             site,
-            defer_docs=in_process,
-            hand_over_docs=hand_over,
             date_min=date_min,
             date_max=date_max,
         )
@@ -304,8 +301,6 @@ def ingest_stage(
             known=loaded_hashes(warehouse),
             prepare=prepare,
             load=lambda prepared: load_file(warehouse, prepared, run_id),
-            docs_dir=docs_dir,
-            build_docs=build_validation_docs.submit if in_process else None,
         )
     finally:
         wait(submitted)  # a prepare still writing would leave its files behind
@@ -326,6 +321,7 @@ def redflags_run(
     lock_timeout: float = 300.0,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     docs_dir: str | None = None,
+    docs_keep: int = DEFAULT_DOCS_KEEP,
     prune: bool = False,
     site: str | None = None,
     rebuild: bool = False,
@@ -349,7 +345,8 @@ def redflags_run(
        patients): the checks that span files -> raw, quarantine and staging tables,
        ops.ingest_manifest
     5. record_ingest: files gone from the input (kept, or removed with prune),
-       the run's counts in ops.run_log
+       the run's counts in ops.run_log; write_validation_docs (with docs_dir): a page
+       per file validated, counted from the quarantine, the last docs_keep runs kept
     6. score_presentations: staging.intake -> features.presentation_flags
     7. build_cohorts: index presentations, outcomes, marts into a scratch schema
     8. publish_marts: marts.* replaced in one transaction, ops.run_log updated
@@ -375,8 +372,13 @@ def redflags_run(
             if source != CANONICAL:
                 input_dir, summary["source_report"] = convert_source(source, input_dir, target)
             files = find_input_files(input_dir)
-            reports = ingest_stage(target, files, run_id, docs_dir, site, date_min, date_max)
+            reports = ingest_stage(target, files, run_id, site, date_min, date_max)
             summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)
+            summary["docs"] = (
+                write_validation_docs(target, docs_dir, summary["ingest"], docs_keep)
+                if docs_dir
+                else None
+            )
             summary["validation"] = validation_numbers(summary["ingest"])
             summary["raw"] = count_raw_rows(target)
             summary["scored"] = score_presentations(target, engine)
@@ -392,7 +394,8 @@ def redflags_run(
         summary["rebuilt"] = {"damaged_kept_as": str(kept) if kept else None}
     if export_dir:
         summary["export"] = export_extracts(warehouse, export_dir, lock_timeout)
-    summary["report"] = write_report(warehouse, run_id, lock_timeout)
+    docs_index = summary["docs"]["index"] if summary["docs"] else None
+    summary["report"] = write_report(warehouse, run_id, lock_timeout, docs_index)
 
     publish_run_artifacts(summary)
     return summary

@@ -29,7 +29,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
@@ -51,7 +51,7 @@ from pipelines.ingest.readers import (
 )
 from pipelines.ingest.summary import LOADED, REJECTED, UNCHANGED, FileReport
 from pipelines.sqltext import identifier
-from pipelines.validation.checkpoint import DistinctValues, Failure, HandedOver, Validator
+from pipelines.validation.checkpoint import DistinctValues, Failure, Validator
 from pipelines.validation.identifiers import (
     Flagged,
     redacted_text,
@@ -87,8 +87,6 @@ class PreparedFile:
     size: int = 0
     sha256: str = ""
     work_dir: str | None = None
-    # With `hand_over_docs`: the file's validation results, for the flow's Data Docs.
-    validation_results: list[HandedOver] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- table-level checks
@@ -220,35 +218,13 @@ _VALIDATORS: dict[tuple, Validator] = {}
 
 
 def validator_for(
-    load_date: date,
-    docs_dir: Path | None,
-    date_min: date = DEFAULT_DATE_MIN,
-    date_max: date | None = None,
+    load_date: date, date_min: date = DEFAULT_DATE_MIN, date_max: date | None = None
 ) -> Validator:
     with _GX_LOCK:
-        key = (load_date, docs_dir, date_min, date_max)
+        key = (load_date, date_min, date_max)
         if key not in _VALIDATORS:
-            _VALIDATORS[key] = Validator(load_date, docs_dir, date_min, date_max)
+            _VALIDATORS[key] = Validator(load_date, date_min, date_max)
         return _VALIDATORS[key]
-
-
-def take_over_validation_docs(docs_dir: str | Path, handed: list[HandedOver]) -> None:
-    """Queue the validation results that prepares elsewhere handed over (`hand_over_docs`)
-    for this process's Data Docs site; `build_validation_docs` then writes their pages."""
-    validator = validator_for(date.today(), Path(docs_dir))
-    with _GX_LOCK:
-        validator.take_over(handed)
-
-
-def build_validation_docs() -> None:
-    """Build the Data Docs pages that prepares with `defer_docs` left to build.
-
-    Call in the process that prepared the files (their results live in its GX contexts),
-    before reporting the Data Docs site.
-    """
-    with _GX_LOCK:
-        for validator in _VALIDATORS.values():
-            validator.build_docs()
 
 
 def prepare_file(
@@ -258,10 +234,7 @@ def prepare_file(
     *,
     loaded_hash: str | None = None,
     load_date: date | None = None,
-    docs_dir: str | Path | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    defer_docs: bool = False,
-    hand_over_docs: bool = False,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
 ) -> PreparedFile:
@@ -269,12 +242,10 @@ def prepare_file(
 
     `loaded_hash` is the content hash the manifest holds for this path as loaded: when
     the file still has it, the file is UNCHANGED and nothing past the hash is read. Pass
-    None to prepare the file whatever it holds (a recheck). With `defer_docs`, the file's
-    Data Docs pages are built by the next prepare in this process or by
-    `build_validation_docs`, so the file can be loaded meanwhile. With `hand_over_docs`,
-    they are not built here: the result's `validation_results` carry the validation for
-    `take_over_validation_docs` in the process that writes the site. `date_min` and
-    `date_max` (None: the load date) bound the plausible dates (settings of the same name).
+    None to prepare the file whatever it holds (a recheck). The report carries the
+    expectations GX evaluated (`FileReport.expectations`), as plain data, to the process
+    that writes the validation pages. `date_min` and `date_max` (None: the load date)
+    bound the plausible dates (settings of the same name).
     """
     path = Path(path).resolve()
     file = str(path)
@@ -293,18 +264,13 @@ def prepare_file(
         out = file_work_dir(work_root, table, file)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        validator = validator_for(
-            load_date or date.today(), Path(docs_dir) if docs_dir else None, date_min, date_max
-        )
-        handed: list[HandedOver] | None = [] if hand_over_docs else None
+        validator = validator_for(load_date or date.today(), date_min, date_max)
         try:
-            _prepare_rows(
-                validator, contract, info, header, report, out, chunk_bytes, defer_docs, handed
-            )
+            _prepare_rows(validator, contract, info, header, report, out, chunk_bytes)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
-        return PreparedFile(report, size, sha, str(out), handed or [])
+        return PreparedFile(report, size, sha, str(out))
     except FileRejected as exc:
         rejected = FileReport(
             path=file, table=table, status=REJECTED, message=exc.message, warnings=report.warnings
@@ -320,8 +286,6 @@ def _prepare_rows(
     report: FileReport,
     out: Path,
     chunk_bytes: int,
-    defer_docs: bool = False,
-    handed: list[HandedOver] | None = None,
 ) -> None:
     distinct = DistinctValues(contract)
     early: list[pa.Table] = []  # quarantined while reading: unparseable lines, the guard's rules
@@ -357,12 +321,11 @@ def _prepare_rows(
                     )
                 )
         with _GX_LOCK:
-            failures = validator.validate(
-                contract, distinct, defer_docs=defer_docs, hand_over=handed
-            )
+            result = validator.validate(contract, distinct)
+        report.expectations = result.checked
         if report.rows_read == 0:
             report.warnings.append(f"{info.path.name}: a header but no rows")
-        _write_outputs(con, out, early, failures)
+        _write_outputs(con, out, early, result.failures)
     finally:
         con.close()
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 
 import duckdb
 
-from pipelines.config import DEFAULT_DATE_MIN
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_DOCS_KEEP
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.ingest.files import discover, survey
@@ -30,12 +29,7 @@ from pipelines.ingest.load import (
     record_run,
     run_work_dir,
 )
-from pipelines.ingest.prepare import (
-    PreparedFile,
-    build_validation_docs,
-    prepare_file,
-    take_over_validation_docs,
-)
+from pipelines.ingest.prepare import PreparedFile, prepare_file
 from pipelines.ingest.readers import DEFAULT_CHUNK_BYTES
 from pipelines.ingest.summary import (
     LOADED,
@@ -47,7 +41,7 @@ from pipelines.ingest.summary import (
     IngestSummary,
     format_summary,
 )
-from pipelines.validation.checkpoint import HandedOver
+from pipelines.validation.docs import write_validation_docs
 
 __all__ = [
     "LOADED",
@@ -93,8 +87,6 @@ def ingest_files(
     known: dict[str, str],
     prepare: Prepare,
     load: Callable[[PreparedFile], FileReport],
-    docs_dir: str | Path | None = None,
-    build_docs: Callable[[], Pending] | None = None,
 ) -> list[FileReport]:
     """Prepare every file at once, then load them one by one, intake first.
 
@@ -105,18 +97,14 @@ def ingest_files(
     when intake changed in this run. `known` holds the content hash of each file as
     last loaded: a file that still has it is unchanged and read no further.
 
-    Data Docs: a prepare in this process defers its pages, which `build_docs` (queued
-    behind the prepares, so they render while the files load) and the end of this loop
-    build; a prepare elsewhere hands its validation results back, and this process
-    renders them at the end, so the one site lists every file.
+    Each report carries the expectations its prepare evaluated, wherever it ran, for
+    the validation pages the caller writes once the files are loaded.
     """
     pending = {
         table: [prepare(table, path, known.get(resolved(path))) for path in files[table]]
         for table in TABLES
     }
-    docs = build_docs() if build_docs is not None else None
     reports: list[FileReport] = []
-    handed: list[HandedOver] = []
     for table in TABLES:  # intake first: the others are checked against its patients
         recheck = needs_recheck(table, reports)
         for path, future in zip(files[table], pending[table], strict=True):
@@ -126,18 +114,9 @@ def ingest_files(
             if recheck and ready.report.status == UNCHANGED:
                 progress(f"checking {name} again: intake changed\u2026")
                 ready = prepare(table, path, None).result()
-            handed.extend(ready.validation_results)
-            ready = replace(ready, validation_results=[])  # the load needs none of them
             if ready.report.status == LOADED:
                 progress(f"loading {ready.report.rows_read:,} rows of {name}\u2026")
             reports.append(load(ready))
-    if docs is not None:
-        docs.result()
-    build_validation_docs()  # what a recheck prepared after `build_docs` ran
-    if handed and docs_dir is not None:
-        progress("writing the Data Docs of the files the workers validated\u2026")
-        take_over_validation_docs(docs_dir, handed)
-        build_validation_docs()
     return reports
 
 
@@ -167,13 +146,16 @@ def ingest_directory(
     *,
     load_date: date | None = None,
     docs_dir: Path | None = None,
+    docs_keep: int = DEFAULT_DOCS_KEEP,
     prune: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
 ) -> IngestSummary:
     """The ingest stage in this process against `con`: prepares in a thread beside the
-    loads, in a temporary work directory; files gone from the input are kept or pruned."""
+    loads, in a temporary work directory; files gone from the input are kept or pruned.
+    With `docs_dir`, the run's validation pages are written there (the last `docs_keep`
+    runs kept)."""
     found = survey(input_dir)
     files = {table: [str(p) for p in paths] for table, paths in found.found.items()}
     with (
@@ -189,9 +171,7 @@ def ingest_directory(
                 work,
                 loaded_hash=loaded_hash,
                 load_date=load_date,
-                docs_dir=docs_dir,
                 chunk_bytes=chunk_bytes,
-                defer_docs=True,
                 date_min=date_min,
                 date_max=date_max,
             )
@@ -201,14 +181,14 @@ def ingest_directory(
             known=loaded_hashes(con),
             prepare=prepare,
             load=lambda prepared: load_file(con, prepared, run_id),
-            docs_dir=docs_dir,
-            build_docs=lambda: pool.submit(build_validation_docs),
         )
     summary = IngestSummary(run_id, reports, skipped=found.skipped)
     present = [f.path for f in summary.files]
     summary.pruned, summary.missing = handle_removed_files(
         con, Path(input_dir), present, prune=prune
     )
+    if docs_dir is not None:
+        write_validation_docs(con, docs_dir, summary, keep=docs_keep)
     return summary
 
 
@@ -216,11 +196,13 @@ def validate_directory(
     input_dir: Path,
     *,
     docs_dir: Path | None = None,
+    docs_keep: int = DEFAULT_DOCS_KEEP,
     load_date: date | None = None,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
 ) -> IngestSummary:
-    """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse."""
+    """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse,
+    its validation pages written to `docs_dir` like a run's."""
     from pipelines.warehouse import create_schemas
 
     run_id = "validate-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -233,6 +215,7 @@ def validate_directory(
             run_id,
             load_date=load_date,
             docs_dir=docs_dir,
+            docs_keep=docs_keep,
             date_min=date_min,
             date_max=date_max,
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipelines.validation.outcomes import Checked
+
 # What became of an input file.
 LOADED, UNCHANGED, REJECTED = "loaded", "unchanged", "rejected"
 # Statuses of a file's earlier versions in ops.ingest_manifest.
@@ -33,6 +35,9 @@ class FileReport:
     warnings: list[str] = field(default_factory=list)
     redacted: int = 0
     capped: int = 0
+    # What the GX suite evaluated (empty for a file not read, or read without rows): the
+    # validation pages show it beside the rows each rule quarantined.
+    expectations: list[Checked] = field(default_factory=list)
 
 
 @dataclass
@@ -64,8 +69,12 @@ class IngestSummary:
         return [f for f in self.files if f.status == REJECTED]
 
     def to_json(self) -> dict:
-        """Plain data for the run log's `details`."""
-        return asdict(self)
+        """Plain data for the run log's `details`; the expectations are the suite's, the
+        same for every file of a table, and are shown on the validation pages instead."""
+        data = asdict(self)
+        for file in data["files"]:
+            del file["expectations"]
+        return data
 
 
 def _rules(rules: dict[str, int]) -> str:

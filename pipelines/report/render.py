@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -46,7 +47,21 @@ def minimum_cell_text(min_cell: int | None) -> str:
     )
 
 
-def render_report(warehouse: str | Path, run_id: str | None = None) -> str:
+def docs_href(docs_index: str | Path | None, report_dir: Path) -> str | None:
+    """The link from the report to the validation pages' index, relative to the report
+    so that both can move together (None: no index there)."""
+    if docs_index is None or not Path(docs_index).is_file():
+        return None
+    try:
+        relative = os.path.relpath(Path(docs_index).resolve(), report_dir.resolve())
+    except ValueError:  # another drive
+        return Path(docs_index).resolve().as_uri()
+    return quote(Path(relative).as_posix())
+
+
+def render_report(
+    warehouse: str | Path, run_id: str | None = None, docs_link: str | None = None
+) -> str:
     """The report's HTML text for the warehouse (read-only)."""
     data = load_report_data(warehouse, run_id)
     headlines, sections = build_sections(data)
@@ -64,6 +79,7 @@ def render_report(warehouse: str | Path, run_id: str | None = None) -> str:
         .render(
             csp=CONTENT_SECURITY_POLICY,
             meta=meta,
+            docs_link=docs_link,
             headlines=headlines,
             sections=sections,
             tiers=[(tier_label(t), c) for t, c in tier_colours().items() if t != "all"],
@@ -75,10 +91,19 @@ def write_report(
     warehouse: str | Path,
     out: str | Path | None = None,
     run_id: str | None = None,
+    docs_index: str | Path | None = None,
 ) -> Path:
-    """Write the report atomically (temporary file, then rename) and return its path."""
+    """Write the report atomically (temporary file, then rename) and return its path.
+
+    It links to the validation pages' index `docs_index`, by default the one beside the
+    warehouse, when that exists.
+    """
     out = Path(out) if out is not None else default_report_path(warehouse)
-    html = render_report(warehouse, run_id)
+    if docs_index is None:
+        from pipelines.validation.docs import INDEX_FILE, default_docs_dir
+
+        docs_index = default_docs_dir(warehouse) / INDEX_FILE
+    html = render_report(warehouse, run_id, docs_href(docs_index, out.parent))
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory for the report; create it or pass --out")
     # Opened with the user's umask (not mkstemp's 0600), so the report can be shared.

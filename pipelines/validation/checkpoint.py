@@ -8,28 +8,30 @@ index of every failing frame row, which names the failing values. The ingest sta
 then quarantines every row of the file holding one of them (in DuckDB), so a
 failure is found for all rows at once and GX never sees a million rows.
 
-One ephemeral GX context per process holds a pandas data source, one Checkpoint per
-table and, when asked, a Data Docs site on disk.
+GX's own counts describe that frame, not the file, so none of them is published: the
+validation pages (`docs.py`) take from GX which expectations were evaluated and which
+failed (`Checked`), and count the rows that broke each rule in the quarantine.
+
+One ephemeral GX context per process holds a pandas data source and one Checkpoint per
+table.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from great_expectations.data_context.types.resource_identifiers import (
-    ValidationResultIdentifier,
-)
 
 from pipelines.config import DEFAULT_DATE_MIN
-from pipelines.contracts import Contract, load_contract
+from pipelines.contracts import Contract
 from pipelines.validation import suites
+from pipelines.validation.outcomes import Checked
 from pipelines.validation.suites import (
     DATE_FORMAT,
     DATE_SUFFIX,
@@ -38,17 +40,7 @@ from pipelines.validation.suites import (
     checked_by_value,
 )
 
-DOCS_SITE = "redflags"
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
-
-
-@dataclass(frozen=True)
-class HandedOver:
-    """One validation result as plain data: its table, its key in a store, its JSON."""
-
-    table: str
-    key: tuple
-    result: str
 
 
 @dataclass
@@ -58,6 +50,14 @@ class Failure:
     column: str
     rule: str
     values: pa.Array  # may hold NULL (a `required` failure)
+
+
+@dataclass
+class SuiteResult:
+    """A file's validation: every expectation GX evaluated, and the failing values."""
+
+    checked: list[Checked]
+    failures: list[Failure]
 
 
 def _first_value(values: pa.ChunkedArray) -> pa.Array:
@@ -131,7 +131,6 @@ class Validator:
     def __init__(
         self,
         load_date: date,
-        docs_dir: Path | None,
         date_min: date = DEFAULT_DATE_MIN,
         date_max: date | None = None,
     ) -> None:
@@ -142,32 +141,15 @@ class Validator:
         self.gx = gx
         self.load_date = load_date
         self.date_min, self.date_max = date_min, date_max
-        self.docs_dir = Path(docs_dir) if docs_dir else None
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
         )
-        if self.docs_dir is not None:
-            self.docs_dir.mkdir(parents=True, exist_ok=True)
-            self.context.add_data_docs_site(
-                DOCS_SITE,
-                {
-                    "class_name": "SiteBuilder",
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                    "store_backend": {
-                        "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(self.docs_dir.resolve()),
-                    },
-                },
-            )
         self.source = self.context.data_sources.add_pandas("redflags")
         self._checkpoints: dict[str, object] = {}
-        # The keys, in the context's store, of the validation results whose Data Docs
-        # pages are not built yet (see `validate`); a key names its suite too.
-        self._docs_pending: list[ValidationResultIdentifier] = []
 
     def checkpoint(self, contract: Contract):
-        """The Checkpoint of one table: validate a whole dataframe, update Data Docs."""
+        """The Checkpoint of one table: validate a whole dataframe, nothing else."""
         if contract.table in self._checkpoints:
             return self._checkpoints[contract.table]
         gx = self.gx
@@ -179,7 +161,7 @@ class Validator:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=contract.table, data=batch, suite=suite)
         )
-        # No actions: the Data Docs are built by `build_docs`, now or later (see `validate`).
+        # No actions: GX's Data Docs would show the counts of the distinct-values frame.
         checkpoint = self.context.checkpoints.add(
             gx.Checkpoint(
                 name=contract.table,
@@ -191,82 +173,63 @@ class Validator:
         self._checkpoints[contract.table] = checkpoint
         return checkpoint
 
-    def validate(
-        self,
-        contract: Contract,
-        distinct: DistinctValues,
-        *,
-        defer_docs: bool = False,
-        hand_over: list[HandedOver] | None = None,
-    ) -> list[Failure]:
+    def validate(self, contract: Contract, distinct: DistinctValues) -> SuiteResult:
         """Run the table's Checkpoint once over a file's distinct values.
 
-        The Data Docs pages of the result (1-1.7 s of rendering per file) are built before
-        this returns, or, with `defer_docs`, by the next call or by `build_docs`: a run
-        then loads the file while its pages are rendered, and must call `build_docs`
-        before it reports the site. With `hand_over`, the result is appended to that list
-        instead, as plain data, for another process to render (`take_over`): the Dask
-        workers of a run hand theirs to the flow, which writes one site.
+        A file without rows has no values to evaluate: nothing is checked.
         """
         if distinct.empty:
-            return []
-        self.build_docs()
+            return SuiteResult([], [])
         values = distinct.values()
         frame = values_frame(contract, values)
         result = self.checkpoint(contract).run(batch_parameters={"dataframe": frame})
-        store = self.context.validation_results_store
-        for key, outcome in result.run_results.items():
-            if hand_over is not None:
-                hand_over.append(
-                    HandedOver(contract.table, key.to_tuple(), store.serialize(outcome))
-                )
-            elif self.docs_dir is not None:
-                self._docs_pending.append(key)
-        if hand_over is None and self.docs_dir is not None and not defer_docs:
-            self.build_docs()
-        failures = []
+        checked: list[Checked] = []
+        failures: list[Failure] = []
         for validation in result.run_results.values():
             for outcome in validation.results:
+                config, meta = outcome.expectation_config, outcome.expectation_config.meta
+                checked.append(
+                    Checked(
+                        meta["column"],
+                        meta["rule"],
+                        config.type,
+                        plain_kwargs(config.kwargs),
+                        bool(outcome.success),
+                    )
+                )
                 if outcome.success:
                     continue
                 if (message := raised_exception(outcome.exception_info)) is not None:
                     raise RuntimeError(
-                        f"Great Expectations could not evaluate {outcome.expectation_config.type} "
+                        f"Great Expectations could not evaluate {config.type} "
                         f"for {contract.table}: {message}"
                     )
-                meta = outcome.expectation_config.meta
                 positions = np.asarray(outcome.result.get("unexpected_index_list") or [], np.int64)
                 column_values = values[meta["column"]]
                 # Frame rows past a column's distinct values repeat its first value.
                 positions = np.where(positions < len(column_values), positions, 0)
                 failing = pc.unique(column_values.take(pa.array(positions, pa.int64())))
                 failures.append(Failure(meta["column"], meta["rule"], failing))
-        return failures
+        return SuiteResult(checked, failures)
 
-    def build_docs(self) -> None:
-        """Build the Data Docs pages of the results not yet built, and the site's index.
 
-        What GX's UpdateDataDocsAction does after a Checkpoint run, for each result in
-        the order the files were validated, so the site comes out the same.
-        """
-        pending, self._docs_pending = self._docs_pending, []
-        for key in pending:
-            self.context.build_data_docs(
-                site_names=[DOCS_SITE],
-                resource_identifiers=[key, key.expectation_suite_identifier],
-                dry_run=False,
-                build_index=True,
+def plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """An expectation's arguments as JSON values: dates in ISO, GX's batch id left out."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return (
+                value.date().isoformat()
+                if value.time() == datetime.min.time()
+                else (value.isoformat())
             )
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
 
-    def take_over(self, handed: list[HandedOver]) -> None:
-        """Results another process handed over (`validate`): their Data Docs pages are
-        built here by the next `build_docs`, in the order given, beside this process's."""
-        store = self.context.validation_results_store
-        for item in handed:
-            self.checkpoint(load_contract(item.table))  # the suite its pages show
-            key = ValidationResultIdentifier.from_tuple(item.key)
-            store.set(key, store.deserialize(item.result))
-            self._docs_pending.append(key)
+    return {name: plain(value) for name, value in kwargs.items() if name != "batch_id"}
 
 
 def raised_exception(info: dict | None) -> str | None:

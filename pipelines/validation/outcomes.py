@@ -6,6 +6,9 @@ Rule names are what a user reads in `quarantine.<table>.rule` and in the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 # Row-level rules found while reading a file (before any value is looked at).
 RAGGED_ROW = "field_count"  # the line has more or fewer fields than the header
 UNBALANCED_QUOTES = "balanced_quotes"  # a quote opened on the line is never closed
@@ -48,3 +51,20 @@ class FileRejected(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One expectation of a table's suite as Great Expectations evaluated it on a file.
+
+    Plain data, so that a prepare on a Dask worker hands it back with the file's report
+    and the validation pages can name what GX checked. GX evaluates the file's distinct
+    values, so `success` is GX's verdict and no count of GX's is kept: the rows that
+    broke the rule are counted in the quarantine.
+    """
+
+    column: str
+    rule: str
+    expectation: str  # GX's expectation type, such as expect_column_values_to_be_in_set
+    kwargs: dict[str, Any]  # its arguments as JSON values (dates in ISO), without batch_id
+    success: bool

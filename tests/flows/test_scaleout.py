@@ -249,19 +249,23 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
         "referrals_b.csv": "loaded",
     }
     assert second["validation"]["quarantined"] == 1
-    # One Data Docs site, written by the flow from what the workers handed back: its
-    # index lists every validation of both runs (run 1: intake_2024a, referrals_a; run 2:
-    # intake_2024b, referrals_a again, referrals_b), whichever worker made it.
+    # The validation pages, written by the flow from the reports the workers handed back:
+    # the index lists every validation of both runs, newest first (run 2: intake_2024b,
+    # referrals_a checked again, referrals_b; run 1: intake_2024a, referrals_a), whichever
+    # worker made it, with the rows the run quarantined (P9's referral, each time).
     index = (docs / "index.html").read_text(encoding="utf-8")
-    pages = set(re.findall(r'validations/[^"]+?\.html', index))
-    assert sorted(Path(p).name for p in pages) == [
-        "redflags-intake.html",
-        "redflags-intake.html",
-        "redflags-referrals.html",
-        "redflags-referrals.html",
-        "redflags-referrals.html",
+    listed = re.findall(r'data-run="([^"]+)" data-file="([^"]+)"', index)
+    assert listed == [
+        (second["run_id"], "intake_2024b.csv"),
+        (second["run_id"], "referrals_a.csv"),
+        (second["run_id"], "referrals_b.csv"),
+        (first["run_id"], "intake_2024a.csv"),
+        (first["run_id"], "referrals_a.csv"),
     ]
-    assert all((docs / p).is_file() for p in pages)
+    quarantined = re.findall(r'<td class="num quarantined">(\d+)</td>', index)
+    assert quarantined == ["0", "1", "0", "0", "1"]
+    pages = re.findall(r'<a href="([^"]+)"', index)
+    assert len(pages) == 5 and all((docs / p).is_file() for p in pages)
     # Nothing of the runs' work directories (nor the stale one) is left beside the warehouse.
     assert not (tmp_path / ".redflags-work").exists()
 

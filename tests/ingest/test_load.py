@@ -227,9 +227,10 @@ def test_run_reports_the_ingest_stage_and_goes_on_past_a_rejected_file(tmp_path:
     result = cli(*args, "--docs", str(tmp_path / "docs"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    # The flow renders the Data Docs pages while it loads; every validated file has its page.
-    pages = sorted(p.name for p in (tmp_path / "docs" / "validations").rglob("*.html"))
-    assert pages == ["redflags-intake.html"]
+    # Every file the run validated has its page, the rejected one too.
+    pages = sorted(p.name for p in (tmp_path / "docs" / "runs").rglob("*.html"))
+    assert pages == ["intake.csv.html", "referrals.csv.html"]
+    assert f"validation report (Data Docs): {tmp_path / 'docs' / 'index.html'}" in result.stdout
     assert "intake.csv     intake     loaded       3         2            1  allowed(sex) 1" in (
         result.stdout
     )

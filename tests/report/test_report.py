@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -29,6 +28,7 @@ from pipelines.report import write_report
 from pipelines.report.palette import tier_colours
 from pipelines.report.sections import curves_to_draw
 from pipelines.warehouse import create_schemas
+from tests.support.browser import browse, page_requests
 
 RUN_ID = "20240701T000000Z-feedc0de"
 RULES_VERSION = "3f9a1c2b7d4e"
@@ -532,56 +532,6 @@ def test_cli_bad_input_is_one_clear_line(
 
 
 # ------------------------------------------------------------------- in a browser
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail(
-            "chromium is not installed: run `bash scripts/ensure-chromium.sh` "
-            "(Debian's chromium package) and rerun the tests"
-        )
-    return path
-
-
-def browse(page: Path, work: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Open a local page in headless Chromium with a fresh profile, background traffic off."""
-    work.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={work / 'profile'}",
-            *extra,
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def page_requests(net_log: Path) -> list[str]:
-    """URLs the page itself asked for, from Chromium's NetLog.
-
-    Requests on behalf of a page carry its site in the network isolation key
-    (`file://` for a local file); the browser's own background traffic does not.
-    """
-    log = json.loads(net_log.read_text(encoding="utf-8"))
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [
-        e["params"]["url"]
-        for e in log["events"]
-        if e["type"] == start and "file://" in e.get("params", {}).get("network_isolation_key", "")
-    ]
 
 
 def test_net_log_sees_a_request_when_a_page_makes_one(tmp_path: Path):

@@ -58,7 +58,7 @@ def test_intake_suite_size_worked_out_by_hand():
     assert len(table_suite(load_contract("intake"), date(2025, 6, 1)).expectations) == 34
 
 
-def test_checkpoint_names_the_failing_values(tmp_path):
+def test_checkpoint_names_the_failing_values_and_every_expectation_it_evaluated():
     contract = load_contract("intake")
     rows = pa.table(
         {
@@ -72,79 +72,35 @@ def test_checkpoint_names_the_failing_values(tmp_path):
     distinct = DistinctValues(contract)
     distinct.add(rows.slice(0, 2))
     distinct.add(rows.slice(2))
-    validator = Validator(date(2025, 6, 1), tmp_path / "docs")
-    found = {
-        (f.column, f.rule): f.values.to_pylist() for f in validator.validate(contract, distinct)
-    }
+    result = Validator(date(2025, 6, 1)).validate(contract, distinct)
+    found = {(f.column, f.rule): f.values.to_pylist() for f in result.failures}
     assert found == {
         ("encounter_id", "required"): [None],
         ("encounter_date", "date"): ["2024-02-30"],
         ("age_years", "integer"): ["x"],
         ("sex", "allowed"): ["Q"],
     }
-    assert (tmp_path / "docs" / "index.html").exists()
+    # Every expectation of the suite, in its order, with GX's verdict and its arguments
+    # as plain JSON values (the batch id left out, dates in ISO).
+    assert len(result.checked) == 34
+    assert {(c.column, c.rule) for c in result.checked if not c.success} == set(found)
+    sex = next(c for c in result.checked if (c.column, c.rule) == ("sex", "allowed"))
+    assert sex.expectation == "expect_column_values_to_be_in_set"
+    assert sex.kwargs == {"column": "sex", "value_set": ["F", "M", "X", "U"]}
+    after = next(c for c in result.checked if c.rule == "not_after_load_date")
+    assert after.kwargs == {"column": "encounter_date__date", "max_value": "2025-06-01"}
+    assert after.success
 
 
-def test_deferred_data_docs_pages_are_built_by_build_docs(tmp_path):
+def test_a_file_without_rows_has_nothing_evaluated():
     contract = load_contract("intake")
-    rows = pa.table(
-        {
-            "encounter_id": ["E1"],
-            "patient_id": ["P1"],
-            "encounter_date": ["2024-01-02"],
-            "age_years": ["55"],
-            "sex": ["F"],
-        }
-    )
-    distinct = DistinctValues(contract)
-    distinct.add(rows)
-    validator = Validator(date(2025, 6, 1), tmp_path / "docs")
-    assert validator.validate(contract, distinct, defer_docs=True) == []
-    assert not (tmp_path / "docs" / "validations").exists()
-    validator.build_docs()
-    pages = [p.name for p in (tmp_path / "docs" / "validations").rglob("*.html")]
-    assert pages == ["redflags-intake.html"]
-    assert (tmp_path / "docs" / "index.html").exists()
-
-
-def test_handed_over_results_are_rendered_by_the_process_that_takes_them(tmp_path):
-    """A worker without a site hands its result over; the flow's validator writes the pages."""
-    contract = load_contract("intake")
-    rows = pa.table(
-        {
-            "encounter_id": ["E1", "E2"],
-            "patient_id": ["P1", "P2"],
-            "encounter_date": ["2024-01-02", "2024-01-03"],
-            "age_years": ["55", "61"],
-            "sex": ["F", "Q"],
-        }
-    )
-    distinct = DistinctValues(contract)
-    distinct.add(rows)
-    worker = Validator(date(2025, 6, 1), None)
-    handed: list = []
-    found = worker.validate(contract, distinct, hand_over=handed)
-    assert [(f.column, f.rule, f.values.to_pylist()) for f in found] == [("sex", "allowed", ["Q"])]
-    assert [h.table for h in handed] == ["intake"]
-    site = Validator(date(2025, 6, 1), tmp_path / "docs")
-    site.take_over(handed)
-    assert not (tmp_path / "docs" / "validations").exists()  # built by build_docs
-    site.build_docs()
-    pages = [p.name for p in (tmp_path / "docs" / "validations").rglob("*.html")]
-    assert pages == ["redflags-intake.html"]
-    index = (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
-    assert index.count("redflags-intake.html") >= 1
-    stored = site.context.validation_results_store.get(
-        site.context.validation_results_store.list_keys()[0]
-    )
-    assert stored.success is False
-    failed = [r.expectation_config.meta["column"] for r in stored.results if not r.success]
-    assert failed == ["sex"]
+    result = Validator(date(2025, 6, 1)).validate(contract, DistinctValues(contract))
+    assert (result.checked, result.failures) == ([], [])
 
 
 def test_validators_of_one_process_keep_their_suites_apart():
     # A long-lived process (the scheduled server, the test session) holds one validator
-    # per day and docs site. GX keeps one "current" context per process, the newest; a
+    # per day and date bounds. GX keeps one "current" context per process, the newest; a
     # suite being built resolves through it, and it used to add its expectations to
     # that context's stored suite of the same name: the newer validator's suite then
     # held every expectation twice and its next run failed ("ExpectationSuite
@@ -162,13 +118,13 @@ def test_validators_of_one_process_keep_their_suites_apart():
             }
         )
     )
-    older = Validator(date(2025, 6, 1), None)
-    newer = Validator(date(2025, 6, 2), None)  # GX's current context from here on
-    assert [f.column for f in newer.validate(contract, distinct)] == ["sex"]
+    older = Validator(date(2025, 6, 1))
+    newer = Validator(date(2025, 6, 2))  # GX's current context from here on
+    assert [f.column for f in newer.validate(contract, distinct).failures] == ["sex"]
     # the older validator builds its suite and Checkpoint only now, on first use
-    assert [f.column for f in older.validate(contract, distinct)] == ["sex"]
+    assert [f.column for f in older.validate(contract, distinct).failures] == ["sex"]
     expected = len(table_suite(contract, date(2025, 6, 2)).expectations)
     for validator in (older, newer):
         stored = validator.context.suites.get(contract.table)
         assert len(stored.expectations) == expected
-    assert [f.column for f in newer.validate(contract, distinct)] == ["sex"]
+    assert [f.column for f in newer.validate(contract, distinct).failures] == ["sex"]
