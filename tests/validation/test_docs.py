@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import duckdb
 import pytest
 
-from pipelines.config import Settings, load_settings
+from pipelines.config import load_settings
 from pipelines.errors import UserError
 from pipelines.ingest.stage import LOADED, REJECTED, UNCHANGED, ingest_directory
 from pipelines.report import write_report
@@ -338,7 +338,10 @@ def test_share_of_rows_read_is_never_rounded_to_none_or_all():
 def test_served_runs_write_their_pages_beside_the_warehouse(tmp_path: Path):
     from pipelines.flows.deployments import flow_parameters
 
-    parameters = flow_parameters(Settings(warehouse=tmp_path / "w.duckdb", docs_keep=5))
+    settings = load_settings(
+        overrides={"warehouse": tmp_path / "w.duckdb", "docs_keep": 5}, environ={}, cwd=tmp_path
+    )
+    parameters = flow_parameters(settings)
     assert parameters["docs_dir"] == str(tmp_path / "docs")
     assert parameters["docs_keep"] == 5
     assert default_docs_dir(tmp_path / "w.duckdb") == tmp_path / "docs"
