@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.errors import UserError
+from pipelines.flows.prefect_env import QUIET_CONSOLE, USER_LOGGING, configure_prefect
 from pipelines.flows.summary import MISSING, headline_rows, summary_markdown, tier_shares
 from pipelines.warehouse import EXIT_BUSY, open_warehouse, wait_for_writer, writer
 from tests.support.orchestration import lock_held, release
@@ -185,6 +187,27 @@ def test_summary_degrades_when_stages_are_missing():
     assert f"Tier mix {MISSING}." in text
     assert f"Referral rates {MISSING}." in text
     assert summary_markdown({"run_id": "R3"}).count(MISSING) == 5
+
+
+@pytest.mark.parametrize(
+    ("users", "console"),
+    [
+        ({}, "WARNING"),  # Prefect's run loggers at its default INFO, its console quiet
+        ({"PREFECT_LOGGING_LEVEL": "DEBUG"}, None),
+        ({"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO"}, "INFO"),
+        ({"PREFECT_LOGGING_SETTINGS_PATH": "/etc/prefect/logging.yml"}, None),
+    ],
+)
+def test_prefect_logs_to_its_api_and_keeps_the_console_quiet_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch, users: dict[str, str], console: str | None
+):
+    for key in (*USER_LOGGING, *QUIET_CONSOLE):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in users.items():
+        monkeypatch.setenv(key, value)
+    configure_prefect()
+    assert os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL") == console
+    assert os.environ.get("PREFECT_LOGGING_LEVEL") == users.get("PREFECT_LOGGING_LEVEL")
 
 
 def test_writer_gives_up_after_the_timeout_naming_the_holder(tmp_path: Path):
