@@ -34,10 +34,21 @@ QUIET_DEFAULTS: dict[str, str] = {
     # No usage analytics leave the machine.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
-    # Our own console summary says what happened; Prefect's INFO lines would drown it.
-    "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
+# Prefect's run loggers keep its default level, INFO, so a flow run's stage progress
+# (pipelines/console.py) and state changes reach the API and its UI; the console handler
+# of Prefect's logging configuration shows only warnings, since our own progress lines
+# and summary say what happened and Prefect's INFO lines would drown them. Set through
+# Prefect's documented override of a logging.yml key, PREFECT_LOGGING_[PATH]_[TO]_[KEY].
+QUIET_CONSOLE: dict[str, str] = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+# A user who sets any of these has chosen what Prefect logs where: the console is theirs.
+USER_LOGGING = (
+    "PREFECT_LOGGING_LEVEL",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+    "PREFECT_LOGGING_SETTINGS_PATH",
+    "PREFECT_LOGGING_CONFIG_PATH",
+)
 
 # The temporary server serves one run and dies with it, so it runs only what recording
 # that run needs: the API, the database, and the services that record task runs and
@@ -75,9 +86,29 @@ PORT_RETRIES = 3
 
 
 def configure_prefect() -> None:
-    """Set the quiet defaults unless the user has set them already."""
+    """Set the quiet defaults unless the user has set them already.
+
+    Call before importing Prefect, which configures its logging on import; the processes
+    a run starts (Dask workers, the temporary server) inherit the settings.
+    """
     for key, value in QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if not any(os.environ.get(key) for key in USER_LOGGING):
+        os.environ.update(QUIET_CONSOLE)
+
+
+def send_run_logs() -> None:
+    """Send the run log lines still queued for the Prefect API, and wait until they are.
+
+    Prefect sends them in batches every few seconds; the temporary server must not stop
+    before the last batch, or the run's last lines never reach it (and Prefect complains
+    on the console that it could not send them).
+    """
+    import logging
+
+    run_loggers = (logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs"))
+    for handler in {handler for logger in run_loggers for handler in logger.handlers}:
+        handler.flush()
 
 
 def drop_user_error_tracebacks() -> None:
@@ -214,7 +245,10 @@ def prefect_api(server: TemporaryServer | None = None) -> Iterator[str]:
         os.environ["PREFECT_API_URL"] = url
         try:
             with temporary_settings(updates={PREFECT_API_URL: url}):
-                yield url
+                try:
+                    yield url
+                finally:
+                    send_run_logs()
         finally:
             os.environ.pop("PREFECT_API_URL", None)
     finally:

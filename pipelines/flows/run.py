@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
@@ -250,15 +254,41 @@ def write_report(
         return str(write_report_file(warehouse, run_id=run_id, docs_index=docs_index))
 
 
+def data_docs_page(docs_dir: str) -> Path:
+    """The Data Docs page a run links to: the site's index, which lists every validation."""
+    from pipelines.validation.docs import INDEX_FILE
+
+    return Path(docs_dir).resolve() / INDEX_FILE
+
+
 @task
-def publish_run_artifacts(summary: dict[str, Any]) -> None:
-    """The run's markdown summary and headline table, shown in the Prefect UI."""
+def publish_run_artifacts(summary: dict[str, Any], docs_dir: str | None = None) -> None:
+    """The run's markdown summary and headline table, and links to its HTML report and
+    its Data Docs, shown in the Prefect UI.
+
+    The links are file:// URLs: the files are on the machine that ran the flow, where
+    whoever reads the UI beside it opens them.
+    """
     create_markdown_artifact(
         summary_markdown(summary), key="redflags-run-summary", description="What this run did"
     )
     create_table_artifact(
         headline_rows(summary), key="redflags-headline-numbers", description="Headline numbers"
     )
+    if summary.get("report"):
+        create_link_artifact(
+            Path(summary["report"]).resolve().as_uri(),
+            link_text="HTML report",
+            key="redflags-report",
+            description="The run's HTML report (a file on the machine that ran it)",
+        )
+    if docs_dir:
+        create_link_artifact(
+            data_docs_page(docs_dir).as_uri(),
+            link_text="Data Docs",
+            key="redflags-data-docs",
+            description="The validation pages of the run's files, with their rows read and quarantined",
+        )
 
 
 def ingest_stage(
@@ -352,7 +382,8 @@ def redflags_run(
     8. publish_marts: marts.* replaced in one transaction, ops.run_log updated
     9. export_extracts (when export_dir is given): suppressed Parquet for researchers
     10. write_report: marts.* and ops.* -> report.html beside the warehouse
-    11. publish_run_artifacts: markdown summary and headline table in Prefect
+    11. publish_run_artifacts: markdown summary, headline table and links to the report
+        and the Data Docs in Prefect
 
     Everything that writes into the warehouse happens under the lock. The export and
     the report only read it, so they come after the lock is released (a read-only
@@ -397,7 +428,7 @@ def redflags_run(
     docs_index = summary["docs"]["index"] if summary["docs"] else None
     summary["report"] = write_report(warehouse, run_id, lock_timeout, docs_index)
 
-    publish_run_artifacts(summary)
+    publish_run_artifacts(summary, docs_dir)
     return summary
 
 

@@ -9,11 +9,14 @@ Keys read (all optional except run_id):
 - validation: {rows_in, accepted, quarantined, rejected_files: [{file, reason}]}
 - released: the counts of the run's release (pipelines/disclosure/release.py), the same
   the export and the report show, a suppressed one as SUPPRESSED:
-  {tiers: {index tier: index presentations}, index_presentations, care_gaps,
-  referral_rates: [{stratum, window_days, outcome, rate, n_eligible}]}
+  {min_cell, confidence_level, z, tiers: {index tier: index presentations},
+  index_presentations, care_gaps, referral_rates: [{stratum, window_days, outcome,
+  n_events, n_eligible, rate, ci_low, ci_high}]}
 
 The artifacts leave the warehouse (anyone with the Prefect UI reads them), so they show
-the release, never the marts.
+the release, never the marts. Every rate is shown with its denominator and its Wilson
+score interval: the release's own for referral rates, worked out here from the
+release's counts for a tier's share of the index presentations.
 """
 
 from __future__ import annotations
@@ -40,6 +43,48 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def interval(low: Any, high: Any) -> str:
+    """A confidence interval as two percentages, SUPPRESSED or MISSING as the bounds are."""
+    if SUPPRESSED in (low, high):
+        return SUPPRESSED
+    if low is None or high is None:
+        return MISSING
+    return f"{low:.1%} to {high:.1%}"
+
+
+def interval_label(released: dict[str, Any]) -> str:
+    """'95% interval', at the confidence level of the release's intervals."""
+    level = released.get("confidence_level")
+    return "interval" if level is None else f"{level:.0%} interval"
+
+
+def tier_shares(released: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each tier's index presentations as a share of all of them, with its Wilson
+    interval, tiers in rank order.
+
+    A share needs both counts: where the release suppressed either, the share and its
+    interval are SUPPRESSED too (a hidden count stays hidden, not implied by its share).
+    """
+    from pipelines.disclosure.release import wilson
+
+    total = released.get("index_presentations")
+    z = released.get("z")
+    tiers = sorted((released.get("tiers") or {}).items(), key=lambda kv: tier_sort_key(kv[0]))
+    shares = []
+    for tier, n in tiers:
+        if SUPPRESSED in (n, total):
+            share = low = high = SUPPRESSED
+        elif not isinstance(n, int) or not isinstance(total, int) or total <= 0:
+            share = low = high = None
+        else:
+            share = n / total
+            low, high = wilson(n, total, z) if z is not None else (None, None)
+        shares.append(
+            {"tier": tier, "n": n, "of": total, "share": share, "ci_low": low, "ci_high": high}
+        )
+    return shares
+
+
 def tier_sort_key(tier: str) -> tuple[int, str]:
     """Tiers in the rules' order, highest first (schemas/red_flags.yml)."""
     from pipelines.scoring.rules import tier_order
@@ -49,11 +94,16 @@ def tier_sort_key(tier: str) -> tuple[int, str]:
 
 
 def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """The table artifact: one row per headline number, `value` MISSING when not computed."""
+    """The table artifact: one row per headline number.
+
+    A count fills `count`; a rate fills `count` (its numerator), `denominator`, `rate`
+    and the interval. Cells a row has no use for are empty; MISSING where not computed.
+    """
     raw = summary.get("raw") or {}
     validation = summary.get("validation") or {}
+    released = summary.get("released") or {}
     rejected = validation.get("rejected_files")
-    rows: list[tuple[str, Any]] = [
+    counts: list[tuple[str, Any]] = [
         ("intake rows loaded", raw.get("intake")),
         ("referral rows loaded", raw.get("referrals")),
         ("diagnosis rows loaded", raw.get("diagnoses")),
@@ -61,22 +111,44 @@ def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
         ("rows accepted", validation.get("accepted")),
         ("rows quarantined", validation.get("quarantined")),
         ("files rejected", None if rejected is None else len(rejected)),
-    ]
-    released = summary.get("released") or {}
-    rows += [
         ("index presentations", released.get("index_presentations")),
         ("care gaps", released.get("care_gaps")),
     ]
-    tiers = released.get("tiers") or {}
-    ordered = sorted(tiers.items(), key=lambda kv: tier_sort_key(kv[0]))
-    rows += [(f"index tier {tier}", n) for tier, n in ordered]
-    for rate in released.get("referral_rates") or []:
-        label = (
-            f"{rate.get('outcome', 'referral')} within {rate.get('window_days', '?')} days, "
-            f"{rate.get('stratum', 'all')}"
-        )
-        rows.append((label, rate.get("rate")))
-    return [{"measure": measure, "value": number(value)} for measure, value in rows]
+    label = interval_label(released)
+    rows = [
+        {"measure": m, "count": number(n), "denominator": "", "rate": "", label: ""}
+        for m, n in counts
+    ]
+    rows += [
+        {
+            "measure": f"index tier {s['tier']}",
+            "count": number(s["n"]),
+            "denominator": number(s["of"]),
+            "rate": number(s["share"]),
+            label: interval(s["ci_low"], s["ci_high"]),
+        }
+        for s in tier_shares(released)
+    ]
+    rows += [
+        {
+            "measure": f"{r.get('outcome', 'referral')} within {r.get('window_days', '?')} days, "
+            f"{r.get('stratum', 'all')}",
+            "count": number(r.get("n_events")),
+            "denominator": number(r.get("n_eligible")),
+            "rate": number(r.get("rate")),
+            label: interval(r.get("ci_low"), r.get("ci_high")),
+        }
+        for r in referral_rates(released)
+    ]
+    return rows
+
+
+def referral_rates(released: dict[str, Any]) -> list[dict[str, Any]]:
+    """The release's referral rates by window, then by tier in rank order."""
+    return sorted(
+        released.get("referral_rates") or [],
+        key=lambda r: (r.get("window_days", 0), tier_sort_key(str(r.get("stratum", "")))),
+    )
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -110,25 +182,34 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"Validation numbers {MISSING}.")
 
     released = summary.get("released") or {}
+    label = interval_label(released)
     lines += ["", "## Index presentations by tier", ""]
-    tiers = released.get("tiers")
-    if tiers:
-        total = released.get("index_presentations")
-        lines += ["| index tier | index presentations | share |", "|---|---:|---:|"]
-        for tier, n in sorted(tiers.items(), key=lambda kv: tier_sort_key(kv[0])):
-            shown = isinstance(n, int) and isinstance(total, int) and total > 0
-            share = f"{n / total:.1%}" if shown else SUPPRESSED
-            lines.append(f"| {tier} | {number(n)} | {share} |")
+    shares = tier_shares(released)
+    if shares:
+        lines += [
+            f"| index tier | index presentations | of | share | {label} |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {s['tier']} | {number(s['n'])} | {number(s['of'])} | {number(s['share'])} "
+            f"| {interval(s['ci_low'], s['ci_high'])} |"
+            for s in shares
+        ]
     else:
         lines.append(f"Tier mix {MISSING}.")
 
     lines += ["", "## Referrals", ""]
-    rates = released.get("referral_rates")
+    rates = referral_rates(released)
     if rates:
-        lines += ["| stratum | outcome | window (days) | rate |", "|---|---|---:|---:|"]
+        lines += [
+            f"| stratum | outcome | window (days) | referred | of | rate | {label} |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         lines += [
             f"| {r.get('stratum', 'all')} | {r.get('outcome', 'referral')} "
-            f"| {r.get('window_days', '?')} | {number(r.get('rate'))} |"
+            f"| {r.get('window_days', '?')} | {number(r.get('n_events'))} "
+            f"| {number(r.get('n_eligible'))} | {number(r.get('rate'))} "
+            f"| {interval(r.get('ci_low'), r.get('ci_high'))} |"
             for r in rates
         ]
     else:
@@ -137,7 +218,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if released.get("min_cell"):
         lines.append(
             f"\nCounts from the run's release: minimum cell {released['min_cell']}, "
-            "suppressed where smaller or where they could be worked out."
+            "suppressed where smaller or where they could be worked out. Intervals are "
+            "Wilson score intervals."
         )
     return "\n".join(lines) + "\n"
 
@@ -185,15 +267,25 @@ def headline_numbers(con: Any) -> dict[str, Any]:
 
 
 def released_numbers(con: Any) -> dict[str, Any]:
-    """The summary's `released` key: headline counts of the release in the warehouse."""
+    """The summary's `released` key: headline counts, rates and intervals of the release
+    in the warehouse."""
     import pandas as pd
 
+    from pipelines.cohorts.definition import load_definition
     from pipelines.disclosure.release import read_release
 
     release = read_release(con)
+    definition = load_definition()
 
     def count(value: Any) -> int | str:
         return SUPPRESSED if pd.isna(value) else int(value)
+
+    def share(value: Any, suppressed: bool) -> float | str | None:
+        """A rate or bound of a row: blanked by the release where the row is suppressed,
+        else not defined (no one eligible)."""
+        if not pd.isna(value):
+            return float(value)
+        return SUPPRESSED if suppressed else None
 
     mix = release.tables["index_tier_mix"]
     gaps = release.tables["care_gap_counts"]
@@ -202,9 +294,13 @@ def released_numbers(con: Any) -> dict[str, Any]:
         (summary["stratum_type"] == "index_tier")
         & (summary["outcome"] == "imaging_any")
         & summary["window_days"].isin([14, 28])
-    ].sort_values(["window_days", "stratum_value"])
+    ]
+    columns = ("stratum_value", "window_days", "outcome", "n_events", "n_eligible")
+    bounds = ("rate", "ci_low", "ci_high", "suppressed")
     return {
         "min_cell": release.min_cell,
+        "confidence_level": definition.confidence_level,
+        "z": definition.z,
         "tiers": {
             c: count(n) for c, n in zip(mix["category"], mix["n"], strict=True) if c != "all"
         },
@@ -215,15 +311,14 @@ def released_numbers(con: Any) -> dict[str, Any]:
                 "stratum": stratum,
                 "window_days": int(window),
                 "outcome": outcome,
-                "rate": SUPPRESSED if pd.isna(rate) else float(rate),
-                "n_eligible": count(n),
+                "n_events": count(events),
+                "n_eligible": count(eligible),
+                "rate": share(rate, bool(hidden)),
+                "ci_low": share(low, bool(hidden)),
+                "ci_high": share(high, bool(hidden)),
             }
-            for stratum, window, outcome, rate, n in zip(
-                *(
-                    rates[c]
-                    for c in ("stratum_value", "window_days", "outcome", "rate", "n_eligible")
-                ),
-                strict=True,
+            for stratum, window, outcome, events, eligible, rate, low, high, hidden in zip(
+                *(rates[c] for c in (*columns, *bounds)), strict=True
             )
         ],
     }

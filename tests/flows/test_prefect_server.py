@@ -1,12 +1,14 @@
 """`redflags serve` against a real Prefect server on loopback, triggered through its API.
 
 One server per session (its start costs seconds), with its own PREFECT_HOME in tmp, stopped
-at the end. The test talks to the server's REST API with httpx, so this pytest process
-keeps its own Prefect settings untouched.
+at the end. The test talks to the server's REST API with httpx, and reads what the run
+left there (its logs, its artifacts) with Prefect's client pointed at the server for that
+read only, so this pytest process keeps its own Prefect settings.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -20,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.orchestration import INTAKE_A, REFERRALS_A, subprocess_env, write_inputs
+from tests.support.prefect_api import run_artifacts, run_logs
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +64,9 @@ def get(client: httpx.Client, path: str) -> httpx.Response | None:
         return client.get(path)
     except httpx.TransportError:
         return None
+
+
+WRITING_REPORT = "writing the report\u2026"
 
 
 @pytest.fixture(scope="session")
@@ -144,14 +150,41 @@ def test_serve_registers_the_schedule_and_runs_when_triggered(tmp_path: Path, pr
             state = wait_until(finished, timeout=300, what="triggered run", proc=serve)
             assert state["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()
 
-            artifacts = client.post(
-                "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}
-            ).json()
-            by_key = {a["key"]: a for a in artifacts}
-            assert set(by_key) == {"redflags-run-summary", "redflags-headline-numbers"}
-            assert "| intake | 3 |" in by_key["redflags-run-summary"]["data"]
+            # The run's stage progress, as the Prefect UI shows it under the run's logs
+            # (sent in batches: wait for the last stage's line).
+            def progress_logged() -> list | None:
+                logs = run_logs(prefect_server, run_id)
+                return logs if any(log.message == WRITING_REPORT for log in logs) else None
+
+            logs = wait_until(progress_logged, timeout=60, what="run logs sent", proc=serve)
+            info = [log.message for log in logs if log.level == logging.INFO]
+            export_dir = found["parameters"]["export_dir"]
+            assert [m for m in info if m.endswith("\u2026")] == [
+                "reading and validating intake.csv (intake)\u2026",
+                "loading 3 rows of intake.csv\u2026",
+                "reading and validating referrals.csv (referrals)\u2026",
+                "loading 2 rows of referrals.csv\u2026",
+                "scoring presentations (duckdb)\u2026",
+                "building cohorts and marts\u2026",
+                "publishing the marts and auditing their release (k = 11)\u2026",
+                f"exporting extracts to {export_dir}\u2026",
+                WRITING_REPORT,
+            ]
+
+            by_key = {a.key: a for a in run_artifacts(prefect_server, run_id)}
+            assert set(by_key) == {
+                "redflags-run-summary",
+                "redflags-headline-numbers",
+                "redflags-report",
+            }  # served runs write no Data Docs (no docs_dir): no link to them
+            assert "| intake | 3 |" in by_key["redflags-run-summary"].data
+            # Prefect stores a link artifact as the markdown of its link.
+            report = f"[HTML report]({(tmp_path / 'report.html').as_uri()})"
+            assert by_key["redflags-report"].data == report
     finally:
         stop(serve)
+    # The run's INFO lines went to the server; the console of `serve` shows none of them.
+    assert "| INFO" not in (tmp_path / "serve.log").read_text()
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     try:
