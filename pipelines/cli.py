@@ -346,9 +346,7 @@ def report(
     from pipelines.report import write_report
 
     settings = command_settings(site, config, warehouse=warehouse)
-    path = write_report(
-        settings.warehouse, out, docs_index=settings.docs_dir / "index.html"
-    )
+    path = write_report(settings.warehouse, out, docs_index=settings.docs_dir / "index.html")
     typer.echo(f"report: {path}")
     note_release_min_cell(settings)
 

@@ -21,8 +21,7 @@ DEPLOYMENT_NAME = "nightly"
 
 
 def flow_parameters(settings: Settings) -> dict[str, Any]:
-    """The flow's arguments, with absolute paths: a served run may start in another directory.
-    """
+    """The flow's arguments, with absolute paths: a served run may start in another directory."""
     return {
         "input_dir": str(settings.input_dir.resolve()),
         "source": settings.source,

@@ -61,7 +61,7 @@ def test_run_loads_scores_and_publishes(tmp_path: Path):
         "scored 3 presentations (duckdb)",
         "  tiers: moderate 1, low 1, not_back_pain 1",
         "index presentations: 1; care gaps: 0",
-        f"report: {tmp_path / 'report.html'}",
+        f"report: {tmp_path / 'report.html'} (minimum cell 11)",
         f'query the marts: redflags query "SELECT ..." -w {warehouse}',
     ]
     assert (tmp_path / "report.html").is_file()
@@ -71,6 +71,7 @@ def test_run_loads_scores_and_publishes(tmp_path: Path):
         "loading 3 rows of intake.csv\u2026",
         "reading and validating referrals.csv (referrals)\u2026",
         "loading 1 rows of referrals.csv\u2026",
+        "writing the validation pages\u2026",
         "scoring presentations (duckdb)\u2026",
         "building cohorts and marts\u2026",
         "publishing the marts and auditing their release (k = 11)\u2026",

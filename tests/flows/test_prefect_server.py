@@ -164,6 +164,7 @@ def test_serve_registers_the_schedule_and_runs_when_triggered(tmp_path: Path, pr
                 "loading 3 rows of intake.csv\u2026",
                 "reading and validating referrals.csv (referrals)\u2026",
                 "loading 2 rows of referrals.csv\u2026",
+                "writing the validation pages\u2026",
                 "scoring presentations (duckdb)\u2026",
                 "building cohorts and marts\u2026",
                 "publishing the marts and auditing their release (k = 11)\u2026",
@@ -176,11 +177,16 @@ def test_serve_registers_the_schedule_and_runs_when_triggered(tmp_path: Path, pr
                 "redflags-run-summary",
                 "redflags-headline-numbers",
                 "redflags-report",
-            }  # served runs write no Data Docs (no docs_dir): no link to them
+                "redflags-data-docs",
+            }
             assert "| intake | 3 |" in by_key["redflags-run-summary"].data
             # Prefect stores a link artifact as the markdown of its link.
             report = f"[HTML report]({(tmp_path / 'report.html').as_uri()})"
             assert by_key["redflags-report"].data == report
+            # Served runs write their validation pages beside the warehouse, and link them.
+            docs = tmp_path / "docs" / "index.html"
+            assert by_key["redflags-data-docs"].data == f"[Data Docs]({docs.as_uri()})"
+            assert "intake.csv" in docs.read_text(encoding="utf-8")
     finally:
         stop(serve)
     # The run's INFO lines went to the server; the console of `serve` shows none of them.
