@@ -287,7 +287,7 @@ def publish_run_artifacts(summary: dict[str, Any], docs_dir: str | None = None) 
             data_docs_page(docs_dir).as_uri(),
             link_text="Data Docs",
             key="redflags-data-docs",
-            description="The validation pages of the run's files, with their rows read and quarantined",
+            description="The validation pages of the run's files: rows read and quarantined",
         )
 
 
