@@ -21,7 +21,9 @@ kernels), and then the same arithmetic over the tokens, so they agree row for ro
 4. **Mark the cues and termination terms**, longest first; among cues of one length,
    in the order of `CUE_ORDER`. Each becomes `C<class>`, a class being the cues
    read alike (same kinds, scopes and word count; a phrase listed under two kinds,
-   like "denied", is both).
+   like "denied", is both). A post-negation written with `:` or `-` ("X: no") is
+   one only where a sentence end, a comma or the end of the text follows it; in
+   "Red flags: no night pain" its words are read on their own ("no" negates forward).
 5. **Read each mention** from the token positions, counting words (a mention or a
    cue counts its words; `.`, `,`, `:`, `-`, `?` and `^` count none):
    - a cue before the mention (pre-negation, hypothetical, another person) reaches
@@ -98,6 +100,8 @@ WORD = "[a-z0-9]+"
 # Mark tokens (upper case never survives normalisation): a mention, a
 # pseudo-negation, a cue class, each followed by a number.
 MENTION, PSEUDO, CUE = "M", "P", "C"
+# What must follow a closing post-negation (kept, as the group the mark re-emits).
+CLOSING = f"( [{re.escape(END_TOKEN)},]|$)"
 
 
 class LexiconError(resources.ResourceError):
@@ -113,6 +117,16 @@ class CueClass:
     scopes: tuple[tuple[str, int], ...]  # (kind, scope_words) of the scoped kinds
     ends_all: bool  # a contrast termination: ends every cue's scope
     ends_pre_negation: bool  # a relative word: ends only a pre-negation's scope
+    # A post-negation written "X: no" or "X - no" is one only where a sentence end, a
+    # comma or the end of the text follows it ("Night pain: no, weight loss: yes");
+    # elsewhere ("Red flags: no night pain") its words are read on their own, the
+    # "no" negating forward.
+    closing: bool = False
+
+    @property
+    def pattern(self) -> str:
+        pattern = phrases_pattern(self.phrases)
+        return pattern + CLOSING if self.closing else pattern
 
     def scope(self, kind: str) -> int:
         """The cue's scope in words for `kind` (0: not a cue of that kind)."""
@@ -136,7 +150,10 @@ class Lexicon:
             range(len(self.classes)),
             key=lambda i: (-_token_count(self.classes[i]), _kind_rank(self.classes[i]), i),
         )
-        return tuple((phrases_pattern(self.classes[i].phrases), f"{CUE}{i}") for i in order)
+        return tuple(
+            (self.classes[i].pattern, f"{CUE}{i}" + (r"\1" if self.classes[i].closing else ""))
+            for i in order
+        )
 
     @property
     def mark_passes(self) -> tuple[tuple[str, str], ...]:
@@ -336,11 +353,11 @@ def build_lexicon(path: Path, entries: list[Entry]) -> Lexicon:
             tuple(sorted((k, s) for k, s in kinds.items() if k in SCOPED_KINDS)),
             TERMINATION in kinds,
             RELATIVE_TERMINATION in kinds,
+            POST_NEGATION in kinds and phrase.split(" ")[0] in (":", "-"),
         )
         grouped.setdefault(key, []).append(phrase)
     classes = tuple(
-        CueClass(tuple(sorted(phrases)), key[1], key[2], key[3], key[4])
-        for key, phrases in sorted(grouped.items())
+        CueClass(tuple(sorted(phrases)), *key[1:]) for key, phrases in sorted(grouped.items())
     )
     return Lexicon(path, before, after, pseudo_passes, classes)
 
@@ -416,17 +433,17 @@ def _mark_by_phrase(normalised: pa.Array, phrase: pd.Series, lexicon: Lexicon) -
     import pandas as pd
     import pyarrow as pa
 
+    if not len(phrase):
+        return normalised
     codes, uniques = pd.factorize(phrase.astype("string[pyarrow]"), use_na_sentinel=True)
     order = np.argsort(codes, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0]) if len(order) else []
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
     pieces = []
-    for start, stop in zip(starts, [*list(starts[1:]), len(order)], strict=True):
+    for start, stop in zip(starts, np.r_[starts[1:], len(order)], strict=True):
         rows = normalised.take(pa.array(order[start:stop]))
         code = codes[order[start]]
         passes = lexicon.mention_passes([uniques[code]]) if code >= 0 else ()
         pieces.append(_replaced(rows, passes))
-    if not pieces:
-        return normalised
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     return pa.concat_arrays(pieces).take(pa.array(inverse))
