@@ -81,6 +81,7 @@ def run_mentions(
     lexicon = lexicon or context.load_lexicon()
     con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
+        con.execute("SET enable_progress_bar = false")  # the command prints its own lines
         has_gold = _load(con, input_path)
         start = time.perf_counter()
         con.execute(f"CREATE TEMP TABLE {OUTPUT_TABLE} AS {_with_statuses(con, engine, lexicon)}")
