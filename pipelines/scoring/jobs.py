@@ -33,7 +33,7 @@ from pipelines.warehouse import create_ops_tables, refuse_file_access
 OUTPUT_BATCH_ROWS = 122_880
 
 
-def _kind(path: Path, role: str) -> str:
+def file_format(path: Path, role: str) -> str:
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")):
         return "csv"
@@ -54,7 +54,7 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
     `/etc/passwd` or write anywhere. Returns the row count and the expression that
     keys the table's rows.
     """
-    kind = _kind(path, "input")
+    kind = file_format(path, "input")
     if not path.is_file():
         raise UserError(
             f"{path}: no such file; pass a canonical intake CSV or Parquet file", exit_code=2
@@ -151,7 +151,7 @@ def score_file(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> int:
     """Score a canonical intake file into OUTPUT (format by extension); returns rows."""
-    out_kind = _kind(output_path, "output")
+    out_kind = file_format(output_path, "output")
     rules = rules or load_rules()
     # DuckDB's default limit is 80% of RAM: on a shared machine a 10M-row score
     # took 12 GB; capped, it spills its sorts to disk instead.
@@ -164,14 +164,14 @@ def score_file(
         if out_kind == "csv":
             select = csv_safe_select(con, select)
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_output(con, select, output_path, out_kind)
+        write_select(con, select, output_path, out_kind)
         progress(f"wrote {output_path}")
         return n
     finally:
         con.close()
 
 
-def _write_output(con: duckdb.DuckDBPyConnection, select: str, path: Path, kind: str) -> None:
+def write_select(con: duckdb.DuckDBPyConnection, select: str, path: Path, kind: str) -> None:
     """The rows of `select` into a CSV (header, true/false, empty NULLs) or Parquet file.
 
     Written by pyarrow from Arrow batches: the connection has no file access.

@@ -2,8 +2,8 @@
 
 The file is the single source of the scoring logic. The rules version stored with
 every scored row, in ops and in every extract's manifest is a hash of the rule files
-a command actually used (the rules and the value sets, a site's own where it has
-them), so a site's change shows in it.
+a command actually used (the rules, the text cue lexicon and the value sets, a site's
+own where it has them), so a site's change shows in it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from pipelines import resources
 from pipelines.errors import UserError
 from pipelines.scoring import predicates as p
+from pipelines.scoring.context import lexicon_file
 from pipelines.scoring.text import TextRules
 from pipelines.value_sets import value_set, value_set_files
 
@@ -77,8 +78,9 @@ class RuleSet:
 
 
 def rule_files(path: Path) -> list[Path]:
-    """The files the rules are made of: the rule file and the value sets it reads."""
-    return [path, *value_set_files()]
+    """The files the rules are made of: the rule file, the text cue lexicon and the value
+    sets it reads."""
+    return [path, lexicon_file(), *value_set_files()]
 
 
 def code_pattern(name: str) -> str:

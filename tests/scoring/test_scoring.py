@@ -69,9 +69,11 @@ def test_output_columns_are_the_interface():
 
 
 def test_rules_version_is_the_hash_of_the_rule_files():
-    """The rule file and every value-set file, by name and bytes, in name order."""
+    """The rule file, the cue lexicon and every value-set file (in name order), by name
+    and bytes."""
     digest = hashlib.sha256()
-    for path in [RULES_PATH, *sorted((SCHEMAS_DIR / "value_sets").glob("*.csv"))]:
+    lexicon = SCHEMAS_DIR / "context_lexicon.csv"
+    for path in [RULES_PATH, lexicon, *sorted((SCHEMAS_DIR / "value_sets").glob("*.csv"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     assert RULES.version == digest.hexdigest()[:16]
 
