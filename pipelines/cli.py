@@ -682,6 +682,43 @@ def score(
 
 
 @app.command()
+def mentions(
+    input_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT", help="CSV or Parquet with columns text, phrase and optionally gold."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Output file; .csv or .parquet picks the format.",
+        ),
+    ],
+    engine: EngineOption = None,
+    config: ConfigPath = None,
+    site: SiteDir = None,
+) -> None:
+    """Read each row's phrase in its text with the text engine: affirmed, negated,
+    hypothetical, other_person or absent.
+
+    Writes INPUT's columns and `status`, from the cue lists of schemas/context_lexicon.csv
+    (a site's own file replaces it). With a gold column, prints how often the engine agrees
+    with it, and negation precision, recall and F1. For checking the engine on a site's own
+    annotated notes (docs/text_engine.md).
+    """
+    from pipelines.scoring.mentions import format_result, run_mentions
+
+    settings = command_settings(site, config, engine=engine)
+    result = run_mentions(input_file, out, settings.engine)
+    for line in format_result(result):
+        typer.echo(line)
+
+
+@app.command()
 def serve(config: ConfigPath = None, site: SiteDir = None) -> None:
     """Serve the scheduled deployment on a Prefect server until stopped (Ctrl-C).
 

@@ -168,3 +168,30 @@ def test_bad_paths_are_usage_errors(tmp_path: Path):
     with pytest.raises(UserError, match="--engine 'spark'"):
         run_mentions(GOLD, tmp_path / "out.csv", "spark")
     assert wrong_kind.value.exit_code == missing.value.exit_code == 2
+
+
+def test_the_command_writes_statuses_and_prints_negation_scores(tmp_path: Path):
+    """`redflags mentions` end to end: the settings' engine, the file, the printed F1."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    notes = tmp_path / "notes.csv"
+    notes.write_text(
+        "text,phrase,gold\n"
+        '"Denies fever, chills or weight loss.",weight loss,negated\n'
+        "Night pain: no. Weight loss: yes,night pain,negated\n"
+        "Wakes at night with back pain,back pain,affirmed\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "statuses.csv"
+    result = CliRunner().invoke(
+        app, ["mentions", str(notes), "--out", str(out)], env={"REDFLAGS_ENGINE": "pandas"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "with the pandas engine" in result.output
+    # Two negated rows both found, the affirmed one not: precision = recall = F1 = 1.
+    assert "precision 1.000, recall 1.000, F1 1.000 (TP 2, FP 0, FN 0, TN 1)" in result.output
+    with out.open(encoding="utf-8", newline="") as fh:
+        statuses = [row["status"] for row in csv.DictReader(fh)]
+    assert statuses == ["negated", "negated", "affirmed"]
