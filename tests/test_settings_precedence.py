@@ -280,9 +280,14 @@ def test_report_file_then_environment_then_option(
     import pipelines.report
 
     written: list[Path] = []
-    monkeypatch.setattr(
-        pipelines.report, "write_report", lambda w, out: written.append(w) or Path("r.html")
-    )
+    linked: list[Path] = []
+
+    def write_report(warehouse: Path, out: Path | None, docs_index: Path) -> Path:
+        written.append(warehouse)
+        linked.append(docs_index)
+        return Path("r.html")
+
+    monkeypatch.setattr(pipelines.report, "write_report", write_report)
     (plain_site / "redflags.toml").write_text('warehouse = "file.duckdb"\n', encoding="utf-8")
     three_warehouses(plain_site)  # no release in them: no note on the min_cell
     assert redflags(capsys, "report") == (0, "report: r.html\n", "")
@@ -294,6 +299,8 @@ def test_report_file_then_environment_then_option(
         plain_site / "env.duckdb",
         Path("opt.duckdb"),  # relative to the working directory
     ]
+    # The report links the validation pages of the docs_dir setting, beside the warehouse.
+    assert linked == [w.parent / "docs" / "index.html" for w in written]
 
 
 @pytest.mark.slow
