@@ -385,7 +385,7 @@ def query(
     """Run read-only SQL against the WAREHOUSE: the marts are in schema `marts`."""
     import duckdb
 
-    from pipelines.warehouse import connect_for_analysts
+    from pipelines.published import connect_for_analysts
 
     if output_format not in QUERY_FORMATS:
         raise UserError(
@@ -516,9 +516,9 @@ def note_release_min_cell(settings: Settings, released: int | None = None) -> No
     different minimum cells could be differenced), only by `redflags run`."""
     if released is None:
         from pipelines.disclosure.release import read_release
-        from pipelines.warehouse import connect
+        from pipelines.published import connect_for_analysts
 
-        con = connect(settings.warehouse, read_only=True)
+        con = connect_for_analysts(settings.warehouse)
         try:
             released = read_release(con).min_cell
         except UserError:
