@@ -68,6 +68,18 @@ def _published_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, st
     ).fetchall()
 
 
+def _published_views(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, str | None]]:
+    """(schema, view, CREATE VIEW statement, comment) of every view of the published
+    schemas: made again in the copy after the tables, so that a view reading anything
+    the copy does not hold fails the copy instead of going missing from it."""
+    return con.execute(
+        "SELECT schema_name, view_name, sql, comment FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
+        "AND list_contains(?, schema_name) ORDER BY schema_name, view_name",
+        [list(PUBLISHED_SCHEMAS)],
+    ).fetchall()
+
+
 def count_presentations(con: duckdb.DuckDBPyConnection) -> int | None:
     """All validated presentations of the warehouse (staging.intake, or its one-to-one
     features table): the report's denominator, which the copy keeps as one number."""
@@ -158,6 +170,11 @@ def write_copy(
         try:
             for schema, table, create_sql, comment in _published_tables(con):
                 _copy_table(con, copy, schema, table, create_sql, comment)
+            for schema, view, create_sql, comment in _published_views(con):
+                copy.execute(create_sql)
+                if comment:
+                    name = f"{identifier(schema)}.{identifier(view)}"
+                    copy.execute(f"COMMENT ON VIEW {name} IS {literal(comment)}")
             copy.execute("CREATE SCHEMA IF NOT EXISTS ops")
             copy.execute(
                 f"CREATE TABLE {PUBLICATION} (run_id VARCHAR, published_at TIMESTAMP, "

@@ -67,6 +67,12 @@ def test_the_copy_is_named_after_the_warehouse_beside_it():
 def test_the_copy_holds_the_marts_release_and_ops_and_nothing_per_row(tmp_path: Path):
     con = built(tmp_path, PRESENTATIONS, REFERRALS)
     try:
+        # a view an analyst's site added to the marts goes with them
+        con.execute(
+            "CREATE VIEW marts.imaged AS SELECT encounter_id FROM marts.index_presentations "
+            "WHERE days_to_imaging_any IS NOT NULL"
+        )
+        con.execute("COMMENT ON VIEW marts.imaged IS 'Index presentations imaged.'")
         copy = write_copy(con, tmp_path / "w.duckdb")
         warehouse_counts = dict(
             con.execute(
@@ -95,6 +101,10 @@ def test_the_copy_holds_the_marts_release_and_ops_and_nothing_per_row(tmp_path: 
     # the release's run names the publication; 3 validated presentations in staging.intake
     assert rows(copy, "SELECT run_id, warehouse, n_presentations FROM ops.publication") == [
         ("test-run", str(tmp_path / "w.duckdb"), 3)
+    ]
+    assert rows(copy, "SELECT * FROM marts.imaged") == [("E1",)]
+    assert rows(copy, "SELECT comment FROM duckdb_views() WHERE view_name = 'imaged'") == [
+        ("Index presentations imaged.",)
     ]
     # the marts' documentation travels with them
     assert rows(
