@@ -1,4 +1,4 @@
-"""The flow's cohort stages (build_cohorts, publish_marts, export_extracts) wired in a flow."""
+"""The flow's cohort stages (build_cohorts, publish_marts, publish_copy, export_extracts)."""
 
 from __future__ import annotations
 
