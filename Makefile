@@ -35,4 +35,4 @@ lint: setup
 	$(BIN)/ruff format --check pipelines tests benchmarks
 
 clean:
-	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/docs data/report.html data/exports .pytest_cache
+	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/warehouse.published.duckdb data/docs data/report.html data/exports .pytest_cache

@@ -487,7 +487,7 @@ def query(
     import duckdb
 
     from pipelines import query as output
-    from pipelines.warehouse import connect_for_analysts
+    from pipelines.published import connect_for_analysts
 
     fmt = output.output_format(None if output_format is None else output_format.value, out)
     output.check_output(fmt, out)
@@ -588,9 +588,9 @@ def note_release_min_cell(settings: Settings, released: int | None = None) -> No
     different minimum cells could be differenced), only by `redflags run`."""
     if released is None:
         from pipelines.disclosure.release import read_release
-        from pipelines.warehouse import connect
+        from pipelines.published import connect_for_analysts
 
-        con = connect(settings.warehouse, read_only=True)
+        con = connect_for_analysts(settings.warehouse)
         try:
             released = read_release(con).min_cell
         except UserError:

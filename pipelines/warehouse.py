@@ -1,7 +1,8 @@
 """The embedded DuckDB warehouse: one file, schemas that mirror the flow of data.
 
 raw -> quarantine / staging -> features -> marts, plus ops for the bookkeeping.
-The flow is the only writer; analysts open the file read-only.
+The flow is the only writer and the only one that opens the file: readers (query,
+report, export, analysts) open its published copy (pipelines/published.py).
 """
 
 from __future__ import annotations
@@ -209,24 +210,6 @@ def load_value_sets_table(con: duckdb.DuckDBPyConnection) -> int:
     return len(frame)
 
 
-def connect_for_analysts(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """Read-only, with file-system access off: a query can read the warehouse and nothing else.
-
-    DuckDB refuses CREATE/INSERT/... on a read-only database itself; turning external
-    access off also refuses COPY ... TO, ATTACH and reading arbitrary files.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no warehouse here; run `redflags run` first or pass --warehouse")
-    try:
-        return duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
-    except duckdb.IOException as exc:
-        raise UserError(
-            f"{path}: cannot open the warehouse read-only ({exc}); "
-            "if a run is writing it, wait for the run to finish"
-        ) from exc
-
-
 # DuckDB lets one process open a file read-write, and none while another holds it, even
 # read-only. Its refusal names the holder: 'Conflicting lock is held in ... (PID 1234)'.
 LOCK_CONFLICT = "Could not set lock on file"
@@ -241,12 +224,12 @@ def wait_for_writer(
     *,
     report: Callable[[str], None] | None = None,
     every: float = 5.0,
-    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse read-write, waiting up to `timeout` seconds while it is busy.
 
-    Busy means another run writes it or an analyst has it open; both end by themselves,
-    so waiting beats failing. Progress is reported every `every` seconds (through
+    Busy means another run writes it (readers open the published copy, not the
+    warehouse, though a connection someone opened on the file itself counts too); it
+    ends by itself, so waiting beats failing. Progress is reported every `every` seconds (through
     `report`, by default the console) so a waiting run never looks hung. Any other
     failure to open is reported at once.
     """
@@ -258,7 +241,7 @@ def wait_for_writer(
     pause = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path))
         except duckdb.IOException as exc:
             if LOCK_CONFLICT not in str(exc):
                 raise UserError(f"{path}: cannot open the warehouse ({exc}).") from exc
@@ -380,7 +363,7 @@ def writer(
     """Hold the warehouse's writer lock for the block: one writer at a time, bounded wait.
 
     Other connections opened to the same file in this process share the database and
-    so the lock; another process (a second run, an analyst) waits or is refused. They
+    so the lock; another process (a second run) waits or is refused. They
     share its memory limit too (a database-wide setting): DuckDB's default, 80% of the
     machine's memory, would let a run's sorts and hash tables grow with the input
     instead of spilling to `<warehouse>.tmp/`. And they share its refusal of file
@@ -394,19 +377,6 @@ def writer(
             con.execute("SET memory_limit = ?", [memory_limit])
         create_schemas(con)
         refuse_file_access(con)
-        yield con
-    finally:
-        con.close()
-
-
-@contextmanager
-def reader(
-    path: str | Path, timeout: float, *, report: Callable[[str], None] | None = None
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Hold a read-only connection for the block, waiting like `writer` while another
-    process writes. Read-only connections opened in this process meanwhile share it."""
-    con = wait_for_writer(path, timeout, report=report, read_only=True)
-    try:
         yield con
     finally:
         con.close()

@@ -17,6 +17,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.cohorts.build import build_cohorts, publish_marts
+from pipelines.published import write_copy
 from tests.support.cohorts import presentation, referral, warehouse
 
 
@@ -30,6 +31,7 @@ def published(tmp_path_factory) -> Path:
     )
     build_cohorts(con)
     publish_marts(con, "run-q")
+    write_copy(con, tmp / "w.duckdb")
     con.close()
     return tmp / "w.duckdb"
 

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from pipelines.cohorts.definition import CohortDefinition, load_definition
 from pipelines.disclosure.release import RELEASE_TABLES, Release, read_release
 from pipelines.errors import UserError
+from pipelines.published import connect_for_analysts
 from pipelines.sqltext import identifier
-from pipelines.warehouse import connect
 
 RECORD_LEVEL = "index_presentations"
 MANIFEST = "manifest.json"
@@ -87,7 +87,7 @@ def _last_run(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, obj
         [release.audit["run_id"]],
     ).fetchone()
     if row is None:
-        raise UserError("the warehouse's release names no logged run; run `redflags run` again")
+        raise UserError("the published release names no logged run; run `redflags run` again")
     # the input's entries the run did not read, with the reason (never skipped silently)
     not_read = json.loads(row[3]) if row[3] else []
     return {
@@ -242,9 +242,8 @@ def export(
     chosen = tuple(tables) if tables is not None else exportable_tables()
     out = Path(out)
     _check_target(out, replace)
-    # Read-only like the report, and with the same configuration, so that it shares the
-    # database with the flow's reader connection (the export runs only its own queries).
-    con = connect(warehouse, read_only=True)
+    # The published copy, like the report: one publication, and never a wait for a run.
+    con = connect_for_analysts(warehouse)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()

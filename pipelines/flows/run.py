@@ -46,7 +46,6 @@ from pipelines.sources.adapters import CANONICAL, adapter, converted_dir
 from pipelines.warehouse import (
     discard,
     open_warehouse,
-    reader,
     rebuild_path,
     swap_in,
     table_counts,
@@ -217,17 +216,27 @@ def publish_marts(
 
 
 @task(**IO_RETRIES)
-def export_extracts(warehouse: str, out_dir: str, lock_timeout: float = 300.0) -> dict[str, int]:
-    """Suppressed Parquet extracts of the published marts for researchers.
+def publish_copy(warehouse: str, published_for: str, run_id: str) -> str:
+    """Write the published copy that readers open (pipelines/published.py) from the
+    marts and release just published, and swap it in by rename.
 
-    Reads the warehouse only, so it runs after the writer lock is released (DuckDB
-    refuses a read-only connection beside this process's own writable one) and waits,
-    like the report, while another run holds the warehouse.
+    `published_for` is the warehouse the copy belongs beside: a rebuild publishes from
+    the new file it builds under another name.
     """
+    from pipelines.published import published_path, write_copy
+
+    progress("writing the published copy for readers\u2026")
+    with disk_full_stops(published_path(published_for)), open_warehouse(warehouse) as con:
+        return str(write_copy(con, published_for, run_id))
+
+
+@task(**IO_RETRIES)
+def export_extracts(warehouse: str, out_dir: str) -> dict[str, int]:
+    """Suppressed Parquet extracts of the published copy's release for researchers."""
     from pipelines.cohorts.export import export
 
     progress(f"exporting extracts to {out_dir}\u2026")
-    with disk_full_stops(out_dir), reader(warehouse, lock_timeout):
+    with disk_full_stops(out_dir):
         manifest = export(warehouse, out_dir, replace=True)
     return {item["path"]: item["rows"] for item in manifest["files"]}
 
@@ -241,16 +250,11 @@ def collect_headlines(warehouse: str) -> dict[str, Any]:
 
 
 @task(**IO_RETRIES)
-def write_report(
-    warehouse: str, run_id: str, lock_timeout: float, docs_index: str | None = None
-) -> str:
-    """Write the HTML report beside the warehouse, from the marts this run published,
-    linking to the validation pages' index.
-
-    Waits, like the writers, while another run holds the warehouse.
-    """
+def write_report(warehouse: str, run_id: str, docs_index: str | None = None) -> str:
+    """Write the HTML report beside the warehouse, from the published copy this run made,
+    linking to the validation pages' index."""
     progress("writing the report\u2026")
-    with disk_full_stops(default_report_path(warehouse)), reader(warehouse, lock_timeout):
+    with disk_full_stops(default_report_path(warehouse)):
         return str(write_report_file(warehouse, run_id=run_id, docs_index=docs_index))
 
 
@@ -362,7 +366,8 @@ def redflags_run(
 
     With `rebuild`, steps 1-8 write a new warehouse file beside the old one (which they
     never open: it may be damaged), and the new file takes the old one's place by
-    rename once the marts are published; the old file is kept as `<warehouse>.damaged`.
+    rename once its published copy is in place (step 9), after the report; the old
+    file is kept as `<warehouse>.damaged`.
 
     Steps:
     1. wait for the warehouse's writer lock (bounded by lock_timeout), after reading
@@ -380,14 +385,16 @@ def redflags_run(
     6. score_presentations: staging.intake -> features.presentation_flags
     7. build_cohorts: index presentations, outcomes, marts into a scratch schema
     8. publish_marts: marts.* replaced in one transaction, ops.run_log updated
-    9. export_extracts (when export_dir is given): suppressed Parquet for researchers
-    10. write_report: marts.* and ops.* -> report.html beside the warehouse
-    11. publish_run_artifacts: markdown summary, headline table and links to the report
+    9. publish_copy: marts, release and ops -> `<warehouse stem>.published.duckdb`,
+       swapped in by rename; readers open it, never the warehouse
+    10. export_extracts (when export_dir is given): suppressed Parquet for researchers
+    11. write_report: the published copy -> report.html beside the warehouse
+    12. publish_run_artifacts: markdown summary, headline table and links to the report
         and the Data Docs in Prefect
 
-    Everything that writes into the warehouse happens under the lock. The export and
-    the report only read it, so they come after the lock is released (a read-only
-    connection cannot open beside this process's writable one).
+    Everything happens under the lock up to the report, so that no other run's
+    publication comes between this run's copy and what the export and the report
+    read from it. Readers outside the run never wait for the lock.
     """
     resources.use_site(Path(site) if site else None)
     warehouse = str(Path(warehouse).resolve())
@@ -416,17 +423,19 @@ def redflags_run(
             summary["built"] = build_cohorts(target, windows)
             summary["marts"] = publish_marts(target, run_id, windows, min_cell)
             summary |= collect_headlines(target)
-    except BaseException:
-        if rebuild:
+            summary["published"] = publish_copy(target, warehouse, run_id)
+            if export_dir:
+                summary["export"] = export_extracts(warehouse, export_dir)
+            docs_index = summary["docs"]["index"] if summary["docs"] else None
+            summary["report"] = write_report(warehouse, run_id, docs_index)
+    finally:
+        # A rebuilt warehouse whose copy readers already see takes the old one's place,
+        # even if the export or the report failed after; one that got no further is removed.
+        if rebuild and "published" in summary:
+            kept = swap_in(target, warehouse)
+            summary["rebuilt"] = {"damaged_kept_as": str(kept) if kept else None}
+        elif rebuild:
             discard(target)
-        raise
-    if rebuild:
-        kept = swap_in(target, warehouse)
-        summary["rebuilt"] = {"damaged_kept_as": str(kept) if kept else None}
-    if export_dir:
-        summary["export"] = export_extracts(warehouse, export_dir, lock_timeout)
-    docs_index = summary["docs"]["index"] if summary["docs"] else None
-    summary["report"] = write_report(warehouse, run_id, lock_timeout, docs_index)
 
     publish_run_artifacts(summary, docs_dir)
     return summary

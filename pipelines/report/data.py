@@ -1,4 +1,5 @@
-"""What the report reads from the warehouse: the release, ops.* and the run it came from.
+"""What the report reads from the warehouse's published copy (pipelines/published.py):
+the release, ops.* and the run it came from.
 
 Every table is optional here. A stage that has not run, or a mart that a run
 leaves empty (rule_performance without diagnoses), becomes `None` or an empty
@@ -16,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.disclosure import release
-from pipelines.warehouse import connect
+from pipelines.published import PUBLICATION, connect_for_analysts
 
 # The report shows the release's tables (pipelines/disclosure/release.py): the same
 # counts as the export, suppressed and audited together with it.
@@ -90,19 +91,18 @@ def read_run(
 
 
 def count_presentations(con: duckdb.DuckDBPyConnection, tables: set[str]) -> int | None:
-    """All validated presentations: staging.intake, or its one-to-one features table."""
-    for name in ("staging.intake", "features.presentation_flags"):
-        if name in tables:
-            n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-            if n:
-                return int(n)
-    return None
+    """All validated presentations, as counted in the warehouse when the copy was made."""
+    if PUBLICATION not in tables:
+        return None
+    rows = con.execute(f"SELECT n_presentations FROM {PUBLICATION}").fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] else None
 
 
 def load_report_data(warehouse: str | Path, run_id: str | None = None) -> ReportData:
-    """Read everything the report shows, through one read-only connection."""
+    """Read everything the report shows, through one read-only connection to the
+    published copy: one publication, whatever a run does meanwhile."""
     warehouse = Path(warehouse)
-    con = connect(warehouse, read_only=True)
+    con = connect_for_analysts(warehouse)
     try:
         tables = existing_tables(con)
         marts: dict[str, pd.DataFrame | None] = dict.fromkeys(REPORTED)

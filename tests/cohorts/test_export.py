@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.cohorts.build import build_cohorts, publish_marts
 from pipelines.cohorts.export import RECORD_LEVEL, export
+from pipelines.published import write_copy
 from tests.support.cohorts import presentation, referral, warehouse
 
 
@@ -46,6 +47,7 @@ def published(tmp_path_factory) -> Path:
     con = warehouse(tmp, rows, refs)
     build_cohorts(con)
     publish_marts(con, "run-x")
+    write_copy(con, tmp / "w.duckdb")
     con.close()
     return tmp / "w.duckdb"
 
@@ -193,14 +195,25 @@ def test_failed_exports_leave_nothing(published: Path, tmp_path: Path):
     assert result.returncode == 1
     assert "no warehouse here" in result.stderr
     assert list(tmp_path.iterdir()) == []
-    # a warehouse whose marts were never published fails after the export has begun
+    # a warehouse without a published copy (made before there were copies) says how
+    # to get one, and is not opened
     con = warehouse(tmp_path, [presentation("E1", "A", 0)])
+    con.close()
+    result = redflags("export", "--out", str(out), "-w", str(tmp_path / "w.duckdb"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"redflags: error: {tmp_path / 'w.published.duckdb'}: no published copy of w.duckdb "
+        "yet; `redflags run` publishes one\n"
+    )
+    # a copy of a warehouse whose marts were never published fails after the export began
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_copy(con, tmp_path / "w.duckdb")
     con.close()
     result = redflags("export", "--out", str(out), "-w", str(tmp_path / "w.duckdb"))
     assert result.returncode == 1
     assert "no release" in result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb", "w.published.duckdb"]
 
 
 @pytest.mark.slow
@@ -213,6 +226,7 @@ def test_record_level_files_do_not_depend_on_the_marts_row_order(published: Path
         "SELECT * FROM marts.index_presentations ORDER BY encounter_id DESC"
     )
     first = con.execute("SELECT encounter_id FROM marts.index_presentations LIMIT 1").fetchone()
+    write_copy(con, reversed_warehouse)
     con.close()
     assert first == ("E30",)  # the mart's rows now run backwards
     export(published, tmp_path / "a", tables=(), record_level=True)

@@ -1,4 +1,4 @@
-"""The flow's cohort stages (build_cohorts, publish_marts, export_extracts) wired in a flow."""
+"""The flow's cohort stages (build_cohorts, publish_marts, publish_copy, export_extracts)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import json, sys
 from pipelines.flows.prefect_env import configure_prefect
 configure_prefect()
 from prefect import flow
-from pipelines.flows.run import build_cohorts, export_extracts, publish_marts
+from pipelines.flows.run import build_cohorts, export_extracts, publish_copy, publish_marts
 
 @flow
 def stages(path: str, out: str):
     build_cohorts(path)
     marts = publish_marts(path, "flow-run")
-    return {"marts": marts, "export": export_extracts(path, out, 11)}
+    publish_copy(path, path, "flow-run")
+    return {"marts": marts, "export": export_extracts(path, out)}
 
 print(json.dumps(stages(sys.argv[1], sys.argv[2]), default=str))
 """

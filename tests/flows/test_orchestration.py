@@ -224,7 +224,7 @@ def test_writer_gives_up_after_the_timeout_naming_the_holder(tmp_path: Path):
     assert messages[0] == f"warehouse busy (held by pid {holder.pid}), waiting\u2026 0s/0.5s"
 
 
-def test_writer_waits_for_an_analysts_read_only_connection(tmp_path: Path):
+def test_writer_waits_for_a_read_only_connection_to_the_warehouse_itself(tmp_path: Path):
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
     messages: list[str] = []

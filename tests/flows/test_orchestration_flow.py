@@ -121,9 +121,11 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
     assert differences(warehouse, fresh) == {}
 
 
-def test_run_waits_for_an_analysts_read_only_connection(
+def test_run_waits_for_a_connection_to_the_warehouse_itself(
     tmp_path: Path, run_flow: RunFlow, monkeypatch: pytest.MonkeyPatch
 ):
+    """Readers open the published copy (tests/test_published.py); someone who opens the
+    warehouse file itself, even read-only, still holds the run until they let go."""
     import pipelines.warehouse
 
     inputs = write_inputs(tmp_path / "in", {"intake.csv": INTAKE_A})

@@ -24,6 +24,7 @@ from PIL import Image
 from pipelines.cohorts.definition import load_definition
 from pipelines.disclosure.release import Release, aggregate_rules, read_tables, store_release
 from pipelines.disclosure.suppression import suppress
+from pipelines.published import write_copy
 from pipelines.report import write_report
 from pipelines.report.palette import tier_colours
 from pipelines.report.sections import curves_to_draw
@@ -252,6 +253,7 @@ def build_warehouse(
             con.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM frame")
             con.unregister("frame")
         store(con, min_cell)
+    write_copy(con, path)
     con.close()
     return path
 
