@@ -75,6 +75,7 @@ def test_run_loads_scores_and_publishes(tmp_path: Path):
         "scoring presentations (duckdb)\u2026",
         "building cohorts and marts\u2026",
         "publishing the marts and auditing their release (k = 11)\u2026",
+        "writing the published copy for readers\u2026",
         "writing the report\u2026",
     ]
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -168,6 +168,7 @@ def test_serve_registers_the_schedule_and_runs_when_triggered(tmp_path: Path, pr
                 "scoring presentations (duckdb)\u2026",
                 "building cohorts and marts\u2026",
                 "publishing the marts and auditing their release (k = 11)\u2026",
+                "writing the published copy for readers\u2026",
                 f"exporting extracts to {export_dir}\u2026",
                 WRITING_REPORT,
             ]
