@@ -25,6 +25,7 @@ import pytest
 from pipelines import resources
 from pipelines.cli import main
 from pipelines.config import Settings
+from pipelines.published import published_path
 from pipelines.scoring.rules import load_rules
 from tests.support.orchestration import INTAKE_A, subprocess_env, write_inputs
 
@@ -251,9 +252,11 @@ def test_a_bad_value_names_where_it_came_from(
 
 
 def three_warehouses(site: Path) -> None:
-    """Warehouses that say which they are: one named by the file, the environment, the option."""
+    """Warehouses that say which they are: one named by the file, the environment, the option.
+
+    Readers open a warehouse's published copy, so that is what each holds."""
     for name in ("file", "env", "opt"):
-        con = duckdb.connect(str(site / f"{name}.duckdb"))
+        con = duckdb.connect(str(published_path(site / f"{name}.duckdb")))
         con.execute(f"CREATE TABLE which AS SELECT '{name}' AS source")
         con.close()
 
