@@ -143,6 +143,31 @@ def _copy_table(
         copy.execute(f"COMMENT ON COLUMN {name}.{identifier(column)} IS {literal(text)}")
 
 
+def _record_publication(
+    copy: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    warehouse: str | Path,
+    presentations: int | None,
+) -> None:
+    """ops.publication: one row saying which run the copy is, when it was written and
+    from which warehouse, with the warehouse's count the report needs."""
+    copy.execute("CREATE SCHEMA IF NOT EXISTS ops")
+    copy.execute(
+        f"CREATE TABLE {PUBLICATION} (run_id VARCHAR, published_at TIMESTAMP, "
+        "warehouse VARCHAR, n_presentations BIGINT)"
+    )
+    published_at = datetime.now(UTC).replace(tzinfo=None)
+    copy.execute(
+        f"INSERT INTO {PUBLICATION} VALUES (?, ?, ?, ?)",
+        [run_id, published_at, str(Path(warehouse)), presentations],
+    )
+    comment = (
+        "This file is the read-only published copy of the warehouse named here, written "
+        "after run run_id; the next run replaces it."
+    )
+    copy.execute(f"COMMENT ON TABLE {PUBLICATION} IS {literal(comment)}")
+
+
 def write_copy(
     con: duckdb.DuckDBPyConnection, warehouse: str | Path, run_id: str | None = None
 ) -> Path:
@@ -175,27 +200,7 @@ def write_copy(
                 if comment:
                     name = f"{identifier(schema)}.{identifier(view)}"
                     copy.execute(f"COMMENT ON VIEW {name} IS {literal(comment)}")
-            copy.execute("CREATE SCHEMA IF NOT EXISTS ops")
-            copy.execute(
-                f"CREATE TABLE {PUBLICATION} (run_id VARCHAR, published_at TIMESTAMP, "
-                "warehouse VARCHAR, n_presentations BIGINT)"
-            )
-            copy.execute(
-                f"INSERT INTO {PUBLICATION} VALUES (?, ?, ?, ?)",
-                [
-                    run_id,
-                    datetime.now(UTC).replace(tzinfo=None),
-                    str(Path(warehouse)),
-                    presentations,
-                ],
-            )
-            copy.execute(
-                f"COMMENT ON TABLE {PUBLICATION} IS "
-                + literal(
-                    "This file is the read-only published copy of the warehouse named here, "
-                    "written after run run_id; the next run replaces it."
-                )
-            )
+            _record_publication(copy, run_id, warehouse, presentations)
             copy.execute("CHECKPOINT")
         finally:
             copy.close()
