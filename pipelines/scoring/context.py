@@ -652,7 +652,7 @@ context_cued AS (
     -- marked, longest first.
     SELECT row_key, {cued} AS marked
     FROM context_marked
-    WHERE contains(marked, '{MENTION}')
+    WHERE contains(marked, {literal(MENTION)})
 ),
 context_tokens AS (
     SELECT row_key, unnest(tokens) AS token, generate_subscripts(tokens, 1) AS position
@@ -665,17 +665,18 @@ context_roles AS (
         row_key,
         position,
         CASE
-            WHEN regexp_matches(token, '^{WORD}$') THEN 1
-            WHEN regexp_matches(token, '^[{MENTION}{PSEUDO}][0-9]+$') THEN CAST(token[2:] AS BIGINT)
+            WHEN regexp_matches(token, {literal(f"^{WORD}$")}) THEN 1
+            WHEN regexp_matches(token, {literal(f"^[{MENTION}{PSEUDO}][0-9]+$")})
+                THEN CAST(token[2:] AS BIGINT)
             ELSE coalesce(c.words, 0)
         END AS words,
-        regexp_matches(token, '^{MENTION}[0-9]+$') AS is_mention,
-        token = '{END_TOKEN}' AS ends_sentence,
+        regexp_matches(token, {literal(f"^{MENTION}[0-9]+$")}) AS is_mention,
+        token = {literal(END_TOKEN)} AS ends_sentence,
         coalesce(c.ends_all, false) AS ends_all,
         coalesce(c.ends_pre_negation, false) AS ends_pre_negation,
         {", ".join(f"coalesce(c.{k}, 0) AS {k}" for k in SCOPED_KINDS)}
     FROM (
-        SELECT *, CASE WHEN regexp_matches(token, '^{CUE}[0-9]+$')
+        SELECT *, CASE WHEN regexp_matches(token, {literal(f"^{CUE}[0-9]+$")})
             THEN CAST(token[2:] AS BIGINT) END AS class_id
         FROM context_tokens
     ) AS t LEFT JOIN ({_classes_sql(lexicon)}) AS c USING (class_id)
@@ -732,15 +733,15 @@ context_statuses AS (
         row_key,
         CASE
             WHEN bool_or(NOT is_other AND NOT in_negation AND NOT in_hypothetical)
-                THEN '{AFFIRMED}'
-            WHEN bool_or(NOT is_other AND in_negation) THEN '{NEGATED}'
-            WHEN bool_or(is_other) THEN '{OTHER}'
-            ELSE '{HYPOTHETICAL}'
+                THEN {literal(AFFIRMED)}
+            WHEN bool_or(NOT is_other AND in_negation) THEN {literal(NEGATED)}
+            WHEN bool_or(is_other) THEN {literal(OTHER)}
+            ELSE {literal(HYPOTHETICAL)}
         END AS status
     FROM context_mentions
     GROUP BY row_key
 )
-SELECT r.{key} AS row_key, coalesce(s.status, '{ABSENT}') AS status
+SELECT r.{key} AS row_key, coalesce(s.status, {literal(ABSENT)}) AS status
 FROM {relation} AS r LEFT JOIN context_statuses AS s ON r.{key} = s.row_key"""
 
 

@@ -20,6 +20,7 @@ import pytest
 from pipelines.config import load_settings
 from pipelines.errors import UserError
 from pipelines.ingest.stage import LOADED, REJECTED, UNCHANGED, ingest_directory
+from pipelines.published import published_path
 from pipelines.report import write_report
 from pipelines.validation.docs import (
     INDEX_FILE,
@@ -349,7 +350,7 @@ def test_served_runs_write_their_pages_beside_the_warehouse(tmp_path: Path):
 
 def test_the_report_links_to_the_validation_index(tmp_path: Path):
     warehouse = tmp_path / "w.duckdb"
-    con = duckdb.connect(str(warehouse))
+    con = duckdb.connect(str(published_path(warehouse)))  # the report reads the copy
     create_schemas(con)
     con.close()
     link = 'id="docs-link"'
