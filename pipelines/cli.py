@@ -644,8 +644,9 @@ def validate(
     """Validate the files of DIR without loading them; print what each file would bring.
 
     Exit code 0 when every row is valid, 1 when rows would be quarantined or files
-    rejected, 2 for a usage error.
+    rejected, 2 for a usage error, 65 when DIR holds no input file.
     """
+    from pipelines.ingest.guard import require_input_files
     from pipelines.ingest.stage import discover, format_summary, validate_directory
     from pipelines.validation.docs import INDEX_FILE
 
@@ -658,7 +659,8 @@ def validate(
             "validate checks canonical files: give DIR",
             exit_code=2,
         )
-    discover(settings.input_dir)  # a missing directory is a usage error (exit 2)
+    # A missing directory is a usage error (exit 2); one without an input file, 65.
+    require_input_files(discover(settings.input_dir), settings.input_dir)
     summary = validate_directory(
         settings.input_dir,
         docs_dir=settings.docs_dir,

@@ -58,6 +58,18 @@ def test_an_empty_input_directory_exits_65_before_prefect_starts(
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def test_validate_of_an_empty_directory_exits_65_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(SystemExit) as ended:
+        main(["validate", str(tmp_path / "in"), "--docs", str(tmp_path / "docs")])
+    assert ended.value.code == 65
+    assert capsys.readouterr().err.startswith(
+        f"redflags: error: {tmp_path / 'in'}: no input file (intake*, referrals*"
+    )
+
+
 @pytest.mark.slow
 def test_a_mostly_quarantined_file_stops_the_run_then_and_on_the_rerun(tmp_path: Path, run_flow):
     folder = write_input(tmp_path, {"intake.csv": MOSTLY_FUTURE})
