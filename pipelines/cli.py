@@ -18,7 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from pipelines import resources
-from pipelines.config import KEYS_BY_FIELD, Settings, default_text, load_settings
+from pipelines.config import (
+    FUTURE_DATES,
+    KEYS_BY_FIELD,
+    Settings,
+    default_text,
+    load_settings,
+)
 from pipelines.errors import UserError
 from pipelines.scoring.engines import ENGINES
 from pipelines.sources.adapters import CANONICAL, SOURCE_KINDS, adapter
@@ -128,6 +134,16 @@ SourceKind = Annotated[
         help="Kind of INPUT: canonical files, an OMOP CDM folder, or FHIR R4 Bundles/NDJSON.",
     ),
 ]
+FutureDatesChoice = choices("FutureDatesChoice", FUTURE_DATES)
+FutureDates = Annotated[
+    FutureDatesChoice | None,
+    setting_option(
+        "future_dates",
+        "--future-dates",
+        help="Dates after the load date: quarantine them, or accept them (a source whose "
+        "dates are shifted into the future on purpose, such as MIMIC).",
+    ),
+]
 DocsDir = Annotated[
     Path | None,
     setting_option(
@@ -200,6 +216,7 @@ def run(
     lock_timeout: LockTimeout = None,
     source: SourceKind = None,
     docs: DocsDir = None,
+    future_dates: FutureDates = None,
     min_cell: Annotated[
         int | None,
         setting_option(
@@ -254,10 +271,13 @@ def run(
     and marts, publish their release (small counts suppressed) and write the HTML
     report. Settings come from redflags.toml, then REDFLAGS_* variables, then these
     options (see docs/configuration.md). A busy warehouse is waited for up to
-    --lock-timeout seconds; giving up exits with code 75.
+    --lock-timeout seconds; giving up exits with code 75. A run with nothing usable to
+    publish (no input file, no intake row, a file quarantined above max_quarantine_share)
+    stops after its ingest with code 65, the last good marts left as they were.
     """
     from pipelines.flows.prefect_env import configure_prefect, start_prefect_api
     from pipelines.ingest.files import discover
+    from pipelines.ingest.guard import require_input_files
 
     settings = command_settings(
         site,
@@ -271,10 +291,11 @@ def run(
         min_cell=min_cell,
         workers=workers,
         dask_address=dask_address,
+        future_dates=future_dates,
     )
     # Bad arguments fail here, in one line, before Prefect starts.
     if settings.source == CANONICAL:
-        discover(settings.input_dir)
+        require_input_files(discover(settings.input_dir), settings.input_dir)
     else:
         adapter(settings.source).check_input(settings.input_dir)
     configure_prefect()
@@ -616,31 +637,37 @@ def validate(
         ),
     ] = None,
     docs: DocsDir = None,
+    future_dates: FutureDates = None,
     config: ConfigPath = None,
     site: SiteDir = None,
 ) -> None:
     """Validate the files of DIR without loading them; print what each file would bring.
 
     Exit code 0 when every row is valid, 1 when rows would be quarantined or files
-    rejected, 2 for a usage error.
+    rejected, 2 for a usage error, 65 when DIR holds no input file.
     """
+    from pipelines.ingest.guard import require_input_files
     from pipelines.ingest.stage import discover, format_summary, validate_directory
     from pipelines.validation.docs import INDEX_FILE
 
-    settings = command_settings(site, config, input_dir=input_dir, docs_dir=docs)
+    settings = command_settings(
+        site, config, input_dir=input_dir, docs_dir=docs, future_dates=future_dates
+    )
     if input_dir is None and settings.source != CANONICAL:
         raise UserError(
             f"the input_dir setting ({settings.input_dir}) is a {settings.source} source; "
             "validate checks canonical files: give DIR",
             exit_code=2,
         )
-    discover(settings.input_dir)  # a missing directory is a usage error (exit 2)
+    # A missing directory is a usage error (exit 2); one without an input file, 65.
+    require_input_files(discover(settings.input_dir), settings.input_dir)
     summary = validate_directory(
         settings.input_dir,
         docs_dir=settings.docs_dir,
         docs_keep=settings.docs_keep,
         date_min=settings.date_min,
         date_max=settings.date_max,
+        future_dates=settings.future_dates,
     )
     typer.echo(format_summary(summary, checked_only=True))
     typer.echo(f"validation report (Data Docs): {settings.docs_dir / INDEX_FILE}")

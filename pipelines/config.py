@@ -46,6 +46,14 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 DEFAULT_DATE_MIN = date(1900, 1, 1)
 # How many runs' validation pages the Data Docs keep (older runs' pages are removed).
 DEFAULT_DOCS_KEEP = 30
+# A file with a larger share of its rows quarantined stops the run before scoring: a
+# run that keeps only a few rows must not publish marts that look like a good night's.
+DEFAULT_MAX_QUARANTINE_SHARE = 0.5
+# What becomes of a date after the load date in a column marked `not_after_load_date`:
+# "quarantine" (a typo or a clock error) or "accept" (a source whose dates are shifted
+# into the future on purpose, as de-identified research data sets do).
+FUTURE_DATES = ("quarantine", "accept")
+DEFAULT_FUTURE_DATES = "quarantine"
 
 Engine = Literal["pandas", "duckdb"]
 
@@ -80,6 +88,8 @@ class Settings:
     date_max: date | None = None
     # The validation pages (Data Docs) of this many runs are kept, the newest.
     docs_keep: int = DEFAULT_DOCS_KEEP
+    max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE
+    future_dates: str = DEFAULT_FUTURE_DATES
     # Where the settings came from, for messages; not a key.
     origin: str = "defaults"
     # The site folder whose files replace the packaged ones (None: the package's only).
@@ -137,14 +147,20 @@ def parse_min_cell(value: Any) -> int:
     return parse_int(value, minimum=1)
 
 
-def parse_seconds(value: Any) -> float:
+def parse_number(value: Any, what: str) -> float:
+    """A number from TOML or the environment's text; `what` says what was expected."""
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError(f"{value!r} is not a number of seconds") from None
+            raise ValueError(f"{value!r} is not {what}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{value!r} is not a number of seconds")
+        raise ValueError(f"{value!r} is not {what}")
+    return value
+
+
+def parse_seconds(value: Any) -> float:
+    value = parse_number(value, "a number of seconds")
     if value < 0:
         raise ValueError(f"{value} is negative; use 0 to fail at once when the warehouse is busy")
     return float(value)
@@ -157,6 +173,20 @@ def parse_memory(value: Any) -> str:
     if not isinstance(value, str) or not MEMORY_SIZE.fullmatch(value.strip()):
         raise ValueError(f"{value!r} is not a size; write it like '3GB' or '512MB'")
     return value.strip()
+
+
+def parse_share(value: Any) -> float:
+    """A share of rows, from 0 to 1 (TOML number or env text)."""
+    value = parse_number(value, "a number from 0 to 1")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{value} is not a share from 0 to 1 (0.5 is half the rows)")
+    return float(value)
+
+
+def parse_future_dates(value: Any) -> str:
+    if value not in FUTURE_DATES:
+        raise ValueError(f"{value!r} is not one of {', '.join(FUTURE_DATES)}")
+    return value
 
 
 def parse_docs_keep(value: Any) -> int:
@@ -259,6 +289,18 @@ KEYS: tuple[Key, ...] = (
     Key("date_min", "date_min", parse_date, "earliest plausible date of a date column"),
     Key("date_max", "date_max", parse_date, "latest plausible date of a date column"),
     Key("docs_keep", "docs_keep", parse_docs_keep, "runs whose validation pages are kept"),
+    Key(
+        "max_quarantine_share",
+        "max_quarantine_share",
+        parse_share,
+        "largest share of a file's rows quarantined before a run stops",
+    ),
+    Key(
+        "future_dates",
+        "future_dates",
+        parse_future_dates,
+        "dates after the load date: quarantine or accept (date-shifted sources)",
+    ),
 )
 KEYS_BY_TOML: dict[str, Key] = {k.toml: k for k in KEYS}
 KEYS_BY_FIELD: dict[str, Key] = {k.field: k for k in KEYS}

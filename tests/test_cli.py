@@ -437,7 +437,9 @@ def test_help_lists_choices_flags_and_every_default(
         "--min-cell": "min_cell; default: 11",
         "--workers": "workers; default: 0",
         "--dask-address": "dask_address; default: not set",
+        "--future-dates": "future_dates; default: quarantine",
     }
+    assert run["--future-dates"][0] == "<quarantine|accept>"
     query = options_of(help_of("query", 120, capsys, monkeypatch))
     assert query["--format"][0] == "<table|csv|tsv|json|parquet>"
     assert query["--format"][1].endswith(

@@ -36,6 +36,8 @@ def flow_parameters(settings: Settings) -> dict[str, Any]:
         "date_min": settings.date_min.isoformat(),
         "date_max": None if settings.date_max is None else settings.date_max.isoformat(),
         "docs_keep": settings.docs_keep,
+        "max_quarantine_share": settings.max_quarantine_share,
+        "future_dates": settings.future_dates,
         # The site whose files (rules, contracts, cohort definition) replace the packaged ones.
         "site": None if settings.site is None else str(settings.site),
     }

@@ -26,7 +26,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipelines import resources
-from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_DOCS_KEEP, DEFAULT_MEMORY_LIMIT
+from pipelines.config import (
+    DEFAULT_DATE_MIN,
+    DEFAULT_DOCS_KEEP,
+    DEFAULT_FUTURE_DATES,
+    DEFAULT_MAX_QUARANTINE_SHARE,
+    DEFAULT_MEMORY_LIMIT,
+)
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.errors import UserError, disk_full_stops
@@ -38,7 +44,9 @@ from pipelines.flows.summary import (
     summary_markdown,
     validation_numbers,
 )
+from pipelines.ingest import guard
 from pipelines.ingest import stage as ingest
+from pipelines.ingest.guard import require_input_files
 from pipelines.ingest.stage import FileReport, IngestSummary, PreparedFile
 from pipelines.report import write_report as write_report_file
 from pipelines.report.render import default_report_path
@@ -97,8 +105,20 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
 
 @task(**IO_RETRIES)
 def find_input_files(input_dir: str) -> dict[str, list[str]]:
-    """The canonical files of the input directory, by table."""
-    return {table: [str(p) for p in paths] for table, paths in ingest.discover(input_dir).items()}
+    """The canonical files of the input directory, by table; none at all stops the run."""
+    found = {table: [str(p) for p in paths] for table, paths in ingest.discover(input_dir).items()}
+    require_input_files(found, input_dir)
+    return found
+
+
+@task
+def check_ingest(
+    warehouse: str, input_dir: str, summary: IngestSummary, max_quarantine_share: float
+) -> None:
+    """Stop before scoring when a file is mostly quarantined or no intake row is stored
+    (pipelines/ingest/guard.py): the marts stay those of the last good run."""
+    with open_warehouse(warehouse) as con:
+        guard.check_ingest(con, summary, input_dir, max_quarantine_share)
 
 
 @task(**IO_RETRIES)
@@ -110,6 +130,7 @@ def prepare_file(
     site: str | None,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> PreparedFile:
     """One file in, read, scrubbed and validated into files in the run's work directory.
 
@@ -128,6 +149,7 @@ def prepare_file(
             loaded_hash=loaded_hash,
             date_min=date_min,
             date_max=date_max,
+            future_dates=future_dates,
         )
 
 
@@ -302,6 +324,7 @@ def ingest_stage(
     site: str | None,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> list[FileReport]:
     """The ingest loop on the flow's task runner: prepares submitted to it, loads here.
 
@@ -325,6 +348,7 @@ def ingest_stage(
             site,
             date_min=date_min,
             date_max=date_max,
+            future_dates=future_dates,
         )
         submitted.append(future)
         return future
@@ -361,6 +385,8 @@ def redflags_run(
     rebuild: bool = False,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    max_quarantine_share: float = DEFAULT_MAX_QUARANTINE_SHARE,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> dict[str, Any]:
     """Run the whole pipeline once, with the files of `site` where it has its own.
 
@@ -373,7 +399,8 @@ def redflags_run(
     1. wait for the warehouse's writer lock (bounded by lock_timeout), after reading
        every block of the file to make sure it is not damaged; holding it:
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
-    3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input
+    3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input;
+       none at all stops the run (exit code 65)
     4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
        identifiers, validate with the GX suites -> files in the run's work directory;
        then load_file, per file, intake first (referrals and diagnoses must name known
@@ -381,7 +408,9 @@ def redflags_run(
        ops.ingest_manifest
     5. record_ingest: files gone from the input (kept, or removed with prune),
        the run's counts in ops.run_log; write_validation_docs (with docs_dir): a page
-       per file validated, counted from the quarantine, the last docs_keep runs kept
+       per file validated, counted from the quarantine, the last docs_keep runs kept;
+       check_ingest: a file quarantined above max_quarantine_share, or no intake row,
+       stops the run here (exit code 65), before anything is scored or published
     6. score_presentations: staging.intake -> features.presentation_flags
     7. build_cohorts: index presentations, outcomes, marts into a scratch schema
     8. publish_marts: marts.* replaced in one transaction, ops.run_log updated
@@ -410,13 +439,14 @@ def redflags_run(
             if source != CANONICAL:
                 input_dir, summary["source_report"] = convert_source(source, input_dir, target)
             files = find_input_files(input_dir)
-            reports = ingest_stage(target, files, run_id, site, date_min, date_max)
+            reports = ingest_stage(target, files, run_id, site, date_min, date_max, future_dates)
             summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)
             summary["docs"] = (
                 write_validation_docs(target, docs_dir, summary["ingest"], docs_keep)
                 if docs_dir
                 else None
             )
+            check_ingest(target, input_dir, summary["ingest"], max_quarantine_share)
             summary["validation"] = validation_numbers(summary["ingest"])
             summary["raw"] = count_raw_rows(target)
             summary["scored"] = score_presentations(target, engine)

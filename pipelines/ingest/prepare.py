@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.config import DEFAULT_DATE_MIN
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_FUTURE_DATES
 from pipelines.contracts import TABLES, Column, Contract, load_contract
 from pipelines.ingest.readers import (
     DEFAULT_CHUNK_BYTES,
@@ -218,12 +218,15 @@ _VALIDATORS: dict[tuple, Validator] = {}
 
 
 def validator_for(
-    load_date: date, date_min: date = DEFAULT_DATE_MIN, date_max: date | None = None
+    load_date: date,
+    date_min: date = DEFAULT_DATE_MIN,
+    date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> Validator:
     with _GX_LOCK:
-        key = (load_date, date_min, date_max)
+        key = (load_date, date_min, date_max, future_dates)
         if key not in _VALIDATORS:
-            _VALIDATORS[key] = Validator(load_date, date_min, date_max)
+            _VALIDATORS[key] = Validator(load_date, date_min, date_max, future_dates)
         return _VALIDATORS[key]
 
 
@@ -237,6 +240,7 @@ def prepare_file(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> PreparedFile:
     """Read, scrub and validate one file into files under `work_root`; never the warehouse.
 
@@ -245,7 +249,8 @@ def prepare_file(
     None to prepare the file whatever it holds (a recheck). The report carries the
     expectations GX evaluated (`FileReport.expectations`), as plain data, to the process
     that writes the validation pages. `date_min` and `date_max` (None: the load date)
-    bound the plausible dates (settings of the same name).
+    bound the plausible dates, and `future_dates` says whether a date after the load
+    date is quarantined (settings of the same name).
     """
     path = Path(path).resolve()
     file = str(path)
@@ -264,7 +269,7 @@ def prepare_file(
         out = file_work_dir(work_root, table, file)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        validator = validator_for(load_date or date.today(), date_min, date_max)
+        validator = validator_for(load_date or date.today(), date_min, date_max, future_dates)
         try:
             _prepare_rows(validator, contract, info, header, report, out, chunk_bytes)
         except BaseException:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import duckdb
 
-from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_DOCS_KEEP
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_DOCS_KEEP, DEFAULT_FUTURE_DATES
 from pipelines.console import progress
 from pipelines.contracts import TABLES
 from pipelines.ingest.files import discover, survey
@@ -151,6 +151,7 @@ def ingest_directory(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> IngestSummary:
     """The ingest stage in this process against `con`: prepares in a thread beside the
     loads, in a temporary work directory; files gone from the input are kept or pruned.
@@ -174,6 +175,7 @@ def ingest_directory(
                 chunk_bytes=chunk_bytes,
                 date_min=date_min,
                 date_max=date_max,
+                future_dates=future_dates,
             )
 
         reports = ingest_files(
@@ -200,6 +202,7 @@ def validate_directory(
     load_date: date | None = None,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> IngestSummary:
     """`redflags validate`: the whole ingest stage against a throw-away in-memory warehouse,
     its validation pages written to `docs_dir` like a run's."""
@@ -218,6 +221,7 @@ def validate_directory(
             docs_keep=docs_keep,
             date_min=date_min,
             date_max=date_max,
+            future_dates=future_dates,
         )
     finally:
         con.close()

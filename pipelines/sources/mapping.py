@@ -56,6 +56,10 @@ TEXT_SYSTEM = "TEXT"
 # A code that has the shape of ICD-10-CM (letter, digit, digit or letter) passes
 # into dx_codes unchanged when its source does not name its code system.
 ICD10CM_SHAPE = "^[A-Z][0-9][0-9A-Z]"
+# ICD-10-CM writes its dot after the third character; a dot after the fourth or later
+# is ICD-9-CM's E code (E879.8, a misadventure), which has that shape once the dot is
+# dropped (E8798) but is no ICD-10-CM code (E87.98).
+NOT_ICD10CM_DOT = r"^[^.]{4,}\."
 # Code systems of a referral's `code`: the canonical ones keep their name, HCPCS
 # Level II codes become LOCAL; a match on anything else (a DICOM modality of an
 # ImagingStudy, a text phrase) leaves `code` empty and gives modality and region only.
@@ -231,7 +235,8 @@ def _map_conditions(con: duckdb.DuckDBPyConnection) -> None:
             SELECT condition_key AS key, rank, 0 AS how, upper(trim(code)) AS icd10cm
             FROM src_condition_code
             WHERE system = 'ICD10CM'
-               OR (system IS NULL AND regexp_matches(rf_norm_code(code), {literal(ICD10CM_SHAPE)}))
+               OR (system IS NULL AND regexp_matches(rf_norm_code(code), {literal(ICD10CM_SHAPE)})
+                   AND NOT regexp_matches(trim(code), {literal(NOT_ICD10CM_DOT)}))
         ), crossed AS (
             SELECT key, rank, 1 AS how, {_suffix("value_set", CROSSWALK)} AS icd10cm
             FROM ({crosswalk})

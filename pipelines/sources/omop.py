@@ -138,6 +138,27 @@ def _relation(path: Path) -> str:
     return f"read_csv({sql_path(path)}, header = true, all_varchar = true)"
 
 
+def empty_table_note(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> str | None:
+    """Why an optional table's file holds nothing to read (0 bytes, or a header and no
+    row), as the source report's note, or None when it has a row.
+
+    Exports write every table of the CDM, the unused ones empty: an empty measurement
+    file is a table the site does not fill, not a broken one. One row is enough to
+    tell, so a large table is not read here.
+    """
+    if path.stat().st_size == 0:
+        what = "empty (0 bytes)"
+    else:
+        try:
+            has_row = con.execute(f"SELECT 1 FROM {_relation(path)} LIMIT 1").fetchone()
+        except duckdb.Error:
+            return None  # load_table says what is wrong with it
+        if has_row is not None:
+            return None
+        what = "no rows (a header only)"
+    return f"{path.name}: {what}; the optional OMOP {table} table was skipped"
+
+
 def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     """A view `omop_<table>` with the needed columns as text, lower-case names; row count.
 
@@ -214,15 +235,21 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
         FROM omop_condition_occurrence"""
     )
     # Condition codes, best first: the source concept (ICD-10-CM or ICD-9-CM), the
-    # source value (system unknown), the standard concept (SNOMED).
+    # source value, the standard concept (SNOMED). The source value is the source
+    # concept's code, so it takes that concept's vocabulary when one we know is named:
+    # ICD-9-CM E879.8 must never pass for ICD-10-CM E87.98. With no concept (or a local
+    # one) its system is unknown (NULL) and its shape decides (mapping.ICD10CM_SHAPE).
     con.execute(
         """INSERT INTO src_condition_code
         SELECT trim(o.condition_occurrence_id), 1, c.code, c.system
         FROM omop_condition_occurrence o JOIN rf_concept c
           ON c.concept_id = trim(o.condition_source_concept_id)
         UNION ALL
-        SELECT trim(condition_occurrence_id), 2, trim(condition_source_value), NULL
-        FROM omop_condition_occurrence WHERE nullif(trim(condition_source_value), '') IS NOT NULL
+        SELECT trim(o.condition_occurrence_id), 2, trim(o.condition_source_value),
+               nullif(c.system, 'OTHER')
+        FROM omop_condition_occurrence o LEFT JOIN rf_concept c
+          ON c.concept_id = trim(o.condition_source_concept_id)
+        WHERE nullif(trim(o.condition_source_value), '') IS NOT NULL
         UNION ALL
         SELECT trim(o.condition_occurrence_id), 3, c.code, c.system
         FROM omop_condition_occurrence o JOIN rf_concept c
@@ -305,7 +332,12 @@ def convert(input_dir: Path, out_dir: Path) -> AdapterReport:
     con = connect(out_dir)
     try:
         create_staging(con)
-        for table, path in found.items():
+        for table, path in list(found.items()):
+            note = empty_table_note(con, table, path) if table in OPTIONAL_TABLES else None
+            if note is not None:
+                report.notes.append(note)
+                del found[table]
+                continue
             report.read[table] = load_table(con, table, path)
         _concept(con, "concept" in found)
         _stage(con, found)

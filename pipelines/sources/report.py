@@ -18,7 +18,9 @@ class AdapterReport:
     - `unmapped`: source records kept out of a canonical column or table because no
       value set knows their code (e.g. a condition code with no ICD-10-CM mapping);
     - `rejected`: source records that cannot make a valid canonical row (a visit
-      without a date, a person without a birth year).
+      without a date, a person without a birth year);
+    - `notes`: what the adapter did that changes what it read, one line each (an empty
+      optional table skipped).
     """
 
     source: str
@@ -26,6 +28,7 @@ class AdapterReport:
     mapped: dict[str, int] = field(default_factory=dict)
     unmapped: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """Plain data for the flow's result (Prefect passes it between tasks)."""
@@ -35,6 +38,7 @@ class AdapterReport:
             "mapped": dict(self.mapped),
             "unmapped": dict(self.unmapped),
             "rejected": dict(self.rejected),
+            "notes": list(self.notes),
         }
 
     def summary_lines(self) -> list[str]:
@@ -48,6 +52,7 @@ class AdapterReport:
         ):
             for name, n in counts.items():
                 lines.append(f"  {title:<9} {name:<40} {n:>10,}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return lines
 
 
@@ -59,4 +64,5 @@ def summary_lines(report: dict[str, object]) -> list[str]:
         mapped=dict(report["mapped"]),  # type: ignore[arg-type]
         unmapped=dict(report["unmapped"]),  # type: ignore[arg-type]
         rejected=dict(report["rejected"]),  # type: ignore[arg-type]
+        notes=list(report.get("notes", [])),  # type: ignore[call-overload]
     ).summary_lines()

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.config import DEFAULT_DATE_MIN
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_FUTURE_DATES
 from pipelines.contracts import Contract
 from pipelines.validation import suites
 from pipelines.validation.outcomes import Checked
@@ -133,6 +133,7 @@ class Validator:
         load_date: date,
         date_min: date = DEFAULT_DATE_MIN,
         date_max: date | None = None,
+        future_dates: str = DEFAULT_FUTURE_DATES,
     ) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -141,6 +142,7 @@ class Validator:
         self.gx = gx
         self.load_date = load_date
         self.date_min, self.date_max = date_min, date_max
+        self.future_dates = future_dates
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(
             globally=False, metric_calculations=False
@@ -156,7 +158,9 @@ class Validator:
         asset = self.source.add_dataframe_asset(contract.table)
         batch = asset.add_batch_definition_whole_dataframe(contract.table)
         suite = self.context.suites.add(
-            suites.table_suite(contract, self.load_date, self.date_min, self.date_max)
+            suites.table_suite(
+                contract, self.load_date, self.date_min, self.date_max, self.future_dates
+            )
         )
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=contract.table, data=batch, suite=suite)

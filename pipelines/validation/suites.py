@@ -19,7 +19,7 @@ from datetime import date, datetime
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from pipelines.config import DEFAULT_DATE_MIN
+from pipelines.config import DEFAULT_DATE_MIN, DEFAULT_FUTURE_DATES
 from pipelines.contracts import Column, Contract
 from pipelines.validation import outcomes
 
@@ -55,15 +55,22 @@ def _midnight(day: date) -> datetime:
 
 
 def date_range_bounds(
-    column: Column, load_date: date, date_min: date, date_max: date | None
+    column: Column,
+    load_date: date,
+    date_min: date,
+    date_max: date | None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> tuple[date, date | None]:
     """The plausible dates of a date column: from `date_min` to `date_max` (the load date
     when not set).
 
     A column marked `not_after_load_date` has its own rule for what lies after the load
     date, so each value breaks one rule: its range ends at `date_max` only when that is
-    earlier than the load date.
+    earlier than the load date. With `future_dates = "accept"` (a source whose dates are
+    shifted on purpose) the load date bounds no column: only `date_max`, when set.
     """
+    if future_dates == "accept":
+        return date_min, date_max
     if not column.not_after_load_date:
         return date_min, date_max or load_date
     return date_min, date_max if date_max is not None and date_max < load_date else None
@@ -74,6 +81,7 @@ def column_expectations(
     load_date: date,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> list[gxe.Expectation]:
     """The expectations one contract column implies, in the order a reader checks them."""
     name = column.name
@@ -106,7 +114,7 @@ def column_expectations(
                 meta=_meta(column, outcomes.DATE),
             )
         )
-        low, high = date_range_bounds(column, load_date, date_min, date_max)
+        low, high = date_range_bounds(column, load_date, date_min, date_max, future_dates)
         found.append(
             gxe.ExpectColumnValuesToBeBetween(
                 column=name + DATE_SUFFIX,
@@ -115,7 +123,7 @@ def column_expectations(
                 meta=_meta(column, outcomes.DATE_RANGE),
             )
         )
-        if column.not_after_load_date:
+        if column.not_after_load_date and future_dates != "accept":
             found.append(
                 gxe.ExpectColumnValuesToBeBetween(
                     column=name + DATE_SUFFIX,
@@ -146,6 +154,7 @@ def table_suite(
     load_date: date,
     date_min: date = DEFAULT_DATE_MIN,
     date_max: date | None = None,
+    future_dates: str = DEFAULT_FUTURE_DATES,
 ) -> gx.ExpectationSuite:
     """The suite of one table: every column's expectations, in contract order.
 
@@ -159,6 +168,8 @@ def table_suite(
         expectations=[
             expectation
             for column in contract.columns
-            for expectation in column_expectations(column, load_date, date_min, date_max)
+            for expectation in column_expectations(
+                column, load_date, date_min, date_max, future_dates
+            )
         ],
     )

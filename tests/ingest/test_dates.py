@@ -124,3 +124,52 @@ def test_far_future_rows_move_neither_data_end_nor_the_care_gaps(tmp_path: Path)
     end, gaps = data_end_and_care_gaps(tmp_path / "bad", bad)
     assert clean_end == end == date(2025, 12, 31)
     assert gaps == clean_gaps
+
+
+def test_future_dates_accept_lets_a_date_shifted_source_through(tmp_path: Path):
+    # Shifted like MIMIC's: a century and more after the load date of 2025-06-01.
+    text = (
+        f"{HEADER}\n"
+        "E1,P1,2150-03-04,55,F\n"  # line 2: shifted: accepted
+        "E2,P2,2201-12-31,55,F\n"  # line 3: after date_max = 2200-12-31
+        "E3,P3,1899-12-31,55,F\n"  # line 4: before date_min, whatever future_dates says
+    )
+    con = ingest_text(tmp_path, text, future_dates="accept", date_max=date(2200, 12, 31))
+    assert quarantined(con) == [
+        (3, "encounter_date", "date_range", "2201-12-31"),
+        (4, "encounter_date", "date_range", "1899-12-31"),
+    ]
+    assert staged(con) == ["E1"]
+
+
+def test_future_dates_accept_without_date_max_leaves_the_future_unbounded(tmp_path: Path):
+    text = f"{HEADER}\nE1,P1,2150-03-04,55,F\nE2,P2,9999-12-31,55,F\n"
+    assert staged(ingest_text(tmp_path, text, future_dates="accept")) == ["E1", "E2"]
+
+
+def test_future_dates_setting_is_read_and_checked(tmp_path: Path):
+    assert load_settings(environ={}, cwd=tmp_path).future_dates == "quarantine"
+    (tmp_path / "redflags.toml").write_text('future_dates = "accept"\n')
+    assert load_settings(environ={}, cwd=tmp_path).future_dates == "accept"
+    env = {"REDFLAGS_FUTURE_DATES": "quarantine"}
+    assert load_settings(environ=env, cwd=tmp_path).future_dates == "quarantine"
+    (tmp_path / "redflags.toml").write_text('future_dates = "allow"\n')
+    with pytest.raises(UserError) as bad:
+        load_settings(environ={}, cwd=tmp_path)
+    assert str(bad.value) == (
+        f"{tmp_path / 'redflags.toml'}: key 'future_dates': 'allow' is not one of "
+        "quarantine, accept"
+    )
+
+
+def test_max_quarantine_share_setting_is_read_and_checked(tmp_path: Path):
+    assert load_settings(environ={}, cwd=tmp_path).max_quarantine_share == 0.5
+    env = {"REDFLAGS_MAX_QUARANTINE_SHARE": "0.9"}
+    assert load_settings(environ=env, cwd=tmp_path).max_quarantine_share == 0.9
+    with pytest.raises(UserError) as bad:
+        load_settings(environ={"REDFLAGS_MAX_QUARANTINE_SHARE": "50%"}, cwd=tmp_path)
+    assert str(bad.value) == (
+        "environment variable REDFLAGS_MAX_QUARANTINE_SHARE: '50%' is not a number from 0 to 1"
+    )
+    with pytest.raises(UserError, match=r"1.5 is not a share from 0 to 1 \(0.5 is half"):
+        load_settings(environ={"REDFLAGS_MAX_QUARANTINE_SHARE": "1.5"}, cwd=tmp_path)

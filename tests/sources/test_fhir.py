@@ -262,3 +262,29 @@ def test_run_through_the_flow(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "unmapped  procedures_not_imaging_or_biopsy" in result.stdout
     assert counts == {"intake": 3, "referrals": 4, "diagnoses": 10}
+
+
+def test_icd9_codings_are_never_read_as_icd10(tmp_path: Path):
+    """A Condition coded in ICD-9-CM (system http://hl7.org/fhir/sid/icd-9-cm) E879.8, a
+    misadventure, is no ICD-10-CM E87.98: enc-a1 keeps the dx_codes and diagnoses it had,
+    and the condition is counted as one without an ICD-10-CM code."""
+    src = tmp_path / "ndjson"
+    shutil.copytree(NDJSON, src)
+    condition = (
+        '{"resourceType":"Condition","id":"cond-icd9","code":{"coding":[{"system":'
+        '"http://hl7.org/fhir/sid/icd-9-cm","code":"E879.8","display":"Other specified '
+        'procedures as the cause of abnormal reaction of patient"}]},"subject":{"reference":'
+        '"Patient/patient-a"},"encounter":{"reference":"Encounter/enc-a1"},'
+        '"onsetDateTime":"2024-03-01T09:00:00-05:00"}\n'
+    )
+    with (src / "Condition.ndjson").open("a", encoding="utf-8") as f:
+        f.write(condition)
+    before, after = tmp_path / "before", tmp_path / "after"
+    first = fhir.convert(NDJSON, before)
+    report = fhir.convert(src, after)
+    assert rows(after / "intake.parquet") == rows(before / "intake.parquet")
+    assert rows(after / "diagnoses.parquet") == rows(before / "diagnoses.parquet")
+    assert "E879.8" not in all_values(after)
+    assert report.unmapped["conditions_without_icd10cm"] == (
+        first.unmapped["conditions_without_icd10cm"] + 1
+    )

@@ -333,3 +333,78 @@ def test_age_counts_the_birthday_to_the_day_and_only_required_columns_are_needed
     assert ages == {"11": 63, "12": 64, "21": 64, "22": 63}
     assert report.rejected["visits_before_birth"] == 1
     assert report.unmapped["persons_sex_unknown"] == 3  # no gender column at all
+
+
+def copy_fixture(tmp_path: Path) -> Path:
+    src = tmp_path / "cdm"
+    shutil.copytree(FIXTURE, src)
+    return src
+
+
+def append(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("", "empty (0 bytes)"),
+        ("measurement_id,person_id,measurement_date\n", "no rows (a header only)"),
+    ],
+)
+def test_an_empty_optional_table_is_skipped_with_a_note(
+    tmp_path: Path, converted, text: str, what: str
+):
+    src = copy_fixture(tmp_path)
+    (src / "measurement.csv").write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    report = omop.convert(src, out)
+    assert report.notes == [
+        f"measurement.csv: {what}; the optional OMOP measurement table was skipped"
+    ]
+    assert "measurement" not in report.read
+    assert report.summary_lines()[-1] == f"  note: {report.notes[0]}"
+    # Only the CT of measurement 7001 is gone; the other tables map as before.
+    first, _ = converted
+    assert [r for r in rows(first / "referrals.parquet") if r["referral_id"] != "meas-7001"] == (
+        rows(out / "referrals.parquet")
+    )
+    assert rows(out / "intake.parquet") == rows(first / "intake.parquet")
+
+
+def test_an_empty_required_table_is_still_an_error(tmp_path: Path):
+    src = copy_fixture(tmp_path)
+    (src / "visit_occurrence.csv").write_text("", encoding="utf-8")
+    with pytest.raises(UserError, match=r"visit_occurrence\.csv: missing column\(s\)"):
+        omop.convert(src, tmp_path / "out")
+
+
+def test_icd9_e_codes_are_never_read_as_icd10(tmp_path: Path, converted):
+    """ICD-9-CM E879.8 (a misadventure) would be ICD-10-CM E87.98 with its dot dropped.
+
+    Condition 1016 names it through an ICD9CM source concept, 1017 only as a source
+    value (no concept): neither reaches dx_codes or diagnoses, and both are counted as
+    conditions without an ICD-10-CM code nor any diagnosis code.
+    """
+    src = copy_fixture(tmp_path)
+    append(
+        src / "concept.csv",
+        "2000000014,Other misadventures during medical care,Observation,ICD9CM,"
+        "4-dig billing E code,,E879.8,1970-01-01,2099-12-31,",
+    )
+    append(
+        src / "condition_occurrence.csv",
+        "1016,1,0,2024-03-10,,,,32817,,,101,,E879.8,2000000014,,0",
+    )
+    append(src / "condition_occurrence.csv", "1017,1,0,2024-07-01,,,,32817,,,102,,E879.8,0,,0")
+    out = tmp_path / "out"
+    report = omop.convert(src, out)
+    first, before = converted
+    assert rows(out / "intake.parquet") == rows(first / "intake.parquet")
+    assert rows(out / "diagnoses.parquet") == rows(first / "diagnoses.parquet")
+    assert "E879.8" not in all_values(out)
+    assert report.unmapped["conditions_without_icd10cm"] == (
+        before.unmapped["conditions_without_icd10cm"] + 2
+    )
+    assert report.read["condition_occurrence"] == 17
