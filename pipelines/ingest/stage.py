@@ -115,7 +115,8 @@ def ingest_files(
                 progress(f"checking {name} again: intake changed\u2026")
                 ready = prepare(table, path, None).result()
             if ready.report.status == LOADED:
-                progress(f"loading {ready.report.rows_read:,} rows of {name}\u2026")
+                rows = ready.report.rows_read
+                progress(f"loading {rows:,} row{'' if rows == 1 else 's'} of {name}\u2026")
             reports.append(load(ready))
     return reports
 

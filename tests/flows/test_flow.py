@@ -70,7 +70,7 @@ def test_run_loads_scores_and_publishes(tmp_path: Path):
         "reading and validating intake.csv (intake)\u2026",
         "loading 3 rows of intake.csv\u2026",
         "reading and validating referrals.csv (referrals)\u2026",
-        "loading 1 rows of referrals.csv\u2026",
+        "loading 1 row of referrals.csv\u2026",
         "writing the validation pages\u2026",
         "scoring presentations (duckdb)\u2026",
         "building cohorts and marts\u2026",
