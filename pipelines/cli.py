@@ -99,6 +99,13 @@ SiteDir = Annotated[
         show_default=False,
     ),
 ]
+# The file `score` and `mentions` write.
+OutputFile = Annotated[
+    Path,
+    typer.Option(
+        "--out", "-o", metavar="FILE", help="Output file; .csv or .parquet picks the format."
+    ),
+]
 LockTimeout = Annotated[
     float | None,
     setting_option(
@@ -365,9 +372,10 @@ def report(
     says so when your settings now give another one.
     """
     from pipelines.report import write_report
+    from pipelines.validation.docs import INDEX_FILE
 
     settings = command_settings(site, config, warehouse=warehouse)
-    path = write_report(settings.warehouse, out, docs_index=settings.docs_dir / "index.html")
+    path = write_report(settings.warehouse, out, docs_index=settings.docs_dir / INDEX_FILE)
     typer.echo(f"report: {path}")
     note_release_min_cell(settings)
 
@@ -681,15 +689,7 @@ def score(
         Path,
         typer.Argument(metavar="INPUT", help="Canonical intake file (.csv or .parquet)."),
     ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="FILE",
-            help="Output file; .csv or .parquet picks the format.",
-        ),
-    ],
+    out: OutputFile,
     engine: EngineOption = None,
     config: ConfigPath = None,
     site: SiteDir = None,
@@ -716,15 +716,7 @@ def mentions(
             metavar="INPUT", help="CSV or Parquet with columns text, phrase and optionally gold."
         ),
     ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="FILE",
-            help="Output file; .csv or .parquet picks the format.",
-        ),
-    ],
+    out: OutputFile,
     engine: EngineOption = None,
     config: ConfigPath = None,
     site: SiteDir = None,
@@ -740,7 +732,7 @@ def mentions(
     from pipelines.scoring.mentions import format_result, run_mentions
 
     settings = command_settings(site, config, engine=engine)
-    result = run_mentions(input_file, out, settings.engine)
+    result = run_mentions(input_file, out, settings.engine, memory_limit=settings.memory_limit)
     for line in format_result(result):
         typer.echo(line)
 

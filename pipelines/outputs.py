@@ -13,7 +13,9 @@ a plain number (`-12`, `+3.5`, `1e-3`) is not a formula either, so it keeps its 
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.sqltext import identifier, literal
@@ -63,3 +65,19 @@ def csv_safe_select(con: duckdb.DuckDBPyConnection, select: str) -> str:
         value = csv_safe_sql(quoted) if sql_type == "VARCHAR" else quoted
         columns.append(f"{value} AS {identifier(csv_safe_text(name))}")
     return f"SELECT {', '.join(columns)} FROM ({select})"
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write a text file whole or not at all: a temporary file beside it, then a rename,
+    so a reader (a browser on the report, the validation index) never sees half of it.
+
+    Opened with the user's umask (not mkstemp's 0600), so the file can be shared.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -280,15 +280,8 @@ def write_report(warehouse: str, run_id: str, docs_index: str | None = None) -> 
         return str(write_report_file(warehouse, run_id=run_id, docs_index=docs_index))
 
 
-def data_docs_page(docs_dir: str) -> Path:
-    """The Data Docs page a run links to: the site's index, which lists every validation."""
-    from pipelines.validation.docs import INDEX_FILE
-
-    return Path(docs_dir).resolve() / INDEX_FILE
-
-
 @task
-def publish_run_artifacts(summary: dict[str, Any], docs_dir: str | None = None) -> None:
+def publish_run_artifacts(summary: dict[str, Any]) -> None:
     """The run's markdown summary and headline table, and links to its HTML report and
     its Data Docs, shown in the Prefect UI.
 
@@ -308,9 +301,9 @@ def publish_run_artifacts(summary: dict[str, Any], docs_dir: str | None = None) 
             key="redflags-report",
             description="The run's HTML report (a file on the machine that ran it)",
         )
-    if docs_dir:
+    if summary.get("docs"):  # the index of the validation pages, which lists every run's
         create_link_artifact(
-            data_docs_page(docs_dir).as_uri(),
+            Path(summary["docs"]["index"]).resolve().as_uri(),
             link_text="Data Docs",
             key="redflags-data-docs",
             description="The validation pages of the run's files: rows read and quarantined",
@@ -467,7 +460,7 @@ def redflags_run(
         elif rebuild:
             discard(target)
 
-    publish_run_artifacts(summary, docs_dir)
+    publish_run_artifacts(summary)
     return summary
 
 

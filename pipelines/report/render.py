@@ -14,6 +14,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from pipelines.errors import UserError
+from pipelines.outputs import write_text_atomically
 from pipelines.report.data import load_report_data
 from pipelines.report.palette import tier_colours, tier_label
 from pipelines.report.sections import build_sections
@@ -106,12 +107,4 @@ def write_report(
     html = render_report(warehouse, run_id, docs_href(docs_index, out.parent))
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: no such directory for the report; create it or pass --out")
-    # Opened with the user's umask (not mkstemp's 0600), so the report can be shared.
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+    return write_text_atomically(out, html)

@@ -86,7 +86,7 @@ KINDS = (SENTENCE_END, PSEUDO_NEGATION, *CUE_ORDER)
 AFFIRMED = "affirmed"
 NEGATED = "negated"
 HYPOTHETICAL = "hypothetical"
-OTHER = "other_person"
+OTHER = OTHER_PERSON  # another person's mention has the kind's name as its status
 ABSENT = "absent"
 # A row's status is the first of these that one of its mentions has.
 STATUSES = (AFFIRMED, NEGATED, OTHER, HYPOTHETICAL, ABSENT)

@@ -23,6 +23,7 @@ from pipelines.outputs import csv_safe_select
 from pipelines.scoring import context
 from pipelines.scoring.engines import DEFAULT_ENGINE, check_engine
 from pipelines.scoring.jobs import file_format, write_select
+from pipelines.sqltext import literal
 from pipelines.sqltext import path as sql_path
 from pipelines.warehouse import refuse_file_access
 
@@ -74,12 +75,14 @@ def run_mentions(
     output_path: Path,
     engine: str = DEFAULT_ENGINE,
     lexicon: context.Lexicon | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> MentionsResult:
-    """Read every row's phrase in its text; write INPUT's columns and `status` to OUTPUT."""
+    """Read every row's phrase in its text; write INPUT's columns and `status` to OUTPUT
+    (DuckDB capped at `memory_limit`, the setting, as for `redflags score`)."""
     engine = check_engine(engine)
     out_kind = file_format(output_path, "output")
     lexicon = lexicon or context.load_lexicon()
-    con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
+    con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         con.execute("SET enable_progress_bar = false")  # the command prints its own lines
         has_gold = _load(con, input_path)
@@ -135,7 +138,7 @@ def _gold_sql() -> str:
 
 
 def _check_gold(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    allowed = ", ".join(f"'{s}'" for s in context.STATUSES)
+    allowed = ", ".join(literal(s) for s in context.STATUSES)
     bad = con.execute(
         f"SELECT rowid + 1, CAST({GOLD} AS VARCHAR) FROM {INPUT_TABLE} "
         f"WHERE {GOLD} IS NULL OR {_gold_sql()} NOT IN ({allowed}) ORDER BY rowid LIMIT 1"

@@ -34,6 +34,7 @@ import duckdb
 from pipelines.config import DOCS_BESIDE_WAREHOUSE
 from pipelines.contracts import load_contract
 from pipelines.ingest.summary import LOADED, REJECTED, FileReport, IngestSummary
+from pipelines.outputs import write_text_atomically
 from pipelines.sqltext import identifier
 from pipelines.validation import outcomes
 
@@ -304,14 +305,7 @@ def write_index(docs_dir: str | Path) -> Path:
     """index.html: every validation kept, newest first; written whole, then renamed."""
     index = Path(docs_dir) / INDEX_FILE
     index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(render_index(kept_runs(docs_dir)), encoding="utf-8")
-        os.replace(tmp, index)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return index
+    return write_text_atomically(index, render_index(kept_runs(docs_dir)))
 
 
 # ---------------------------------------------------------------- rendering
