@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.disclosure import audit
 from pipelines.disclosure.audit import LinearSystem, Range, is_protected, minus, ranges, total
 
 
@@ -84,3 +85,84 @@ def test_contradictory_counts_are_an_error():
     system.equal(minus(total(a, b), {}), 3.0)  # a + b = 3 with a = 5 and b >= 0
     with pytest.raises(ValueError, match="contradict"):
         ranges(system, [total(b)])
+
+
+def three_by_four(hidden: set[tuple[int, int]]) -> tuple[LinearSystem, dict]:
+    """A 3x4 table with its margins published: rows 8, 40, 60; columns 5, 30, 33, 40;
+    total 108. Cells in `hidden` ((row, column), from 0) are suppressed."""
+    cells = [[2, 2, 2, 2], [1, 10, 14, 15], [2, 18, 17, 23]]
+    system = LinearSystem()
+    v = {
+        (i, j): system.variable(("cell", i, j), None if (i, j) in hidden else float(n))
+        for i, row in enumerate(cells)
+        for j, n in enumerate(row)
+    }
+    for i, row in enumerate(cells):
+        margin = system.variable(("row", i), float(sum(row)))
+        system.equal(minus(total(*(v[i, j] for j in range(4))), total(margin)))
+    for j in range(4):
+        margin = system.variable(("column", j), float(sum(row[j] for row in cells)))
+        system.equal(minus(total(*(v[i, j] for i in range(3))), total(margin)))
+    return system, v
+
+
+def frechet(i: int, j: int) -> Range:
+    """A cell's range in a two-way table of which only the margins are known (the
+    Fréchet bounds): max(0, row + column - total) .. min(row, column)."""
+    rows, columns, grand = (8, 40, 60), (5, 30, 33, 40), 108
+    return Range(max(0, rows[i] + columns[j] - grand), min(rows[i], columns[j]))
+
+
+def test_every_cell_hidden_ranges_as_the_frechet_bounds():
+    # the first row (8) and the first column (5) hold each of their cells under 11
+    everything = {(i, j) for i in range(3) for j in range(4)}
+    system, v = three_by_four(everything)
+    exact, _ = ranges(system, [total(v[c]) for c in sorted(everything)])
+    assert exact == [frechet(i, j) for i, j in sorted(everything)]
+    assert [c for c, r in zip(sorted(everything), exact, strict=True) if r.width >= 11] == [
+        (1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        {(i, j) for i in range(3) for j in range(4)},
+        {(i, j) for i in (1, 2) for j in range(4)},  # the first row published
+        {(i, j) for i in range(3) for j in (1, 2, 3)},  # the first column published
+        {(0, 0), (0, 1), (1, 0), (1, 1)},
+        {(1, 1), (1, 2), (2, 1), (2, 2)},
+    ],
+)
+def test_the_fast_path_and_the_exact_programmes_agree_on_what_is_protected(hidden, monkeypatch):
+    system, v = three_by_four(hidden)
+    expressions = [total(v[c]) for c in sorted(hidden)]
+    exact, _ = ranges(system, expressions)
+    pushes = []
+    push = audit._Programme.push
+    monkeypatch.setattr(
+        audit._Programme, "push", lambda self, *a: pushes.append(1) or push(self, *a)
+    )
+    fast, _ = ranges(system, expressions, enough=11)
+    for e, f in zip(exact, fast, strict=True):
+        assert is_protected(f, 11, suppressed=True) == is_protected(e, 11, suppressed=True)
+        assert e.low - 1e-9 <= f.low and f.high <= e.high + 1e-9  # seen in a solution
+    if len(hidden) == 12:
+        assert pushes  # the capped pushes ran, so they are what this checks
+
+
+def test_a_cell_proven_by_two_solutions_is_protected_by_its_exact_range():
+    # the cells the fast path reports wide enough without their exact programmes (no
+    # binding constraints: no least value solved) have exact ranges, the Fréchet bounds
+    # worked out apart from the programmes, at least 11 wide
+    everything = {(i, j) for i in range(3) for j in range(4)}
+    system, v = three_by_four(everything)
+    cells = sorted(everything)
+    fast, reduced = ranges(system, [total(v[c]) for c in cells], enough=11)
+    proven = [c for n, (c, f) in enumerate(zip(cells, fast, strict=True))
+              if f.width >= 11 and not reduced.binding[n]]  # fmt: skip
+    assert len(proven) == 6
+    for (i, j), found in zip(cells, fast, strict=True):
+        if (i, j) in proven:
+            assert frechet(i, j).width >= 11
+            assert frechet(i, j).low <= found.low and found.high <= frechet(i, j).high
