@@ -258,6 +258,12 @@ class _Programme:
         self.last: Any = None
         # the same draws every time, so that a release is audited the same way
         self.random = np.random.default_rng(0)
+        self.rows = [reduced.rows[r] for r in numbers]
+        self.origin = [reduced.origin[r] for r in numbers]
+        self.uses: dict[int, list[int]] = {}
+        for number, (terms, _, _) in enumerate(self.rows):
+            for v in terms:
+                self.uses.setdefault(v, []).append(number)
 
     def binding(self) -> list[int]:
         """The constraints (numbers in the system) that hold the last solution where it is:
@@ -311,8 +317,77 @@ class _Programme:
             b_eq=b_eq if a_eq is not None else None, bounds=(0, None), method="highs",
         )  # fmt: skip
 
+    def nearby(self, terms: Terms, low: float, high: float) -> tuple[int, ...] | None:
+        """The constraints that pin the expression to [`low`, `high`] (both seen in
+        solutions of the group), found without the whole group: the constraints near its
+        variables alone, the rest dropped, allow it no more than the group does. So when
+        their least and greatest values are `low` and `high`, those are its exact range,
+        and the constraints with non-zero dual values bind it there. None when the
+        constraints a few steps away do not pin it that far."""
+        from scipy.optimize import linprog
+        from scipy.sparse import csr_matrix
+
+        chosen: set[int] = set()
+        frontier = set(terms)
+        seen_variables = set(terms)
+        for _ in range(NEARBY_STEPS):
+            new_rows = {r for v in frontier for r in self.uses.get(v, [])} - chosen
+            if not new_rows or len(chosen) + len(new_rows) > NEARBY_ROWS:
+                break
+            chosen |= new_rows
+            frontier = {v for r in new_rows for v in self.rows[r][0]} - seen_variables
+            seen_variables |= frontier
+            numbers = sorted(chosen)
+            variables = sorted({v for r in numbers for v in self.rows[r][0]})
+            column = {v: i for i, v in enumerate(variables)}
+            blocks = {}
+            for equal in (True, False):
+                rows = [r for r in numbers if self.rows[r][2] == equal]
+                data = [c for r in rows for c in self.rows[r][0].values()]
+                row_index = [i for i, r in enumerate(rows) for _ in self.rows[r][0]]
+                col_index = [column[v] for r in rows for v in self.rows[r][0]]
+                matrix = csr_matrix((data, (row_index, col_index)), shape=(len(rows), len(column)))
+                rhs = np.array([self.rows[r][1] for r in rows])
+                blocks[equal] = (matrix, rhs, rows) if rows else (None, None, rows)
+            cost = np.zeros(len(column))
+            for v, coefficient in terms.items():
+                cost[column[v]] = coefficient
+            binding: set[int] = set()
+            extremes = []
+            for sign in (-1.0, 1.0):
+                found = linprog(
+                    sign * cost, A_ub=blocks[False][0], b_ub=blocks[False][1],
+                    A_eq=blocks[True][0], b_eq=blocks[True][1], bounds=(0, None),
+                    method="highs",
+                )  # fmt: skip
+                if found.status != 0:
+                    break
+                extremes.append(sign * found.fun)
+                for equal, marginals in ((True, found.eqlin), (False, found.ineqlin)):
+                    rows = blocks[equal][2]
+                    binding |= {
+                        self.origin[rows[i]]
+                        for i, d in enumerate(marginals.marginals)
+                        if abs(d) > 1e-9
+                    }
+            if (
+                len(extremes) == 2
+                and abs(extremes[0] - high) <= 1e-9
+                and abs(extremes[1] - low) <= 1e-9
+            ):
+                return tuple(sorted(binding))
+        return None
+
 
 Extremes = dict[tuple, tuple[float, float, tuple[int, ...]]]
+# How far `_Programme.nearby` looks for what pins an expression: steps from its
+# variables through the constraints, and the most constraints it takes.
+NEARBY_STEPS = 4
+NEARBY_ROWS = 400
+# Constraints a group needs before looking nearby pays: up to 2 * NEARBY_STEPS small
+# programmes against two of the whole group (on the sample a group of 2,000
+# constraints solves in 20 ms, at 1M intake rows one of 13,000 in 0.5-1.5 s).
+NEARBY_WORTH = 5_000
 
 
 def ranges(
@@ -422,6 +497,14 @@ def _solve_group(
     for row, key in enumerate(keys):
         if high[row] - low[row] >= enough - 1e-9:
             cache[key] = (float(low[row]), float(high[row]), ())
+            continue
+        near = (
+            programme.nearby(pending[key], float(low[row]), float(high[row]))
+            if len(programme.rows) > NEARBY_WORTH
+            else None
+        )
+        if near is not None:
+            cache[key] = (float(low[row]), float(high[row]), near)
             continue
         # the greatest value first: with the least seen so far it may be wide enough
         greatest = programme.extreme(pending[key], maximise=True)

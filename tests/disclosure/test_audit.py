@@ -134,10 +134,22 @@ def test_every_cell_hidden_ranges_as_the_frechet_bounds():
         {(1, 1), (1, 2), (2, 1), (2, 2)},
     ],
 )
-def test_the_fast_path_and_the_exact_programmes_agree_on_what_is_protected(hidden, monkeypatch):
+@pytest.mark.parametrize("nearby", [False, True])
+def test_the_fast_path_and_the_exact_programmes_agree_on_what_is_protected(
+    hidden, nearby, monkeypatch
+):
     system, v = three_by_four(hidden)
     expressions = [total(v[c]) for c in sorted(hidden)]
     exact, _ = ranges(system, expressions)
+    nearby_found = []
+    if nearby:  # narrow ranges from the constraints near each cell, as in large groups
+        monkeypatch.setattr(audit, "NEARBY_WORTH", 0)
+        near = audit._Programme.nearby
+        monkeypatch.setattr(
+            audit._Programme,
+            "nearby",
+            lambda self, *a: nearby_found.append(near(self, *a)) or nearby_found[-1],
+        )
     pushes = []
     push = audit._Programme.push
     monkeypatch.setattr(
@@ -147,8 +159,12 @@ def test_the_fast_path_and_the_exact_programmes_agree_on_what_is_protected(hidde
     for e, f in zip(exact, fast, strict=True):
         assert is_protected(f, 11, suppressed=True) == is_protected(e, 11, suppressed=True)
         assert e.low - 1e-9 <= f.low and f.high <= e.high + 1e-9  # seen in a solution
+        if e.width < 11:  # not protected: exact, whichever way it was found
+            assert f == e
     if len(hidden) == 12:
         assert pushes  # the capped pushes ran, so they are what this checks
+    if nearby and any(e.width < 11 for e in exact):
+        assert any(found is not None for found in nearby_found)  # and they were used
 
 
 def test_a_cell_proven_by_two_solutions_is_protected_by_its_exact_range():
