@@ -116,6 +116,10 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
         """INSERT INTO src_person_code
         SELECT r->>'id', 1, r->>'gender', 'FHIR'
         FROM res WHERE r->>'resourceType' = 'Patient'""",
+        # deceasedDateTime only: deceasedBoolean says that, not when.
+        """INSERT INTO src_patient_period
+        SELECT r->>'id', rf_date(r->>'deceasedDateTime'), NULL, NULL
+        FROM res WHERE r->>'resourceType' = 'Patient' AND r->>'deceasedDateTime' IS NOT NULL""",
     ),
     "Encounter": (
         f"""INSERT INTO src_visit

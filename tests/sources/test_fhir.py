@@ -183,6 +183,8 @@ EXPECTED_REJECTED = {
     "referrals_without_date": 0,
     "referrals_merged_as_duplicates": 1,  # img-a1 into proc-a1
     "conditions_without_date": 0,
+    "patient_periods_without_person": 0,
+    "observation_periods_ending_before_start": 0,
 }
 
 
@@ -211,7 +213,8 @@ def test_output_meets_the_contracts(converted):
 def test_report_counts(converted):
     _, report = converted
     assert report.read == EXPECTED_READ
-    assert report.mapped == {"intake": 3, "referrals": 4, "diagnoses": 10}
+    # No fixture patient has a deceasedDateTime: no patients row.
+    assert report.mapped == {"intake": 3, "referrals": 4, "diagnoses": 10, "patients": 0}
     assert report.unmapped == EXPECTED_UNMAPPED
     assert report.rejected == EXPECTED_REJECTED
 

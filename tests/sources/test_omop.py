@@ -169,6 +169,8 @@ EXPECTED_REJECTED = {
     "referrals_without_date": 1,  # proc-208
     "referrals_merged_as_duplicates": 1,  # proc-204 into proc-203
     "conditions_without_date": 1,  # condition 1012
+    "patient_periods_without_person": 0,
+    "observation_periods_ending_before_start": 0,
 }
 
 
@@ -196,7 +198,8 @@ def test_output_meets_the_contracts(converted):
 
 def test_report_counts(converted):
     _, report = converted
-    assert report.mapped == {"intake": 5, "referrals": 8, "diagnoses": 12}
+    # patients: person 3's death (death.csv), the one censoring record of the fixture.
+    assert report.mapped == {"intake": 5, "referrals": 8, "diagnoses": 12, "patients": 1}
     assert report.unmapped == EXPECTED_UNMAPPED
     assert report.rejected == EXPECTED_REJECTED
     assert report.read["person"] == 5
