@@ -17,6 +17,7 @@ Staging tables an adapter creates (temporary, keys are text):
     src_procedure(proc_key, person_key, proc_date, origin, must_map, urgency_code)
     src_procedure_code(proc_key, rank, code, system, text)
     src_patient_period(person_key, death_date, start_date, end_date)  -- censoring
+    src_code_label(code, system, vocabulary, name)  -- optional: how the source names a code
 
 Adapters read their input files into temporary tables (the staging tables above and
 their own); `build_canonical` then shuts the connection's file access before any SQL
@@ -101,7 +102,12 @@ CREATE OR REPLACE TEMP TABLE src_procedure_code (
     proc_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_patient_period (
     person_key VARCHAR, death_date DATE, start_date DATE, end_date DATE);
+CREATE OR REPLACE TEMP TABLE src_code_label (
+    code VARCHAR, system VARCHAR, vocabulary VARCHAR, name VARCHAR);
 """
+# Unmapped codes listed per kind of record (most frequent first), for whoever fixes
+# the value sets: the run summary, the Prefect artifact and ops.unmapped_codes.
+TOP_UNMAPPED_CODES = 20
 # The canonical patients table (one row per patient; DESIGN.md), in column order.
 PATIENT_COLUMNS: dict[str, str] = {
     "patient_id": "VARCHAR",
@@ -246,6 +252,7 @@ def build_canonical(
     _write_referrals(con, out_dir, report)
     _write_diagnoses(con, out_dir, report)
     _write_patients(con, out_dir, report)
+    _list_unmapped_codes(con, report)
     return report
 
 
@@ -571,6 +578,71 @@ def _write_patients(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapt
         ORDER BY patient_id""",
         out_dir / "patients.parquet",
     )
+
+
+def _list_unmapped_codes(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
+    """The codes of the records counted as unmapped, most frequent first, per kind.
+
+    A record is listed under its best candidate code (lowest rank; free text is never
+    listed, it may hold anything), with the source's vocabulary and name for the code
+    when the source has them (src_code_label: the OMOP concept table), else our name
+    of its code system, else "unknown". A record with no code at all is listed with
+    code NULL, so the counts add up to the report's unmapped counts (OMOP's concept 0,
+    "no matching concept", is no code).
+    """
+    concept_sets = ", ".join(literal(s) for s in CONCEPT_SET_SYSTEMS)
+    smoking = best_match_sql("src_smoking", "obs_key", SMOKING)
+    unmapped = {
+        "condition": (
+            "SELECT condition_key AS key FROM rf_condition WHERE icd10cm IS NULL",
+            "SELECT condition_key AS key, rank, code, system FROM src_condition_code",
+        ),
+        "procedure": (
+            "SELECT proc_key FROM rf_referral WHERE must_map AND referral_type IS NULL",
+            "SELECT proc_key, rank, code, system FROM src_procedure_code",
+        ),
+        "smoking": (
+            f"SELECT DISTINCT obs_key FROM src_smoking WHERE obs_key NOT IN "
+            f"(SELECT key FROM ({smoking}))",
+            "SELECT obs_key, rank, code, system FROM src_smoking",
+        ),
+        "sex": (
+            "SELECT person_key FROM rf_person WHERE sex IS NULL",
+            "SELECT person_key, rank, code, system FROM src_person_code",
+        ),
+    }
+    union = "\nUNION ALL\n".join(
+        f"""SELECT {literal(kind)} AS kind, u.key, b.code, b.system
+        FROM ({records}) u(key) LEFT JOIN (
+            SELECT * FROM ({candidates}) c(key, rank, code, system)
+            WHERE nullif(trim(code), '') IS NOT NULL AND trim(code) <> '0'
+              AND coalesce(system, '') NOT IN ({concept_sets})
+            QUALIFY row_number() OVER (PARTITION BY key ORDER BY rank, code) = 1
+        ) b ON b.key = u.key"""
+        for kind, (records, candidates) in unmapped.items()
+    )
+    listed = con.execute(
+        f"""WITH u AS ({union}),
+        counted AS (
+            SELECT kind, trim(code) AS code, system, count(*) AS rows FROM u
+            GROUP BY ALL
+        ), label AS (
+            SELECT code, system, any_value(vocabulary) AS vocabulary, any_value(name) AS name
+            FROM src_code_label GROUP BY ALL
+        )
+        SELECT c.kind, coalesce(l.vocabulary, nullif(c.system, 'OTHER'), 'unknown'),
+               c.code, l.name, c.rows
+        FROM counted c LEFT JOIN label l
+          ON l.code = c.code AND (c.system IS NULL OR l.system = c.system)
+        QUALIFY row_number() OVER (PARTITION BY c.kind, c.code, c.system ORDER BY l.vocabulary) = 1
+            AND row_number() OVER (
+                PARTITION BY c.kind ORDER BY c.rows DESC, c.code NULLS LAST) <= {TOP_UNMAPPED_CODES}
+        ORDER BY c.kind, c.rows DESC, c.code NULLS LAST"""
+    ).fetchall()
+    report.unmapped_codes = [
+        {"kind": k, "vocabulary": v, "code": c, "name": n, "rows": int(r)}
+        for k, v, c, n, r in listed
+    ]
 
 
 def _write_parquet(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:

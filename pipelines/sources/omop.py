@@ -246,13 +246,16 @@ def _concept(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
             f"""CREATE OR REPLACE TEMP TABLE rf_concept AS
             SELECT trim(concept_id) AS concept_id, trim(concept_code) AS code,
                    {system_sql("vocabulary_id")} AS system,
-                   nullif(trim(concept_name), '') AS name
+                   nullif(trim(concept_name), '') AS name, trim(vocabulary_id) AS vocabulary
             FROM omop_concept"""
+        )
+        con.execute(
+            "INSERT INTO src_code_label SELECT code, system, vocabulary, name FROM rf_concept"
         )
     else:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE rf_concept "
-            "(concept_id VARCHAR, code VARCHAR, system VARCHAR, name VARCHAR)"
+            "(concept_id VARCHAR, code VARCHAR, system VARCHAR, name VARCHAR, vocabulary VARCHAR)"
         )
     if "concept_relationship" in found:
         con.execute(

@@ -173,6 +173,15 @@ def test_empty_optional_table_is_a_note_and_the_rest_is_counted(converted):
     assert report.unmapped["procedures_not_imaging_or_biopsy"] == 1  # proc-4006
     assert report.unmapped["conditions_without_icd10cm"] == 0
     assert report.mapped == {"intake": 3, "referrals": 5, "diagnoses": 9, "patients": 3}
+    assert report.unmapped_codes == [
+        {
+            "kind": "procedure",
+            "vocabulary": "Fixture",
+            "code": "CONSULT",
+            "name": "Consultation",
+            "rows": 1,
+        }
+    ]
 
 
 def test_without_the_vocabulary_the_source_codes_still_map(tmp_path: Path):
