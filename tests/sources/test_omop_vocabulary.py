@@ -11,16 +11,18 @@ by hand from the fixture and the value sets; comments say how.
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines.sources import omop
 from pipelines.sources.report import AdapterReport
 from tests.support import FIXTURES
-from tests.support.adapters import canonical, contract_violations, rows
+from tests.support.adapters import canonical, contract_violations, rows, run_cli
 
 FIXTURE = FIXTURES / "omop" / "vocabulary"
 
@@ -195,3 +197,41 @@ def test_without_the_vocabulary_the_source_codes_still_map(tmp_path: Path):
     kept = [(r["referral_id"], r["body_region"]) for r in rows(tmp_path / "out/referrals.parquet")]
     assert kept == [("proc-4002", "spine"), ("proc-4003", "other")]
     assert report.unmapped["procedures_not_imaging_or_biopsy"] == 4  # 4001, 4004-4006
+
+
+def shift_years(source: Path, target: Path, years: int) -> None:
+    """The fixture with every year moved `years` on, births included (so ages stay), as
+    MIMIC shifts its dates into 2110-2201."""
+    target.mkdir()
+    for path in source.glob("*.csv"):
+        text = path.read_text(encoding="utf-8")
+        text = re.sub(r"\b(19|20)(\d\d)(?=-\d\d-\d\d)", lambda m: str(int(m[0]) + years), text)
+        if path.name == "person.csv":  # year_of_birth, the third column
+            text = re.sub(
+                r"^(\d+,\d+,)(\d{4})", lambda m: m[1] + str(int(m[2]) + years), text, flags=re.M
+            )
+        (target / path.name).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_date_shifted_source_stops_unless_future_dates_are_accepted(tmp_path: Path):
+    """Shifted 150 years on, every visit lies after the load date: the run stops with
+    exit 65 and says which setting would change that; with future_dates = "accept" the
+    same source loads the rows of the unshifted fixture."""
+    shifted = tmp_path / "shifted"
+    shift_years(FIXTURE, shifted, 150)
+    result, _ = run_cli("omop", shifted, tmp_path / "a.duckdb")
+    assert result.returncode == 65, result.stderr
+    assert 'future_dates = "accept"' in result.stderr + result.stdout
+    result, counts = run_cli("omop", shifted, tmp_path / "b.duckdb", "--future-dates", "accept")
+    assert result.returncode == 0, result.stderr
+    assert counts == {"intake": 3, "referrals": 5, "diagnoses": 9}
+    with duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True) as con:
+        visits = con.execute(
+            "SELECT encounter_id, encounter_date, age_years FROM staging.intake ORDER BY 1"
+        ).fetchall()
+    assert visits == [
+        ("2101", date(2173, 5, 10), 73),
+        ("2102", date(2173, 6, 1), 51),
+        ("2103", date(2173, 7, 15), 83),
+    ]
