@@ -112,6 +112,16 @@ OPTIONAL_TABLES: frozenset[str] = frozenset(
 # concept alone, or the concept and every descendant of it (OHDSI's
 # "include descendants", read from concept_ancestor).
 CONCEPT, DESCENDANTS = CONCEPT_SET_SYSTEMS
+# The rows of a vocabulary table the adapter can use, kept at load: a full vocabulary
+# holds tens of millions of relationships and ancestors, of which only "Maps to" and
+# the descendants of the concept sets' roots matter ({column} is the file's column).
+ROW_FILTERS: dict[str, str] = {
+    "concept_relationship": "trim(CAST({relationship_id} AS VARCHAR)) = 'Maps to'",
+    "concept_ancestor": (
+        "trim(CAST({ancestor_concept_id} AS VARCHAR)) IN "
+        f"(SELECT code FROM rf_vs WHERE code_system = {literal(DESCENDANTS)})"
+    ),
+}
 # Rank of a record's candidate codes (lower first; see pipelines.sources.mapping).
 # Codes of the record's concepts come first, source concept before standard concept
 # (an ICD-10-CM source code is more specific than the SNOMED concept it maps to), then
@@ -202,7 +212,8 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     """A view `omop_<table>` with the needed columns as text, lower-case names; row count.
 
     Columns missing from the file are NULL when optional; a missing required column
-    stops the run with the file and the column named.
+    stops the run with the file and the column named. A vocabulary table keeps only
+    the rows the adapter can use (ROW_FILTERS), and its count is of those.
     """
     relation = _relation(path)
     try:
@@ -225,7 +236,11 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
         else f"CAST(NULL AS VARCHAR) AS {c}"
         for c in spec["required"] + spec["optional"]
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE omop_{table} AS SELECT {columns} FROM {relation}")
+    where = ROW_FILTERS.get(table, "TRUE").format(**{c: identifier(present[c]) for c in present})
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE omop_{table} AS SELECT {columns} FROM {relation} "
+        f"WHERE {where}"
+    )
     return int(con.execute(f"SELECT count(*) FROM omop_{table}").fetchone()[0])
 
 
