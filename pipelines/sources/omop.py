@@ -115,11 +115,14 @@ CONCEPT, DESCENDANTS = CONCEPT_SET_SYSTEMS
 # The rows of a vocabulary table the adapter can use, kept at load: a full vocabulary
 # holds tens of millions of relationships and ancestors, of which only "Maps to" and
 # the descendants of the concept sets' roots matter ({column} is the file's column).
+# An id as the adapter compares it: text, trimmed, without the ".0" that an export
+# through floating point adds (4180628.0 is concept 4180628).
+ID_SQL = r"regexp_replace(trim(CAST({} AS VARCHAR)), '\.0+$', '')"
 ROW_FILTERS: dict[str, str] = {
     "concept_relationship": "trim(CAST({relationship_id} AS VARCHAR)) = 'Maps to'",
     "concept_ancestor": (
-        "trim(CAST({ancestor_concept_id} AS VARCHAR)) IN "
-        f"(SELECT code FROM rf_vs WHERE code_system = {literal(DESCENDANTS)})"
+        ID_SQL.replace("{}", "{ancestor_concept_id}")
+        + f" IN (SELECT code FROM rf_vs WHERE code_system = {literal(DESCENDANTS)})"
     ),
 }
 # Rank of a record's candidate codes (lower first; see pipelines.sources.mapping).
@@ -208,12 +211,17 @@ def empty_table_note(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> 
     return f"{path.name}: {what}; the optional OMOP {table} table was skipped"
 
 
+def _is_id(column: str) -> bool:
+    return column.endswith("_id") or column in ("concept_id_1", "concept_id_2")
+
+
 def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     """A view `omop_<table>` with the needed columns as text, lower-case names; row count.
 
     Columns missing from the file are NULL when optional; a missing required column
-    stops the run with the file and the column named. A vocabulary table keeps only
-    the rows the adapter can use (ROW_FILTERS), and its count is of those.
+    stops the run with the file and the column named. Ids are read as ID_SQL says. A
+    vocabulary table keeps only the rows the adapter can use (ROW_FILTERS), and its
+    count is of those.
     """
     relation = _relation(path)
     try:
@@ -231,7 +239,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
             "see the OMOP CDM v5.4 table definitions"
         )
     columns = ", ".join(
-        f"CAST({identifier(present[c])} AS VARCHAR) AS {c}"
+        (ID_SQL if _is_id(c) else "CAST({} AS VARCHAR)").format(identifier(present[c])) + f" AS {c}"
         if c in present
         else f"CAST(NULL AS VARCHAR) AS {c}"
         for c in spec["required"] + spec["optional"]

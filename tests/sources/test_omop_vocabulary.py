@@ -235,3 +235,16 @@ def test_date_shifted_source_stops_unless_future_dates_are_accepted(tmp_path: Pa
         ("2102", date(2173, 6, 1), 51),
         ("2103", date(2173, 7, 15), 83),
     ]
+
+
+def test_ids_written_as_floats_are_the_same_ids(tmp_path: Path, converted):
+    """An export through floating point writes concept 4163872 as 4163872.0 (seen in a
+    public CDM's concept_ancestor): the same concepts, the same rows."""
+    source = tmp_path / "in"
+    shutil.copytree(FIXTURE, source)
+    for name in ("concept_ancestor.csv", "procedure_occurrence.csv"):
+        path = source / name
+        path.write_text(re.sub(r"\b(4163872|2000100002)\b", r"\1.0", path.read_text()))
+    omop.convert(source, tmp_path / "out")
+    first, _ = converted
+    assert rows(tmp_path / "out/referrals.parquet") == rows(first / "referrals.parquet")
