@@ -18,6 +18,7 @@ import duckdb
 from pipelines.errors import UserError
 from pipelines.sources.mapping import (
     CONCEPT_SET_SYSTEMS,
+    CROSSWALK,
     REFERRAL,
     SMOKING,
     TOBACCO,
@@ -70,6 +71,7 @@ TABLES: dict[str, dict[str, tuple[str, ...]]] = {
             "value_as_concept_id",
             "value_as_string",
             "value_source_value",
+            "visit_occurrence_id",
         ),
     },
     "measurement": {
@@ -406,6 +408,38 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
                    rf_date(observation_period_end_date)
             FROM omop_observation_period"""
         )
+    # Conditions the CDM files as observations: the vocabulary puts history codes
+    # (ICD-10-CM Z85 history of malignancy, Z87.891, ICD-9-CM V10, V15.82) in the
+    # observation domain. An observation is a condition when one of its codes maps:
+    # through the crosswalk, or as an ICD-10-CM code of a conditions.csv list.
+    key = "'obs-' || trim(o.observation_id)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_obs_condition_code AS
+        SELECT * FROM ({_concept_candidates("observation", key, "observation", with_text=False)})
+            t(key, rank, code, system)"""
+    )
+    crosswalk = best_match_sql(
+        "(SELECT *, NULL AS text FROM rf_obs_condition_code)", "key", CROSSWALK
+    )
+    con.execute(
+        f"""DELETE FROM rf_obs_condition_code WHERE key NOT IN (
+            SELECT key FROM ({crosswalk})
+            UNION ALL
+            SELECT c.key FROM rf_obs_condition_code c JOIN rf_vs v
+              ON v.code_system = 'ICD10CM'
+             AND NOT starts_with(v.value_set, {literal(CROSSWALK)})
+             AND ((v.kind = 'exact' AND rf_norm_code(c.code) = v.code)
+                  OR (v.kind = 'prefix' AND starts_with(rf_norm_code(c.code), v.code)))
+            WHERE c.system = 'ICD10CM')"""
+    )
+    con.execute("INSERT INTO src_condition_code SELECT * FROM rf_obs_condition_code")
+    con.execute(
+        """INSERT INTO src_condition
+        SELECT 'obs-' || trim(observation_id), trim(person_id),
+               nullif(trim(visit_occurrence_id), ''), rf_date(observation_date)
+        FROM omop_observation
+        WHERE 'obs-' || trim(observation_id) IN (SELECT key FROM rf_obs_condition_code)"""
+    )
     # Smoking: answer concepts (value, then the observation concept itself), then text.
     con.execute(
         """INSERT INTO src_smoking

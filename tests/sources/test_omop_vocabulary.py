@@ -36,7 +36,9 @@ def converted(tmp_path_factory) -> tuple[Path, AdapterReport]:
 # 2101: person 21 born 1950-04-10, seen 2023-05-10 after the birthday -> 73; ICD-9-CM
 #   724.5 -> M54.9 (back pain), 305.1 -> F17.200 (tobacco use disorder).
 # 2102: person 22 born 1972 -> 51; V15.82 -> Z87.891 (a V code of ICD-9-CM, not an
-#   ICD-10-CM code), 724.2 -> M54.50, 786.05 -> R06.02 (dyspnea), 780.79 -> R53.83.
+#   ICD-10-CM code), 724.2 -> M54.50, 786.05 -> R06.02 (dyspnea), 780.79 -> R53.83;
+#   observation 5001, V10.3 (history of breast cancer, filed as an observation as the
+#   CDM files history codes) -> Z85.9: prior cancer.
 # 2103: person 23 born 1940 -> 83; a concept known only as a descendant of 443392
 #   (Malignant neoplastic disease) -> C80.1 (prior cancer); 722.10 -> M54.50.
 EXPECTED_INTAKE = [
@@ -57,8 +59,9 @@ EXPECTED_INTAKE = [
         encounter_date=date(2023, 6, 1),
         age_years=51,
         sex="F",
-        dx_codes="M54.50;R06.02;R53.83;Z87.891",
+        dx_codes="M54.50;R06.02;R53.83;Z85.9;Z87.891",
         back_pain=True,
+        prior_cancer=True,
         dyspnea=True,
         fatigue=True,
     ),
@@ -119,6 +122,7 @@ EXPECTED_DIAGNOSES = [
     diagnosis("22", date(2023, 6, 1), "M54.50"),
     diagnosis("22", date(2023, 6, 1), "R06.02"),
     diagnosis("22", date(2023, 6, 1), "R53.83"),
+    diagnosis("22", date(2023, 6, 1), "Z85.9"),
     diagnosis("22", date(2023, 6, 1), "Z87.891"),
     diagnosis("23", date(2023, 7, 15), "C80.1"),
     diagnosis("23", date(2023, 7, 15), "M54.50"),
@@ -174,7 +178,7 @@ def test_empty_optional_table_is_a_note_and_the_rest_is_counted(converted):
     assert report.unmapped["conditions_without_visit"] == 1  # 3001: no visit that day
     assert report.unmapped["procedures_not_imaging_or_biopsy"] == 1  # proc-4006
     assert report.unmapped["conditions_without_icd10cm"] == 0
-    assert report.mapped == {"intake": 3, "referrals": 5, "diagnoses": 9, "patients": 3}
+    assert report.mapped == {"intake": 3, "referrals": 5, "diagnoses": 10, "patients": 3}
     assert report.unmapped_codes == [
         {
             "kind": "procedure",
@@ -225,7 +229,7 @@ def test_date_shifted_source_stops_unless_future_dates_are_accepted(tmp_path: Pa
     assert 'future_dates = "accept"' in result.stderr + result.stdout
     result, counts = run_cli("omop", shifted, tmp_path / "b.duckdb", "--future-dates", "accept")
     assert result.returncode == 0, result.stderr
-    assert counts == {"intake": 3, "referrals": 5, "diagnoses": 9}
+    assert counts == {"intake": 3, "referrals": 5, "diagnoses": 10}
     with duckdb.connect(str(tmp_path / "b.duckdb"), read_only=True) as con:
         visits = con.execute(
             "SELECT encounter_id, encounter_date, age_years FROM staging.intake ORDER BY 1"
