@@ -5,6 +5,11 @@ OMOP CDM folder (CSV) and a synthetic FHIR Bulk NDJSON folder per size, once, in
 benchmarks/cache/, then times `convert` on each in a fresh process. Per patient:
 3 visits, 2 conditions per visit, 2 procedures, 1 smoking observation.
 `rows` in the results is the number of visits (intake candidates).
+
+Then the whole run (`redflags run`, a fresh warehouse each) on one generated population
+of about 1M intake rows (`--rows` sets the intake rows here), written by the generator
+as canonical CSV, as OMOP CDM tables and as FHIR NDJSON (`generate --format`). Target:
+the OMOP path within 2x the canonical CSV path (`derived`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.harness import CACHE_DIR, Case
+from benchmarks.harness import CACHE_DIR, Case, Result
+from benchmarks.inputs import ensure_input, patients_for_rows
 
 DEFAULT_PATIENTS = (10_000, 100_000)
+GENERATED_INTAKE_ROWS = 1_000_000
+# Source kind of `redflags run --source` for each format the generator writes.
+GENERATED_FORMATS = {"csv": "canonical", "omop": "omop", "fhir": "fhir"}
+OMOP_TARGET_RATIO = 2.0
 VISITS_PER_PATIENT = 3
 
 
@@ -159,4 +169,43 @@ def cases(options) -> list[Case]:
                     rows=patients * VISITS_PER_PATIENT,
                 )
             )
+    for size in options.rows or [GENERATED_INTAKE_ROWS]:
+        out += generated_run_cases(size)
     return out
+
+
+def generated_run_cases(size: int) -> list[Case]:
+    """`redflags run` on the same generated population in each format."""
+    patients = patients_for_rows(size)
+    result = []
+    for fmt, source in GENERATED_FORMATS.items():
+        inputs = ensure_input(patients, fmt=fmt)
+        work = CACHE_DIR / f"adapters-run-{fmt}-{patients}"
+        argv = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--source",
+            source,
+            "--input",
+            str(inputs),
+            "--warehouse",
+            str(work / "warehouse.duckdb"),
+        ]
+        result.append(Case(f"redflags run {source} {patients:,} patients", argv, clean=(work,)))
+    return result
+
+
+def derived(results: list[Result]) -> list[str]:
+    """The OMOP and FHIR runs over the canonical CSV run of the same population."""
+    runs = {r.name.split(" ")[2]: r for r in results if r.name.startswith("redflags run ")}
+    canonical = runs.get("canonical")
+    if canonical is None:
+        return []
+    return [
+        f"- {r.name}: {r.wall_s / canonical.wall_s:.2f}x the canonical CSV run"
+        + (f" (target <= {OMOP_TARGET_RATIO:g}x)" if source == "omop" else "")
+        for source, r in runs.items()
+        if source != "canonical"
+    ]

@@ -380,7 +380,13 @@ def report(
     note_release_min_cell(settings)
 
 
-GenerateFormat = choices("GenerateFormat", ("csv", "parquet"))
+GenerateFormat = choices("GenerateFormat", ("csv", "parquet", "canonical", "omop", "fhir"))
+# Source models the generator converts its canonical files into (pipelines/synth/omop.py,
+# fhir.py); `canonical` is the canonical CSV files.
+GENERATE_MODELS = {
+    "omop": "pipelines.synth.omop:write_omop",
+    "fhir": "pipelines.synth.fhir:write_fhir",
+}
 
 
 @app.command()
@@ -411,7 +417,14 @@ def generate(
         ),
     ] = 42,
     fmt: Annotated[
-        GenerateFormat, typer.Option("--format", "-f", help="Output file format.")
+        GenerateFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Canonical files as csv (also: canonical) or parquet; or the same population "
+            "as OMOP CDM v5.4 tables (omop, CSV with a small concept table) or FHIR R4 "
+            "Bulk Data NDJSON (fhir).",
+        ),
     ] = GenerateFormat.csv,
     start: Annotated[
         str,
@@ -442,7 +455,10 @@ def generate(
     from pipelines.synth.generate import check_arguments
     from pipelines.synth.generate import generate as write_population
 
-    check_arguments(out, patients, seed, start_date, end_date, fmt.value)
+    model = fmt.value if fmt.value in GENERATE_MODELS else None
+    file_format = "parquet" if model else {"canonical": "csv"}.get(fmt.value, fmt.value)
+    check_arguments(out, patients, seed, start_date, end_date, file_format)
+    canonical_dir = out / ".canonical" if model else out
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -457,14 +473,21 @@ def generate(
     ) as bar:
         task = bar.add_task("patients", total=patients)
         rows = write_population(
-            out,
+            canonical_dir,
             patients=patients,
             seed=seed,
             start=start_date,
             end=end_date,
-            fmt=fmt.value,
+            fmt=file_format,
             progress=lambda n: bar.advance(task, n),
         )
+    if model:
+        import importlib
+        import shutil
+
+        module, function = GENERATE_MODELS[model].split(":")
+        rows = getattr(importlib.import_module(module), function)(canonical_dir, out)
+        shutil.rmtree(canonical_dir)
     summary = ", ".join(f"{n:,} {table}" for table, n in rows.items())
     typer.echo(f"generated {patients:,} patients into {out}: {summary} rows ({fmt.value})")
 

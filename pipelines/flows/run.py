@@ -104,6 +104,21 @@ def convert_source(source: str, input_dir: str, warehouse: str) -> tuple[str, di
 
 
 @task(**IO_RETRIES)
+def record_unmapped_codes(warehouse: str, run_id: str, report: dict, min_cell: int) -> None:
+    """The adapter's top unmapped codes into ops.unmapped_codes and a table artifact."""
+    from pipelines.sources.report import record_unmapped_codes as record
+    from pipelines.sources.report import unmapped_code_rows
+
+    with open_warehouse(warehouse) as con:
+        record(con, run_id, report)
+    rows = unmapped_code_rows(report, min_cell)
+    if rows:
+        create_table_artifact(
+            rows, key="redflags-unmapped-codes", description="Top unmapped source codes"
+        )
+
+
+@task(**IO_RETRIES)
 def find_input_files(input_dir: str) -> dict[str, list[str]]:
     """The canonical files of the input directory, by table; none at all stops the run."""
     found = {table: [str(p) for p in paths] for table, paths in ingest.discover(input_dir).items()}
@@ -431,6 +446,7 @@ def redflags_run(
         with writer(target, lock_timeout, memory_limit=memory_limit):
             if source != CANONICAL:
                 input_dir, summary["source_report"] = convert_source(source, input_dir, target)
+                record_unmapped_codes(target, run_id, summary["source_report"], min_cell)
             files = find_input_files(input_dir)
             reports = ingest_stage(target, files, run_id, site, date_min, date_max, future_dates)
             summary["ingest"] = record_ingest(target, input_dir, run_id, reports, prune)

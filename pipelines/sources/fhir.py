@@ -85,7 +85,8 @@ def _order_sql(
     """INSERTs of an order-like resource: one procedure row and its candidate codes.
 
     The codings at each path in `codings` rank after those of the paths before it;
-    the text ranks last, so it counts only when no code maps.
+    the text ranks after every code, and the codings' display texts last, so text
+    counts only when no code maps.
     """
     key = f"{literal(resource_type + '/')} || (r->>'id')"
     rows = f"FROM res WHERE r->>'resourceType' = {literal(resource_type)}"
@@ -95,6 +96,13 @@ def _order_sql(
         for n, path in enumerate(codings)
     ]
     codes.append(f"SELECT {key}, 1000, NULL, NULL, {text} {rows}")
+    # The codings' display text, after the resource's own text: a body site shown as
+    # "Wrist" gives the region (schemas/value_sets/procedure_keywords.csv).
+    codes += [
+        f"""SELECT key, {1100 + 100 * n} + rank, NULL, NULL, coding->>'display'
+        FROM (SELECT {key} AS key, {_codings(path)} {rows})"""
+        for n, path in enumerate(codings)
+    ]
     return (
         f"""INSERT INTO src_procedure
         SELECT {key}, {_ref("$.subject.reference")}, {_date(*dates)},
@@ -116,6 +124,10 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
         """INSERT INTO src_person_code
         SELECT r->>'id', 1, r->>'gender', 'FHIR'
         FROM res WHERE r->>'resourceType' = 'Patient'""",
+        # deceasedDateTime only: deceasedBoolean says that, not when.
+        """INSERT INTO src_patient_period
+        SELECT r->>'id', rf_date(r->>'deceasedDateTime'), NULL, NULL
+        FROM res WHERE r->>'resourceType' = 'Patient' AND r->>'deceasedDateTime' IS NOT NULL""",
     ),
     "Encounter": (
         f"""INSERT INTO src_visit

@@ -16,6 +16,8 @@ Staging tables an adapter creates (temporary, keys are text):
     src_smoking(obs_key, person_key, obs_date, rank, code, system, text)
     src_procedure(proc_key, person_key, proc_date, origin, must_map, urgency_code)
     src_procedure_code(proc_key, rank, code, system, text)
+    src_patient_period(person_key, death_date, start_date, end_date)  -- censoring
+    src_code_label(code, system, vocabulary, name)  -- optional: how the source names a code
 
 Adapters read their input files into temporary tables (the staging tables above and
 their own); `build_canonical` then shuts the connection's file access before any SQL
@@ -60,11 +62,23 @@ ICD10CM_SHAPE = "^[A-Z][0-9][0-9A-Z]"
 # is ICD-9-CM's E code (E879.8, a misadventure), which has that shape once the dot is
 # dropped (E8798) but is no ICD-10-CM code (E87.98).
 NOT_ICD10CM_DOT = r"^[^.]{4,}\."
+# ICD-9-CM's V codes (V15.82, history of tobacco use; V10.3) have the shape of
+# ICD-10-CM too, but an ICD-10-CM V code (external cause) always has seven
+# characters with letters (V00.01XA): a V, then two to four digits only, is ICD-9-CM.
+ICD9CM_V_CODE = "^V[0-9]{2,4}$"
+# An ICD-9-CM code: three digits, V and two digits, or E and three digits, then up to
+# two more digits (compared without the dot). A code whose source names no system is
+# matched against ICD-9-CM lists only when it has this shape: a SNOMED CT code is
+# digits too, but never this short.
+ICD9CM_SHAPE = "^([0-9]{3}|V[0-9]{2}|E[0-9]{3})[0-9]{0,2}$"
 # Code systems of a referral's `code`: the canonical ones keep their name, HCPCS
 # Level II codes become LOCAL; a match on anything else (a DICOM modality of an
 # ImagingStudy, a text phrase) leaves `code` empty and gives modality and region only.
 REFERRAL_CODE_SYSTEMS = ("CPT", "SNOMED", "ICD10PCS")
 LOCAL_CODE_SYSTEMS = ("HCPCS",)
+# Code systems of OMOP concept sets (schemas/value_sets/omop_concept_sets.csv): a root
+# concept id alone, or with every descendant (concept_ancestor).
+CONCEPT_SET_SYSTEMS = ("OMOP_CONCEPT", "OMOP_DESCENDANTS")
 # Rows per Arrow batch of a canonical file: a Parquet row group each.
 PARQUET_BATCH_ROWS = 122_880
 
@@ -86,7 +100,21 @@ CREATE OR REPLACE TEMP TABLE src_procedure (
     must_map BOOLEAN, urgency_code VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_procedure_code (
     proc_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_patient_period (
+    person_key VARCHAR, death_date DATE, start_date DATE, end_date DATE);
+CREATE OR REPLACE TEMP TABLE src_code_label (
+    code VARCHAR, system VARCHAR, vocabulary VARCHAR, name VARCHAR);
 """
+# Unmapped codes listed per kind of record (most frequent first), for whoever fixes
+# the value sets: the run summary, the Prefect artifact and ops.unmapped_codes.
+TOP_UNMAPPED_CODES = 20
+# The canonical patients table (one row per patient; DESIGN.md), in column order.
+PATIENT_COLUMNS: dict[str, str] = {
+    "patient_id": "VARCHAR",
+    "death_date": "DATE",
+    "observation_start_date": "DATE",
+    "observation_end_date": "DATE",
+}
 
 
 def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -174,12 +202,12 @@ def best_match_sql(candidates: str, key: str, family: str) -> str:
         SELECT c.key, v.value_set, c.code, coalesce(c.system, v.code_system) AS system,
                c.rank, 0 AS how, length(v.code) AS spec
         FROM c JOIN v ON c.ncode = v.code AND v.kind = 'exact'
-        WHERE c.system IS NULL OR c.system = v.code_system
+        WHERE c.system = v.code_system OR (c.system IS NULL AND {_unnamed_fits("v")})
         UNION ALL
         SELECT c.key, v.value_set, c.code, coalesce(c.system, v.code_system), c.rank, 1,
                length(v.code)
         FROM c JOIN v ON v.kind = 'prefix' AND starts_with(c.ncode, v.code)
-        WHERE c.system IS NULL OR c.system = v.code_system
+        WHERE c.system = v.code_system OR (c.system IS NULL AND {_unnamed_fits("v")})
         UNION ALL
         SELECT c.key, v.value_set, NULL, NULL, c.rank, 2, length(v.code)
         FROM c JOIN v ON v.kind = 'text' AND contains(c.ntext, v.code)
@@ -187,6 +215,12 @@ def best_match_sql(candidates: str, key: str, family: str) -> str:
     SELECT key, value_set, code, system, rank FROM m
     QUALIFY row_number() OVER (PARTITION BY key ORDER BY rank, how, spec DESC, value_set) = 1
     """
+
+
+def _unnamed_fits(v: str) -> str:
+    """SQL: whether a candidate whose system is unknown may match entry `v`: any entry,
+    except that an ICD-9-CM entry needs a code of ICD-9-CM's shape."""
+    return f"({v}.code_system <> 'ICD9CM' OR regexp_matches(c.ncode, {literal(ICD9CM_SHAPE)}))"
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -217,6 +251,8 @@ def build_canonical(
     _write_intake(con, out_dir, report)
     _write_referrals(con, out_dir, report)
     _write_diagnoses(con, out_dir, report)
+    _write_patients(con, out_dir, report)
+    _list_unmapped_codes(con, report)
     return report
 
 
@@ -236,7 +272,8 @@ def _map_conditions(con: duckdb.DuckDBPyConnection) -> None:
             FROM src_condition_code
             WHERE system = 'ICD10CM'
                OR (system IS NULL AND regexp_matches(rf_norm_code(code), {literal(ICD10CM_SHAPE)})
-                   AND NOT regexp_matches(trim(code), {literal(NOT_ICD10CM_DOT)}))
+                   AND NOT regexp_matches(trim(code), {literal(NOT_ICD10CM_DOT)})
+                   AND NOT regexp_matches(rf_norm_code(code), {literal(ICD9CM_V_CODE)}))
         ), crossed AS (
             SELECT key, rank, 1 AS how, {_suffix("value_set", CROSSWALK)} AS icd10cm
             FROM ({crosswalk})
@@ -389,7 +426,12 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
 
 
 def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
-    """Imaging and biopsy orders: type, modality, region and code through the value sets."""
+    """Imaging and biopsy orders: type, modality, region and code through the value sets.
+
+    The order's code is the code that gave its type; when an OMOP concept set gave
+    the type, the record's best code of a referral code system (its concept's CPT or
+    SNOMED code), so the order stays traceable.
+    """
     contract = load_contract("referrals")
     kind = best_match_sql("src_procedure_code", "proc_key", REFERRAL)
     modality = best_match_sql("src_procedure_code", "proc_key", MODALITY)
@@ -402,21 +444,30 @@ def _write_referrals(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
     )
     systems = ", ".join(literal(s) for s in REFERRAL_CODE_SYSTEMS)
     local = ", ".join(literal(s) for s in LOCAL_CODE_SYSTEMS)
+    concept_sets = ", ".join(literal(s) for s in CONCEPT_SET_SYSTEMS)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_referral AS
         SELECT p.proc_key, p.person_key, p.proc_date, p.origin, p.must_map,
                {_suffix("k.value_set", REFERRAL)} AS referral_type,
                {_suffix("m.value_set", MODALITY)} AS modality,
                {_suffix("r.value_set", REGION)} AS body_region,
-               CASE WHEN k.system IN ({systems}, {local}) THEN k.code END AS code,
+               CASE WHEN k.system IN ({systems}, {local}) THEN k.code
+                    WHEN k.system IN ({concept_sets}) THEN b.code END AS code,
                CASE WHEN k.system IN ({systems}) THEN k.system
-                    WHEN k.system IN ({local}) THEN 'LOCAL' END AS code_system,
+                    WHEN k.system IN ({local}) THEN 'LOCAL'
+                    WHEN k.system IN ({concept_sets}) THEN b.system END AS code_system,
                {_suffix("u.value_set", URGENCY)} AS urgency
         FROM src_procedure p
         LEFT JOIN ({kind}) k ON k.key = p.proc_key
         LEFT JOIN ({modality}) m ON m.key = p.proc_key
         LEFT JOIN ({region}) r ON r.key = p.proc_key
-        LEFT JOIN ({urgency}) u ON u.key = p.proc_key"""
+        LEFT JOIN ({urgency}) u ON u.key = p.proc_key
+        LEFT JOIN (
+            SELECT proc_key, code,
+                   CASE WHEN system IN ({local}) THEN 'LOCAL' ELSE system END AS system
+            FROM src_procedure_code WHERE system IN ({systems}, {local}) AND code <> ''
+            QUALIFY row_number() OVER (PARTITION BY proc_key ORDER BY rank, code) = 1
+        ) b ON b.proc_key = p.proc_key"""
     )
     report.unmapped["procedures_not_imaging_or_biopsy"] = _count(
         con, "SELECT count(*) FROM rf_referral WHERE must_map AND referral_type IS NULL"
@@ -494,6 +545,104 @@ def _write_diagnoses(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adap
         "ORDER BY patient_id, diagnosis_date, code",
         out_dir / "diagnoses.parquet",
     )
+
+
+def _write_patients(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
+    """`patients.parquet`: when follow-up of each patient ends, for those the source says.
+
+    A patient with several observation periods is observed from the first start to the
+    last end (the gaps are not modelled); with several death records, the earliest
+    counts. Patients the source says nothing of get no row: no row means unknown.
+    """
+    report.rejected["patient_periods_without_person"] = _count(
+        con,
+        "SELECT count(*) FROM src_patient_period "
+        "WHERE person_key NOT IN (SELECT person_key FROM src_person)",
+    )
+    report.rejected["observation_periods_ending_before_start"] = _count(
+        con, "SELECT count(*) FROM src_patient_period WHERE end_date < start_date"
+    )
+    columns = ", ".join(f"CAST({{}} AS {t}) AS {c}" for c, t in PATIENT_COLUMNS.items())
+    report.mapped["patients"] = _write_parquet(
+        con,
+        f"""SELECT {
+            columns.format(
+                "rf_id(person_key)", "min(death_date)", "min(start_date)", "max(end_date)"
+            )
+        }
+        FROM src_patient_period
+        WHERE person_key IN (SELECT person_key FROM src_person)
+          AND NOT coalesce(end_date < start_date, FALSE)
+        GROUP BY person_key
+        HAVING count(death_date) + count(start_date) + count(end_date) > 0
+        ORDER BY patient_id""",
+        out_dir / "patients.parquet",
+    )
+
+
+def _list_unmapped_codes(con: duckdb.DuckDBPyConnection, report: AdapterReport) -> None:
+    """The codes of the records counted as unmapped, most frequent first, per kind.
+
+    A record is listed under its best candidate code (lowest rank; free text is never
+    listed, it may hold anything), with the source's vocabulary and name for the code
+    when the source has them (src_code_label: the OMOP concept table), else our name
+    of its code system, else "unknown". A record with no code at all is listed with
+    code NULL, so the counts add up to the report's unmapped counts (OMOP's concept 0,
+    "no matching concept", is no code).
+    """
+    concept_sets = ", ".join(literal(s) for s in CONCEPT_SET_SYSTEMS)
+    smoking = best_match_sql("src_smoking", "obs_key", SMOKING)
+    unmapped = {
+        "condition": (
+            "SELECT condition_key AS key FROM rf_condition WHERE icd10cm IS NULL",
+            "SELECT condition_key AS key, rank, code, system FROM src_condition_code",
+        ),
+        "procedure": (
+            "SELECT proc_key FROM rf_referral WHERE must_map AND referral_type IS NULL",
+            "SELECT proc_key, rank, code, system FROM src_procedure_code",
+        ),
+        "smoking": (
+            f"SELECT DISTINCT obs_key FROM src_smoking WHERE obs_key NOT IN "
+            f"(SELECT key FROM ({smoking}))",
+            "SELECT obs_key, rank, code, system FROM src_smoking",
+        ),
+        "sex": (
+            "SELECT person_key FROM rf_person WHERE sex IS NULL",
+            "SELECT person_key, rank, code, system FROM src_person_code",
+        ),
+    }
+    union = "\nUNION ALL\n".join(
+        f"""SELECT {literal(kind)} AS kind, u.key, b.code, b.system
+        FROM ({records}) u(key) LEFT JOIN (
+            SELECT * FROM ({candidates}) c(key, rank, code, system)
+            WHERE nullif(trim(code), '') IS NOT NULL AND trim(code) <> '0'
+              AND coalesce(system, '') NOT IN ({concept_sets})
+            QUALIFY row_number() OVER (PARTITION BY key ORDER BY rank, code) = 1
+        ) b ON b.key = u.key"""
+        for kind, (records, candidates) in unmapped.items()
+    )
+    listed = con.execute(
+        f"""WITH u AS ({union}),
+        counted AS (
+            SELECT kind, trim(code) AS code, system, count(*) AS rows FROM u
+            GROUP BY ALL
+        ), label AS (
+            SELECT code, system, any_value(vocabulary) AS vocabulary, any_value(name) AS name
+            FROM src_code_label GROUP BY ALL
+        )
+        SELECT c.kind, coalesce(l.vocabulary, nullif(c.system, 'OTHER'), 'unknown'),
+               c.code, l.name, c.rows
+        FROM counted c LEFT JOIN label l
+          ON l.code = c.code AND (c.system IS NULL OR l.system = c.system)
+        QUALIFY row_number() OVER (PARTITION BY c.kind, c.code, c.system ORDER BY l.vocabulary) = 1
+            AND row_number() OVER (
+                PARTITION BY c.kind ORDER BY c.rows DESC, c.code NULLS LAST) <= {TOP_UNMAPPED_CODES}
+        ORDER BY c.kind, c.rows DESC, c.code NULLS LAST"""
+    ).fetchall()
+    report.unmapped_codes = [
+        {"kind": k, "vocabulary": v, "code": c, "name": n, "rows": int(r)}
+        for k, v, c, n, r in listed
+    ]
 
 
 def _write_parquet(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:

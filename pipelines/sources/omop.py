@@ -17,6 +17,8 @@ import duckdb
 
 from pipelines.errors import UserError
 from pipelines.sources.mapping import (
+    CONCEPT_SET_SYSTEMS,
+    CROSSWALK,
     REFERRAL,
     SMOKING,
     TOBACCO,
@@ -69,6 +71,7 @@ TABLES: dict[str, dict[str, tuple[str, ...]]] = {
             "value_as_concept_id",
             "value_as_string",
             "value_source_value",
+            "visit_occurrence_id",
         ),
     },
     "measurement": {
@@ -79,13 +82,64 @@ TABLES: dict[str, dict[str, tuple[str, ...]]] = {
             "measurement_source_concept_id",
         ),
     },
-    "death": {"required": ("person_id",), "optional": ()},
-    "concept": {
-        "required": ("concept_id", "concept_code", "vocabulary_id"),
+    "death": {"required": ("person_id",), "optional": ("death_date", "death_datetime")},
+    "observation_period": {
+        "required": ("person_id", "observation_period_start_date", "observation_period_end_date"),
         "optional": (),
     },
+    "concept": {
+        "required": ("concept_id", "concept_code", "vocabulary_id"),
+        "optional": ("concept_name", "standard_concept"),
+    },
+    "concept_relationship": {
+        "required": ("concept_id_1", "concept_id_2", "relationship_id"),
+        "optional": ("invalid_reason",),
+    },
+    "concept_ancestor": {
+        "required": ("ancestor_concept_id", "descendant_concept_id"),
+        "optional": ("min_levels_of_separation",),
+    },
 }
-OPTIONAL_TABLES: frozenset[str] = frozenset({"measurement", "death", "concept"})
+OPTIONAL_TABLES: frozenset[str] = frozenset(
+    {
+        "measurement",
+        "death",
+        "observation_period",
+        "concept",
+        "concept_relationship",
+        "concept_ancestor",
+    }
+)
+# Code systems of the concept sets in schemas/value_sets/omop_concept_sets.csv: the
+# concept alone, or the concept and every descendant of it (OHDSI's
+# "include descendants", read from concept_ancestor).
+CONCEPT, DESCENDANTS = CONCEPT_SET_SYSTEMS
+# The rows of a vocabulary table the adapter can use, kept at load: a full vocabulary
+# holds tens of millions of relationships and ancestors, of which only "Maps to" and
+# the descendants of the concept sets' roots matter ({column} is the file's column).
+# An id as the adapter compares it: text, trimmed, without the ".0" that an export
+# through floating point adds (4180628.0 is concept 4180628).
+ID_SQL = r"regexp_replace(trim(CAST({} AS VARCHAR)), '\.0+$', '')"
+ROW_FILTERS: dict[str, str] = {
+    "concept_relationship": "trim(CAST({relationship_id} AS VARCHAR)) = 'Maps to'",
+    "concept_ancestor": (
+        ID_SQL.replace("{}", "{ancestor_concept_id}")
+        + f" IN (SELECT code FROM rf_vs WHERE code_system = {literal(DESCENDANTS)})"
+    ),
+}
+# Rank of a record's candidate codes (lower first; see pipelines.sources.mapping).
+# Codes of the record's concepts come first, source concept before standard concept
+# (an ICD-10-CM source code is more specific than the SNOMED concept it maps to), then
+# the source value as a code; a concept set that holds the concept only through an
+# ancestor ranks after every exact code, nearer ancestors first; names and free
+# text come last.
+RANK_SOURCE_CONCEPT = 1
+RANK_STANDARD_CONCEPT = 2
+RANK_MAPPED_CONCEPT = 3
+RANK_SOURCE_VALUE = 4
+RANK_CONCEPT_SET = 10  # + levels of separation from the concept set's root
+RANK_CONCEPT_NAME = 1000
+RANK_SOURCE_TEXT = 1001
 # Where each table's imaging orders may sit: (table, id column, date column, prefix of
 # its concept and source-value columns, referral key prefix, must every row map?).
 # procedure_occurrence rows that map to no imaging or biopsy are counted as unmapped;
@@ -159,11 +213,17 @@ def empty_table_note(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> 
     return f"{path.name}: {what}; the optional OMOP {table} table was skipped"
 
 
+def _is_id(column: str) -> bool:
+    return column.endswith("_id") or column in ("concept_id_1", "concept_id_2")
+
+
 def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     """A view `omop_<table>` with the needed columns as text, lower-case names; row count.
 
     Columns missing from the file are NULL when optional; a missing required column
-    stops the run with the file and the column named.
+    stops the run with the file and the column named. Ids are read as ID_SQL says. A
+    vocabulary table keeps only the rows the adapter can use (ROW_FILTERS), and its
+    count is of those.
     """
     relation = _relation(path)
     try:
@@ -181,29 +241,119 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
             "see the OMOP CDM v5.4 table definitions"
         )
     columns = ", ".join(
-        f"CAST({identifier(present[c])} AS VARCHAR) AS {c}"
+        (ID_SQL if _is_id(c) else "CAST({} AS VARCHAR)").format(identifier(present[c])) + f" AS {c}"
         if c in present
         else f"CAST(NULL AS VARCHAR) AS {c}"
         for c in spec["required"] + spec["optional"]
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE omop_{table} AS SELECT {columns} FROM {relation}")
+    where = ROW_FILTERS.get(table, "TRUE").format(**{c: identifier(present[c]) for c in present})
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE omop_{table} AS SELECT {columns} FROM {relation} "
+        f"WHERE {where}"
+    )
     return int(con.execute(f"SELECT count(*) FROM omop_{table}").fetchone()[0])
 
 
-def _concept(con: duckdb.DuckDBPyConnection, has_concept: bool) -> None:
-    """`rf_concept(concept_id, code, system)`: empty without the concept table."""
-    if has_concept:
+def _concept(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
+    """The vocabulary as the adapter uses it, each table empty when the export lacks it.
+
+    - `rf_concept(concept_id, code, system, name)`: every concept, its code system
+      mapped to ours (schemas/value_sets/code_systems.csv);
+    - `rf_maps_to(concept_id, standard_id)`: "Maps to" of concept_relationship, from
+      a source (non-standard) concept to its standard concepts;
+    - `rf_concept_set(concept_id, root, system, level)`: each concept that a concept set
+      of omop_concept_sets.csv holds, through the set's root concept (`root`, level 0)
+      or, for a set that includes descendants, through concept_ancestor (level =
+      min_levels_of_separation, so a nearer set outranks a broader one).
+    """
+    if "concept" in found:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE rf_concept AS
             SELECT trim(concept_id) AS concept_id, trim(concept_code) AS code,
-                   {system_sql("vocabulary_id")} AS system
+                   {system_sql("vocabulary_id")} AS system,
+                   nullif(trim(concept_name), '') AS name, trim(vocabulary_id) AS vocabulary
             FROM omop_concept"""
+        )
+        con.execute(
+            "INSERT INTO src_code_label SELECT code, system, vocabulary, name FROM rf_concept"
         )
     else:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE rf_concept "
-            "(concept_id VARCHAR, code VARCHAR, system VARCHAR)"
+            "(concept_id VARCHAR, code VARCHAR, system VARCHAR, name VARCHAR, vocabulary VARCHAR)"
         )
+    if "concept_relationship" in found:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE rf_maps_to AS
+            SELECT DISTINCT trim(concept_id_1) AS concept_id, trim(concept_id_2) AS standard_id
+            FROM omop_concept_relationship
+            WHERE relationship_id = 'Maps to' AND coalesce(trim(invalid_reason), '') = ''
+              AND trim(concept_id_1) <> trim(concept_id_2)"""
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE rf_maps_to (concept_id VARCHAR, standard_id VARCHAR)"
+        )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_concept_set AS
+        SELECT code AS concept_id, code AS root, code_system AS system, 0 AS level
+        FROM rf_vs WHERE code_system IN ({literal(CONCEPT)}, {literal(DESCENDANTS)})"""
+    )
+    if "concept_ancestor" in found:
+        con.execute(
+            f"""INSERT INTO rf_concept_set
+            SELECT DISTINCT trim(a.descendant_concept_id), v.code, v.code_system,
+                   greatest(coalesce(try_cast(a.min_levels_of_separation AS INTEGER), 1), 1)
+            FROM omop_concept_ancestor a
+            JOIN rf_vs v ON v.code = trim(a.ancestor_concept_id)
+             AND v.code_system = {literal(DESCENDANTS)}
+            WHERE trim(a.descendant_concept_id) <> trim(a.ancestor_concept_id)"""
+        )
+
+
+def _concept_candidates(table: str, key: str, prefix: str, *, with_text: bool) -> str:
+    """SQL: the candidate codes of each row of `omop_<table>` (key, rank, code, system
+    and, `with_text`, text), best first as the RANK_* constants say.
+
+    The source value is the source concept's code, so it takes that concept's
+    vocabulary when one we know is named: ICD-9-CM E879.8 must never pass for
+    ICD-10-CM E87.98. With no concept (or a local one) its system is unknown (NULL)
+    and its shape decides (mapping.ICD10CM_SHAPE, ICD9CM_SHAPE).
+    """
+    text = ", NULL" if with_text else ""
+    concept, source = f"trim(o.{prefix}_concept_id)", f"trim(o.{prefix}_source_concept_id)"
+    value = f"trim(o.{prefix}_source_value)"
+    # The standard concepts of a row: its concept, and what its concepts map to.
+    standard = f"""
+        SELECT {key} AS key, {concept} AS concept_id FROM omop_{table} o
+        UNION ALL SELECT {key}, {source} FROM omop_{table} o
+        UNION ALL SELECT {key}, m.standard_id FROM omop_{table} o
+          JOIN rf_maps_to m ON m.concept_id = {concept}
+        UNION ALL SELECT {key}, m.standard_id FROM omop_{table} o
+          JOIN rf_maps_to m ON m.concept_id = {source}"""
+    parts = [
+        f"""SELECT {key}, {RANK_SOURCE_CONCEPT}, c.code, c.system{text}
+        FROM omop_{table} o JOIN rf_concept c ON c.concept_id = {source}""",
+        f"""SELECT {key}, {RANK_STANDARD_CONCEPT}, c.code, c.system{text}
+        FROM omop_{table} o JOIN rf_concept c ON c.concept_id = {concept}""",
+        f"""SELECT {key}, {RANK_MAPPED_CONCEPT}, c.code, c.system{text}
+        FROM omop_{table} o JOIN rf_maps_to m ON m.concept_id IN ({concept}, {source})
+        JOIN rf_concept c ON c.concept_id = m.standard_id""",
+        f"""SELECT {key}, {RANK_SOURCE_VALUE}, {value}, nullif(c.system, 'OTHER'){text}
+        FROM omop_{table} o LEFT JOIN rf_concept c ON c.concept_id = {source}
+        WHERE nullif({value}, '') IS NOT NULL""",
+        f"""SELECT DISTINCT s.key, {RANK_CONCEPT_SET} + cs.level, cs.root, cs.system{text}
+        FROM ({standard}) s JOIN rf_concept_set cs ON cs.concept_id = s.concept_id""",
+    ]
+    if with_text:
+        parts += [
+            f"""SELECT {key}, {RANK_CONCEPT_NAME}, NULL, NULL, c.name
+            FROM omop_{table} o JOIN rf_concept c ON c.concept_id IN ({concept}, {source})
+            WHERE c.name IS NOT NULL""",
+            f"""SELECT {key}, {RANK_SOURCE_TEXT}, NULL, NULL, {value} FROM omop_{table} o
+            WHERE nullif({value}, '') IS NOT NULL""",
+        ]
+    return "\nUNION ALL\n".join(parts)
 
 
 def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
@@ -234,26 +384,61 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
                rf_date(condition_start_date)
         FROM omop_condition_occurrence"""
     )
-    # Condition codes, best first: the source concept (ICD-10-CM or ICD-9-CM), the
-    # source value, the standard concept (SNOMED). The source value is the source
-    # concept's code, so it takes that concept's vocabulary when one we know is named:
-    # ICD-9-CM E879.8 must never pass for ICD-10-CM E87.98. With no concept (or a local
-    # one) its system is unknown (NULL) and its shape decides (mapping.ICD10CM_SHAPE).
     con.execute(
-        """INSERT INTO src_condition_code
-        SELECT trim(o.condition_occurrence_id), 1, c.code, c.system
-        FROM omop_condition_occurrence o JOIN rf_concept c
-          ON c.concept_id = trim(o.condition_source_concept_id)
-        UNION ALL
-        SELECT trim(o.condition_occurrence_id), 2, trim(o.condition_source_value),
-               nullif(c.system, 'OTHER')
-        FROM omop_condition_occurrence o LEFT JOIN rf_concept c
-          ON c.concept_id = trim(o.condition_source_concept_id)
-        WHERE nullif(trim(o.condition_source_value), '') IS NOT NULL
-        UNION ALL
-        SELECT trim(o.condition_occurrence_id), 3, c.code, c.system
-        FROM omop_condition_occurrence o JOIN rf_concept c
-          ON c.concept_id = trim(o.condition_concept_id)"""
+        "INSERT INTO src_condition_code "
+        + _concept_candidates(
+            "condition_occurrence",
+            "trim(o.condition_occurrence_id)",
+            "condition",
+            with_text=False,
+        )
+    )
+    # Censoring: death (v5.3 and v5.4 both have death_date) and observation periods.
+    if "death" in found:
+        con.execute(
+            """INSERT INTO src_patient_period
+            SELECT trim(person_id), rf_date(coalesce(nullif(trim(death_date), ''), death_datetime)),
+                   NULL, NULL
+            FROM omop_death"""
+        )
+    if "observation_period" in found:
+        con.execute(
+            """INSERT INTO src_patient_period
+            SELECT trim(person_id), NULL, rf_date(observation_period_start_date),
+                   rf_date(observation_period_end_date)
+            FROM omop_observation_period"""
+        )
+    # Conditions the CDM files as observations: the vocabulary puts history codes
+    # (ICD-10-CM Z85 history of malignancy, Z87.891, ICD-9-CM V10, V15.82) in the
+    # observation domain. An observation is a condition when one of its codes maps:
+    # through the crosswalk, or as an ICD-10-CM code of a conditions.csv list.
+    key = "'obs-' || trim(o.observation_id)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_obs_condition_code AS
+        SELECT * FROM ({_concept_candidates("observation", key, "observation", with_text=False)})
+            t(key, rank, code, system)"""
+    )
+    crosswalk = best_match_sql(
+        "(SELECT *, NULL AS text FROM rf_obs_condition_code)", "key", CROSSWALK
+    )
+    con.execute(
+        f"""DELETE FROM rf_obs_condition_code WHERE key NOT IN (
+            SELECT key FROM ({crosswalk})
+            UNION ALL
+            SELECT c.key FROM rf_obs_condition_code c JOIN rf_vs v
+              ON v.code_system = 'ICD10CM'
+             AND NOT starts_with(v.value_set, {literal(CROSSWALK)})
+             AND ((v.kind = 'exact' AND rf_norm_code(c.code) = v.code)
+                  OR (v.kind = 'prefix' AND starts_with(rf_norm_code(c.code), v.code)))
+            WHERE c.system = 'ICD10CM')"""
+    )
+    con.execute("INSERT INTO src_condition_code SELECT * FROM rf_obs_condition_code")
+    con.execute(
+        """INSERT INTO src_condition
+        SELECT 'obs-' || trim(observation_id), trim(person_id),
+               nullif(trim(visit_occurrence_id), ''), rf_date(observation_date)
+        FROM omop_observation
+        WHERE 'obs-' || trim(observation_id) IN (SELECT key FROM rf_obs_condition_code)"""
     )
     # Smoking: answer concepts (value, then the observation concept itself), then text.
     con.execute(
@@ -298,19 +483,10 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
             FROM omop_{table}"""
         )
         con.execute(
-            f"""INSERT INTO src_procedure_code
-            SELECT {key}, 1, c.code, c.system, NULL
-            FROM omop_{table} o
-            JOIN rf_concept c ON c.concept_id = trim(o.{prefix}_source_concept_id)
-            UNION ALL
-            SELECT {key}, 2, c.code, c.system, NULL
-            FROM omop_{table} o JOIN rf_concept c ON c.concept_id = trim(o.{prefix}_concept_id)
-            UNION ALL
-            SELECT {key}, 3, trim({prefix}_source_value), NULL, NULL FROM omop_{table}
-            WHERE {prefix}_source_value <> ''
-            UNION ALL
-            SELECT {key}, 4, NULL, NULL, {prefix}_source_value FROM omop_{table}
-            WHERE {prefix}_source_value <> ''"""
+            "INSERT INTO src_procedure_code "
+            + _concept_candidates(
+                table, f"{literal(key_prefix + '-')} || trim(o.{id_col})", prefix, with_text=True
+            )
         )
     # Rows of measurement and observation that are no imaging order are not orders.
     con.execute(
@@ -339,7 +515,7 @@ def convert(input_dir: Path, out_dir: Path) -> AdapterReport:
                 del found[table]
                 continue
             report.read[table] = load_table(con, table, path)
-        _concept(con, "concept" in found)
+        _concept(con, found)
         _stage(con, found)
         build_canonical(con, out_dir, report, pseudonymise=False)
     finally:

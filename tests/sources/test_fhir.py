@@ -183,6 +183,8 @@ EXPECTED_REJECTED = {
     "referrals_without_date": 0,
     "referrals_merged_as_duplicates": 1,  # img-a1 into proc-a1
     "conditions_without_date": 0,
+    "patient_periods_without_person": 0,
+    "observation_periods_ending_before_start": 0,
 }
 
 
@@ -211,7 +213,8 @@ def test_output_meets_the_contracts(converted):
 def test_report_counts(converted):
     _, report = converted
     assert report.read == EXPECTED_READ
-    assert report.mapped == {"intake": 3, "referrals": 4, "diagnoses": 10}
+    # No fixture patient has a deceasedDateTime: no patients row.
+    assert report.mapped == {"intake": 3, "referrals": 4, "diagnoses": 10, "patients": 0}
     assert report.unmapped == EXPECTED_UNMAPPED
     assert report.rejected == EXPECTED_REJECTED
 
@@ -288,3 +291,54 @@ def test_icd9_codings_are_never_read_as_icd10(tmp_path: Path):
     assert report.unmapped["conditions_without_icd10cm"] == (
         first.unmapped["conditions_without_icd10cm"] + 1
     )
+
+
+def test_limb_xray_staged_lung_cancer_and_death(tmp_path: Path):
+    """Written from FHIR R4: a wrist radiograph whose ImagingStudy series says only DX
+    and a body site shown as "Wrist" is imaging, X-ray, region other (never spine or
+    chest); a TNM stage 4 small-cell lung cancer (SNOMED 67841000119103) is C34.90;
+    Patient.deceasedDateTime is the patient's death date."""
+    src = tmp_path / "ndjson"
+    src.mkdir()
+    (src / "Patient.ndjson").write_text(
+        '{"resourceType":"Patient","id":"p1","gender":"female","birthDate":"1950-02-01",'
+        '"deceasedDateTime":"2024-05-20T08:00:00Z"}\n',
+        encoding="utf-8",
+    )
+    (src / "Encounter.ndjson").write_text(
+        '{"resourceType":"Encounter","id":"e1","status":"finished",'
+        '"subject":{"reference":"Patient/p1"},"period":{"start":"2024-03-01T09:00:00Z"}}\n',
+        encoding="utf-8",
+    )
+    (src / "Condition.ndjson").write_text(
+        '{"resourceType":"Condition","id":"c1","code":{"coding":[{"system":'
+        '"http://snomed.info/sct","code":"67841000119103"}]},"subject":{"reference":'
+        '"Patient/p1"},"encounter":{"reference":"Encounter/e1"},'
+        '"onsetDateTime":"2024-03-01"}\n',
+        encoding="utf-8",
+    )
+    (src / "ImagingStudy.ndjson").write_text(
+        '{"resourceType":"ImagingStudy","id":"i1","status":"available","subject":'
+        '{"reference":"Patient/p1"},"started":"2024-03-02T10:00:00Z","series":[{"uid":'
+        '"1.2.3","modality":{"system":"http://dicom.nema.org/resources/ontology/DCM",'
+        '"code":"DX"},"bodySite":{"display":"Wrist"}}]}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    fhir.convert(src, out)
+    (referral,) = rows(out / "referrals.parquet")
+    assert (referral["referral_type"], referral["modality"], referral["body_region"]) == (
+        "imaging",
+        "xray",
+        "other",
+    )
+    (visit,) = rows(out / "intake.parquet")
+    assert (visit["dx_codes"], visit["prior_cancer"]) == ("C34.90", True)
+    assert rows(out / "patients.parquet") == [
+        {
+            "patient_id": pid("p1"),
+            "death_date": date(2024, 5, 20),
+            "observation_start_date": None,
+            "observation_end_date": None,
+        }
+    ]

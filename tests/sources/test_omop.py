@@ -169,6 +169,8 @@ EXPECTED_REJECTED = {
     "referrals_without_date": 1,  # proc-208
     "referrals_merged_as_duplicates": 1,  # proc-204 into proc-203
     "conditions_without_date": 1,  # condition 1012
+    "patient_periods_without_person": 0,
+    "observation_periods_ending_before_start": 0,
 }
 
 
@@ -196,7 +198,8 @@ def test_output_meets_the_contracts(converted):
 
 def test_report_counts(converted):
     _, report = converted
-    assert report.mapped == {"intake": 5, "referrals": 8, "diagnoses": 12}
+    # patients: person 3's death (death.csv), the one censoring record of the fixture.
+    assert report.mapped == {"intake": 5, "referrals": 8, "diagnoses": 12, "patients": 1}
     assert report.unmapped == EXPECTED_UNMAPPED
     assert report.rejected == EXPECTED_REJECTED
     assert report.read["person"] == 5
@@ -213,7 +216,7 @@ def test_parquet_gzip_and_name_case_read_the_same(tmp_path: Path, converted):
     """The same CDM as Parquet, gzipped CSV and upper-case names gives the same rows."""
     src = tmp_path / "cdm"
     src.mkdir()
-    for path in FIXTURE.iterdir():
+    for path in FIXTURE.glob("*.csv"):
         name = path.name.lower()
         if name == "person.csv":
             duckdb.sql(
@@ -303,6 +306,44 @@ def test_run_through_the_flow(tmp_path: Path):
     assert "rejected  visits_without_date" in result.stdout
     assert counts == {"intake": 5, "referrals": 8, "diagnoses": 12}
     assert (tmp_path / "converted" / "omop" / "intake.parquet").exists()
+    # The unmapped codes, by name where the concept table has one, in the summary and
+    # in ops.unmapped_codes (EXPECTED_UNMAPPED_CODES).
+    assert "97110" in result.stdout and "Tobacco smoking status" in result.stdout
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        listed = con.execute(
+            "SELECT kind, vocabulary, code, name, rows FROM ops.unmapped_codes ORDER BY kind"
+        ).fetchall()
+    assert [
+        dict(zip(("kind", "vocabulary", "code", "name", "rows"), r, strict=True)) for r in listed
+    ] == (EXPECTED_UNMAPPED_CODES)
+
+
+# One record each (EXPECTED_UNMAPPED): ZZZ999 has no concept (vocabulary unknown);
+# CPT 97110 and the question 72166-2 of the unanswered smoking observation are named by
+# concept.csv; person 5's gender concept 0 is no code.
+EXPECTED_UNMAPPED_CODES = [
+    {"kind": "condition", "vocabulary": "unknown", "code": "ZZZ999", "name": None, "rows": 1},
+    {
+        "kind": "procedure",
+        "vocabulary": "CPT4",
+        "code": "97110",
+        "name": "Therapeutic procedure, 1 or more areas, each 15 minutes; therapeutic exercises",
+        "rows": 1,
+    },
+    {"kind": "sex", "vocabulary": "unknown", "code": None, "name": None, "rows": 1},
+    {
+        "kind": "smoking",
+        "vocabulary": "LOINC",
+        "code": "72166-2",
+        "name": "Tobacco smoking status",
+        "rows": 1,
+    },
+]
+
+
+def test_unmapped_codes_are_listed(converted):
+    _, report = converted
+    assert report.unmapped_codes == EXPECTED_UNMAPPED_CODES
 
 
 def test_age_counts_the_birthday_to_the_day_and_only_required_columns_are_needed(tmp_path: Path):
@@ -364,7 +405,7 @@ def test_an_empty_optional_table_is_skipped_with_a_note(
         f"measurement.csv: {what}; the optional OMOP measurement table was skipped"
     ]
     assert "measurement" not in report.read
-    assert report.summary_lines()[-1] == f"  note: {report.notes[0]}"
+    assert f"  note: {report.notes[0]}" in report.summary_lines()
     # Only the CT of measurement 7001 is gone; the other tables map as before.
     first, _ = converted
     assert [r for r in rows(first / "referrals.parquet") if r["referral_id"] != "meas-7001"] == (

@@ -35,9 +35,10 @@ def all_values(out_dir: Path) -> str:
 
 
 def run_cli(
-    source: str, input_dir: Path, warehouse: Path
+    source: str, input_dir: Path, warehouse: Path, *options: str
 ) -> tuple[subprocess.CompletedProcess, dict]:
-    """`redflags run --source ...` in a subprocess; the result and the raw row counts."""
+    """`redflags run --source ... [options]` in a subprocess; the result and the raw row
+    counts."""
     result = subprocess.run(
         [
             sys.executable,
@@ -50,6 +51,7 @@ def run_cli(
             str(input_dir),
             "--warehouse",
             str(warehouse),
+            *options,
         ],
         capture_output=True,
         text=True,
