@@ -80,6 +80,10 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
     return {
         "data_end": f"DATE {literal(end.isoformat())}" if end else "NULL",
         "red_flags": list(flags),
+        "imaging_excluded_regions": ", ".join(
+            literal(r) for r in definition.section("outcomes")["imaging_excluded_regions"]
+        )
+        or "NULL",
         "washout_days": str(definition.washout_days),
         "max_tier_days": str(definition.max_tier_days),
         "washout_covers_max_tier_days": str(

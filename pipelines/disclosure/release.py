@@ -74,7 +74,7 @@ def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]
     partitioning = tuple(t for t in definition.stratum_types if t not in ("all", "flag"))
     return {
         "cohort_summary": SuppressionRules(
-            counts=("n_eligible", "n_events", "n_censored"),
+            counts=("n_eligible", "n_events", "n_censored", "n_died"),
             derived=(*_RATES, "median_days_to_event"),
             row_groups=(("n_eligible", "n_censored"),),
             total_column="stratum_type",
@@ -199,7 +199,7 @@ def merge_rare_patterns(summary: pd.DataFrame, min_cell: int, z: float) -> pd.Da
     merged = (
         summary[rare]
         .groupby(["window_days", "outcome"], sort=False, as_index=False)[
-            ["n_eligible", "n_events", "n_censored"]
+            ["n_eligible", "n_events", "n_censored", "n_died"]
         ]
         .sum()
         .assign(stratum_type="pattern", stratum_value=OTHER_PATTERNS)
@@ -300,11 +300,14 @@ def relations(
         e = cells.cell("cohort_summary", summary, row, "n_eligible", ("E", kind, value, window))
         v = cells.cell("cohort_summary", summary, row, "n_events")
         c = cells.cell("cohort_summary", summary, row, "n_censored", ("C", kind, value, window))
-        if outcome == first_outcome:  # E and C are one variable for every outcome
+        d = cells.cell("cohort_summary", summary, row, "n_died", ("D", kind, value, window))
+        if outcome == first_outcome:  # E, C and D are one variable for every outcome
             cells.system.equal(minus(total(e, c), total(stratum_size(kind, value))))
+            cells.system.at_most(minus(total(d), total(c)))  # the dead are censored
+            implied.append(minus(total(c), total(d)))
         cells.system.at_most(minus(total(v), total(e)))
         implied.append(minus(total(e), total(v)))
-        by_key[(kind, value, window, outcome)] = {"e": e, "v": v, "c": c}
+        by_key[(kind, value, window, outcome)] = {"e": e, "v": v, "c": c, "d": d}
     windows = sorted(set(summary["window_days"]))
     outcomes = list(dict.fromkeys(summary["outcome"]))
     values_of: dict[str, list[str]] = {}
@@ -323,7 +326,7 @@ def relations(
         sum_equal([stratum_size(kind, v) for v in values_of[kind]], stratum_size("all", "all"))
         for window in windows:
             for outcome in outcomes:
-                for count in ("e", "v", "c") if outcome == outcomes[0] else ("v",):
+                for count in ("e", "v", "c", "d") if outcome == outcomes[0] else ("v",):
                     sum_equal(
                         [by_key[(kind, v, window, outcome)][count] for v in values_of[kind]],
                         by_key[("all", "all", window, outcome)][count],
@@ -415,7 +418,7 @@ def _flag_relations(cells, by_key, values_of, stratum_size, windows, outcomes, d
         has_other = OTHER_PATTERNS in values_of.get("pattern", [])
         for window in windows:
             for outcome in outcomes:
-                for count in ("e", "v", "c") if outcome == outcomes[0] else ("v",):
+                for count in ("e", "v", "c", "d") if outcome == outcomes[0] else ("v",):
                     terms = total(
                         *[by_key[("pattern", pat, window, outcome)][count] for pat in holding]
                     )

@@ -78,9 +78,11 @@ def test_window_edges_and_median(tmp_path: Path):
     refs = [referral(f"R{p}", p, t, modality="mri", body_region="spine") for p, t in days.items()]
     con = build(tmp_path, rows, refs)
     got = summary(con)
-    # W=1: days 0,1; W=14: 0,1,2,14; W=28: +15,28; W=90: +29,90 (91 is outside every window).
+    # W=1: days 0,1; W=7: 0,1,2; W=14: +14; W=28: +15,28; W=90: +29,90 (91 is outside every
+    # window).
     assert got == {
         1: (9, 2, 0, 0.5),
+        7: (9, 3, 0, 1.0),
         14: (9, 4, 0, 1.5),
         28: (9, 6, 0, 8.0),
         90: (9, 8, 0, 14.5),
@@ -106,6 +108,7 @@ def test_censoring_at_data_end(tmp_path: Path):
     # eligible when followup_days >= W
     assert summary(con) == {
         1: (3, 0, 1, None),
+        7: (3, 0, 1, None),
         14: (2, 1, 2, 14.0),
         28: (0, 0, 4, None),
         90: (0, 0, 4, None),
