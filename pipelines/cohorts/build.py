@@ -120,10 +120,6 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
             f" {o} AS days_to_event FROM per_index WHERE {o} <= {max_window}"
             for o in outcomes
         ),
-        # the days to the outcome a care gap expects (g.outcome) of an index presentation i
-        "days_to_gap_outcome": "CASE g.outcome "
-        + " ".join(f"WHEN {literal(o)} THEN i.days_to_{o}" for o in outcomes)
-        + " END",
         # the days to the Kaplan-Meier outcome of i (load_definition checked the name)
         "days_to_km_outcome": f"i.days_to_{km['outcome']}",
         "max_window": str(max_window),
@@ -215,8 +211,13 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         "dim_care_gaps": pd.DataFrame(
             {
                 "care_gap": [g["name"] for g in gaps],
-                "index_tier": [g["index_tier"] for g in gaps],
-                "outcome": [g["outcome"] for g in gaps],
+                "tier": [g["tier"] for g in gaps],
+                "expected_outcomes": [" or ".join(g["outcomes"]) for g in gaps],
+                # a referral qualifies when it is an event of any of the gap's outcomes
+                "outcome_mask": pd.Series(
+                    [sum(outcome_bits(definition)[o] for o in g["outcomes"]) for g in gaps],
+                    dtype="int64",
+                ),
                 "window_days": pd.Series([int(g["window_days"]) for g in gaps], dtype="int32"),
                 "gap_rank": range(1, len(gaps) + 1),
             }

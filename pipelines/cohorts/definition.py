@@ -143,8 +143,9 @@ def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
     raw = definition.raw
     references = [
         *(
-            (f"care_gaps.definitions[{i}].outcome", gap["outcome"])
+            (f"care_gaps.definitions[{i}].outcomes[{j}]", outcome)
             for i, gap in enumerate(raw["care_gaps"]["definitions"])
+            for j, outcome in enumerate(gap["outcomes"])
         ),
         *((f"overuse.outcomes[{i}]", o) for i, o in enumerate(raw["overuse"]["outcomes"])),
         ("time_to_referral.outcome", raw["time_to_referral"]["outcome"]),

@@ -380,16 +380,13 @@ def relations(
         [cells.cell("care_gap_counts", gaps, r, "n") for r in gap_rows],
         cells.cell("care_gap_counts", gaps, gap_total, "n"),
     )
-    for gap in definition.section("care_gaps")["definitions"]:
-        (row,) = _rows(gaps, care_gap=gap["name"])
-        key = ("index_tier", gap["index_tier"], int(gap["window_days"]), gap["outcome"])
-        if key in by_key:  # care gaps are the eligible index presentations without the event
-            cells.system.equal(
-                minus(
-                    total(cells.cell("care_gap_counts", gaps, row, "n")),
-                    minus(total(by_key[key]["e"]), total(by_key[key]["v"])),
-                )
-            )
+    # A care gap is an episode; an episode has one index presentation and at most one gap.
+    cells.system.at_most(
+        minus(
+            total(cells.cell("care_gap_counts", gaps, gap_total, "n")),
+            total(stratum_size("all", "all")),
+        )
+    )
 
     return cells, implied
 

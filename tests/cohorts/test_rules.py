@@ -176,7 +176,7 @@ def test_too_many_outcomes_is_a_clear_error():
 @pytest.mark.parametrize(
     ("section", "where"),
     [
-        ("care_gaps", "care_gaps.definitions[1].outcome"),
+        ("care_gaps", "care_gaps.definitions[1].outcomes[0]"),
         ("overuse", "overuse.outcomes[2]"),
         ("time_to_referral", "time_to_referral.outcome"),
     ],
@@ -184,7 +184,7 @@ def test_too_many_outcomes_is_a_clear_error():
 def test_an_outcome_a_mart_names_must_be_defined(tmp_path: Path, section: str, where: str):
     raw = yaml.safe_load((SCHEMAS_DIR / "cohorts.yml").read_text(encoding="utf-8"))
     if section == "care_gaps":
-        raw["care_gaps"]["definitions"][1]["outcome"] = "imaging_pet"
+        raw["care_gaps"]["definitions"][1]["outcomes"][0] = "imaging_pet"
     elif section == "overuse":
         raw["overuse"]["outcomes"][2] = "imaging_pet"
     else:
@@ -239,8 +239,11 @@ def test_several_episodes_per_patient(tmp_path: Path):
         ("E1", day(0), "high", 402, 402, 402, None),
         ("E3", day(400), "moderate", 2, 2, 2, None),
     ]
-    care = con.execute("SELECT care_gap, encounter_id, days_since_index FROM marts.care_gaps")
-    assert care.fetchall() == [("high_without_imaging", "E1", 600)]
+    # E1 (high) starts its episode's clock; the chest CT on day 402 is 388 days late
+    care = con.execute(
+        "SELECT care_gap, encounter_id, days_to_imaging, days_since_trigger FROM marts.care_gaps"
+    )
+    assert care.fetchall() == [("high_without_imaging", "E1", 402, 600)]
 
 
 def test_episode_max_tier_within_90_days(tmp_path: Path):

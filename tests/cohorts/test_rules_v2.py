@@ -94,3 +94,46 @@ def test_imaging_of_a_known_other_region_is_no_outcome(tmp_path: Path):
                   days_to_imaging_xray, days_to_imaging_ct, days_to_biopsy_any
            FROM marts.index_presentations WHERE encounter_id = 'E1'"""
     ).fetchall() == [(2, None, 3, 3, 2, 4)]
+
+
+def test_care_gaps_per_episode(tmp_path: Path):
+    rows = [
+        # A: escalates to urgent on day 9, never imaged: a gap, clock from day 9
+        presentation("A1", "A", 0),
+        presentation("A2", "A", 9, tier="urgent"),
+        # B: the same, imaged of the spine on day 9: no gap
+        presentation("B1", "B", 0),
+        presentation("B2", "B", 9, tier="urgent"),
+        # C: emergency index, spine imaging on day 2 > 1: a gap, 2 days to imaging
+        presentation("C1", "C", 0, tier="emergency"),
+        # D: high index, chest X-ray on day 14 exactly: no gap
+        presentation("D1", "D", 0, tier="high"),
+        # E: high index starts the one clock; the emergency on day 3 starts none; the chest
+        # X-ray on day 5 closes the high clock: no gap
+        presentation("E1", "E", 0, tier="high"),
+        presentation("E2", "E", 3, tier="emergency"),
+        # F: urgent on day 95, data end 100: its 7 days have not passed
+        presentation("F1", "F", 95, tier="urgent"),
+        # G: high, imaging of an unknown region on day 1 does not qualify: a gap
+        presentation("G1", "G", 0, tier="high"),
+        # H: urgent, died on day 3: the 7 days never passed within follow-up
+        presentation("H1", "H", 0, tier="urgent"),
+        presentation("LATE", "Z", 100, back_pain=False, tier="not_back_pain"),
+    ]
+    refs = [
+        referral("RB", "B", 9, modality="mri", body_region="spine"),
+        referral("RC", "C", 2, modality="mri", body_region="spine"),
+        referral("RD", "D", 14, modality="xray", body_region="chest"),
+        referral("RE", "E", 5, modality="xray", body_region="chest"),
+        referral("RG", "G", 1, modality="ct", body_region=None),
+    ]
+    con = build(tmp_path, rows, refs, patients=[patient("H", died=3)])
+    assert con.execute(
+        """SELECT care_gap, encounter_id, trigger_encounter_id, trigger_tier,
+                  days_index_to_trigger, window_days, days_to_imaging, days_since_trigger
+           FROM marts.care_gaps"""
+    ).fetchall() == [
+        ("emergency_without_spine_imaging", "C1", "C1", "emergency", 0, 1, 2, 100),
+        ("urgent_without_spine_imaging", "A1", "A2", "urgent", 9, 7, None, 91),
+        ("high_without_imaging", "G1", "G1", "high", 0, 14, None, 100),
+    ]
