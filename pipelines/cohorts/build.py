@@ -135,6 +135,11 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         + ", ".join(f"i.days_to_{o}" for o in overuse["outcomes"])
         + ")",
         "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
+        "rule_followup_days": str(int(definition.section("rule_performance")["followup_days"])),
+        "crosswalk_prefix": literal(definition.section("rule_performance")["crosswalk_prefix"]),
+        "crosswalk_code_start": str(
+            len(definition.section("rule_performance")["crosswalk_prefix"]) + 1
+        ),
         "documented_counts": ",\n        ".join(f"count(i.{c}) AS {c}" for c in documented),
         "documented_names": ", ".join(documented),
     }
@@ -149,9 +154,7 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
     bands = definition.age_bands
     gaps = definition.section("care_gaps")["definitions"]
     targets = definition.section("rule_performance")["targets"]
-    thresholds = definition.section("rule_performance").get(
-        "tier_thresholds", list(definition.tiers[:-1])
-    )
+    thresholds = list(definition.tiers[:-1])
     tiers = _ranked(definition.tiers, "tier", "tier_rank")
     flags = _ranked(definition.red_flags, "flag", "flag_rank").assign(
         flag_bit=lambda frame: pd.Series(

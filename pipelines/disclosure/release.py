@@ -101,7 +101,11 @@ def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]
         ),
         "rule_performance": SuppressionRules(
             counts=("tp", "fp", "fn", "tn"),
-            derived=("sensitivity", "specificity", "ppv", "npv", "lr_positive"),
+            derived=tuple(
+                f"{measure}{part}"
+                for measure in ("sensitivity", "specificity", "ppv", "npv", "lr_positive")
+                for part in ("", "_ci_low", "_ci_high")
+            ),
             row_groups=(("tp", "fn"), ("fp", "tn")),
         ),
         "documentation_quality": SuppressionRules(
@@ -536,14 +540,16 @@ def _overuse_relations(cells, overuse, stratum_size, sum_equal, implied):
 
 def _rule_relations(cells, performance, stratum_size, definition, implied):
     """Per target, TP + FN and FP + TN are the same in every row (with and without the
-    target); a flag's TP + FP is its stratum, a tier threshold's the tiers at or above."""
+    target); they are some of the index presentations (a prior diagnosis or too short a
+    follow-up excludes the rest), and a flag's TP + FP some of its stratum, a tier
+    threshold's some of the tiers at or above."""
     system = cells.system
     tiers = list(definition.tiers[:-1])
     for target in dict.fromkeys(performance["target"]):
         with_target = cells.quantity("target", target)
         without = cells.quantity("no_target", target)
         implied += [total(with_target), total(without)]
-        system.equal(minus(total(with_target, without), total(stratum_size("all", "all"))))
+        system.at_most(minus(total(with_target, without), total(stratum_size("all", "all"))))
         for row in _rows(performance, target=target):
             tp, fp, fn, tn = (
                 cells.cell("rule_performance", performance, row, x)
@@ -558,7 +564,7 @@ def _rule_relations(cells, performance, stratum_size, definition, implied):
                 positives = total(
                     *[stratum_size("index_tier", t) for t in tiers[: tiers.index(rule) + 1]]
                 )
-            system.equal(minus(total(tp, fp), positives))
+            system.at_most(minus(total(tp, fp), positives))
 
 
 def _documentation_relations(cells, quality, stratum_size, sum_equal):

@@ -486,6 +486,10 @@ SHARE_COLUMNS = {
 }
 
 
+# The columns of a measure and its 95% interval in rule_performance.
+CI_PARTS = ("", "_ci_low", "_ci_high")
+
+
 def humanise(values: pd.Series) -> pd.Series:
     """A snake_case value as words: prior_cancer -> prior cancer."""
     return values.astype("string").str.replace("_", " ")
@@ -502,8 +506,10 @@ def rule_performance_section(data: ReportData, k: int) -> Section:
         "rule_performance",
         "Rule performance",
         "How well each tier threshold (index tier at or above it) and each red flag at the "
-        "index presentation predicts lung cancer or bone metastasis diagnosed within 365 "
-        "days. Every index presentation counts; one without such a diagnosis is a negative.",
+        "index presentation predicts lung cancer, bone or spinal metastasis, myeloma, or any "
+        "of them, diagnosed within 365 days, with 95% intervals. An index presentation "
+        "counts when it was followed for 365 days or diagnosed within them; one whose "
+        "patient had the target diagnosed before it does not count for that target.",
     )
     performance = data.mart("rule_performance")
     if performance is None:
@@ -520,10 +526,15 @@ def rule_performance_section(data: ReportData, k: int) -> Section:
     for column in COUNT_COLUMNS:
         shown[column.upper()] = fmt_count(performance[column], hidden)
     for column, label in SHARE_COLUMNS.items():
-        shown[label] = fmt_share(performance[column].astype("Float64"), hidden)
-    shown["LR+"] = fmt_number(performance["lr_positive"].astype("Float64"), 2).where(
-        ~hidden, SUPPRESSED
+        shown[label] = fmt_rate_ci(
+            *(performance[f"{column}{part}"].astype("Float64") for part in CI_PARTS), hidden
+        )
+    low, high = (
+        fmt_number(performance[f"lr_positive{part}"].astype("Float64"), 2) for part in CI_PARTS[1:]
     )
+    lr = fmt_number(performance["lr_positive"].astype("Float64"), 2) + " (" + low + "–" + high
+    shown["LR+"] = (lr + ")").where(performance["lr_positive"].notna(), NOT_RECORDED)
+    shown["LR+"] = shown["LR+"].where(~hidden, SUPPRESSED)
     numeric = [c.upper() for c in COUNT_COLUMNS] + list(SHARE_COLUMNS.values()) + ["LR+"]
     section.tables.append(table(shown, numeric))
     if hidden.any():

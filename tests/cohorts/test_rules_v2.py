@@ -8,10 +8,13 @@ out in the comments from the rule, by subtraction on the page.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pytest
+
 from tests.support.cohorts import built as build
-from tests.support.cohorts import patient, presentation, referral
+from tests.support.cohorts import day, patient, presentation, referral
 
 
 def summary(con, outcome="imaging_any") -> dict:
@@ -137,3 +140,69 @@ def test_care_gaps_per_episode(tmp_path: Path):
         ("urgent_without_spine_imaging", "A1", "A2", "urgent", 9, 7, None, 91),
         ("high_without_imaging", "G1", "G1", "high", 0, 14, None, 100),
     ]
+
+
+def wilson(x: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval written out (Newcombe 1998, method 3)."""
+    p = x / n
+    centre = (2 * n * p + z * z) / (2 * (n + z * z))
+    half = z * math.sqrt(z * z + 4 * n * p * (1 - p)) / (2 * (n + z * z))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def test_rule_performance_targets_follow_up_and_crosswalk(tmp_path: Path):
+    def dx(pid: str, on: int, code: str, system: str = "ICD10CM") -> dict:
+        return {"patient_id": pid, "diagnosis_date": day(on), "code": code, "code_system": system}
+
+    rows = [
+        presentation("S0", "S", 0, tier="high"),  # SNOMED lung cancer on day 200: TP
+        presentation("K0", "K", 0, tier="urgent"),  # SNOMED bone metastasis on day 30
+        presentation("M0", "M", 0, tier="low"),  # myeloma on day 100
+        presentation("N0", "N", 0, tier="low"),  # nothing, followed 500 days
+        presentation("Q0", "Q", 440, tier="high"),  # followed 60 days only: excluded
+        presentation("P0", "P", 0, tier="high"),  # lung cancer 10 days before the index
+        presentation("LATE", "Z", 500, back_pain=False, tier="not_back_pain"),
+    ]
+    diagnoses = [
+        dx("S", 200, "93880001", "SNOMED"),
+        dx("K", 30, "94222008", "SNOMED"),
+        dx("M", 100, "C90.00"),
+        dx("P", -10, "C34.90"),
+    ]
+    con = build(tmp_path, rows, diagnoses=diagnoses)
+    got = {
+        target: counts
+        for target, *counts in con.execute(
+            """SELECT target, tp, fp, fn, tn FROM marts.rule_performance
+               WHERE rule_type = 'tier_at_or_above' AND rule = 'high'"""
+        ).fetchall()
+    }
+    assert got == {
+        # positives (high or above) S, K, P, Q; Q lacks follow-up, P had lung cancer before
+        "lung_cancer": [1, 1, 0, 2],  # S TP, K FP, M N TN
+        "bone_metastasis": [1, 2, 0, 2],  # K TP, S P FP, M N TN
+        "myeloma": [0, 3, 1, 1],  # S K P FP, M FN, N TN
+        "any_target": [2, 0, 1, 1],  # S K TP, M FN, N TN (P excluded: prior lung cancer)
+    }
+    row = con.execute(
+        """SELECT sensitivity, sensitivity_ci_low, sensitivity_ci_high, specificity,
+                  specificity_ci_low, specificity_ci_high, ppv, ppv_ci_low, ppv_ci_high,
+                  npv, npv_ci_low, npv_ci_high,
+                  lr_positive, lr_positive_ci_low, lr_positive_ci_high
+           FROM marts.rule_performance
+           WHERE target = 'lung_cancer' AND rule_type = 'tier_at_or_above' AND rule = 'high'"""
+    ).fetchone()
+    # TP 1, FP 1, FN 0, TN 2: sensitivity 1/1, specificity 2/3, PPV 1/2, NPV 2/2;
+    # LR+ = 1 / (1/3) = 3, log-method SE sqrt(1/1 - 1/1 + 1/1 - 1/3)
+    z = 1.959963984540054
+    se = math.sqrt(1 - 1 + 1 - 1 / 3)
+    expected = (
+        1.0, *wilson(1, 1), 2 / 3, *wilson(2, 3), 0.5, *wilson(1, 2), 1.0, *wilson(2, 2),
+        3.0, 3 * math.exp(-z * se), 3 * math.exp(z * se),
+    )  # fmt: skip
+    assert row == pytest.approx(expected, rel=1e-12)
+    lr = con.execute(
+        """SELECT lr_positive, lr_positive_ci_low FROM marts.rule_performance
+           WHERE target = 'myeloma' AND rule = 'high'"""
+    ).fetchone()
+    assert lr == (None, None)  # no true positive: no log
