@@ -74,6 +74,7 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
     outcomes = definition.outcome_names
     end = data_end or definition.data_end
     overuse = definition.section("overuse")
+    hedis = overuse["hedis_lbp"]
     documented = definition.section("documentation_quality")["fields"]
     km = definition.section("time_to_referral")
     max_window = max(definition.windows)
@@ -126,7 +127,14 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "z": repr(definition.z),
         "km_outcome": km["outcome"],
         "max_day": str(int(km["max_day"])),
-        "overuse_tier": overuse["index_tier"],
+        "hedis_lbp_value_set": literal(hedis["low_back_pain_value_set"]),
+        "hedis_pain_sites": ", ".join(literal(s) for s in hedis["pain_sites"]),
+        "exclusion_flag_test": " OR ".join(
+            f"coalesce(f.{identifier(flag)}, FALSE)" for flag in hedis["exclusion_flags"]
+        )
+        or "FALSE",
+        "exclusion_flag_days": str(int(hedis["exclusion_flag_days"])),
+        "low_value_tier": literal(overuse["low_value_imaging"]["tier"]),
         "overuse_min_age": str(int(overuse["min_age"])),
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
@@ -154,6 +162,8 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
     bands = definition.age_bands
     gaps = definition.section("care_gaps")["definitions"]
     targets = definition.section("rule_performance")["targets"]
+    exclusions = definition.section("overuse")["hedis_lbp"]["exclusion_value_sets"]
+    age_groups = definition.section("overuse")["age_groups"]
     thresholds = list(definition.tiers[:-1])
     tiers = _ranked(definition.tiers, "tier", "tier_rank")
     flags = _ranked(definition.red_flags, "flag", "flag_rank").assign(
@@ -232,6 +242,22 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         "dim_tier_thresholds": pd.DataFrame({"tier": list(thresholds)})
         .merge(tiers, on="tier")
         .rename(columns={"tier_rank": "threshold_rank"}),
+        "dim_overuse_exclusions": pd.DataFrame(
+            {
+                "value_set": [x["value_set"] for x in exclusions],
+                "lookback_days": pd.Series(
+                    [int(x["lookback_days"]) for x in exclusions], dtype="int32"
+                ),
+            }
+        ),
+        "dim_overuse_age_groups": pd.DataFrame(
+            {
+                "age_group": [g["label"] for g in age_groups],
+                "min_age": [int(g["min"]) for g in age_groups],
+                "max_age": [int(g["max"]) for g in age_groups],
+                "group_rank": range(1, len(age_groups) + 1),
+            }
+        ),
         "dim_documentation_fields": _ranked(
             definition.section("documentation_quality")["fields"], "field", "field_rank"
         ),

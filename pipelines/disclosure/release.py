@@ -95,9 +95,9 @@ def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]
             derived=("share_not_imaged", "ci_low", "ci_high"),
             row_groups=(("n_imaged", "n_not_imaged"), ("n_eligible", "n_censored")),
             total_column="stratum_type",
-            keys=("window_days",),
+            keys=("measure", "window_days"),
             group_column="stratum_type",
-            part_values=("age_band", "sex"),
+            part_values=("age_group",),
         ),
         "rule_performance": SuppressionRules(
             counts=("tp", "fp", "fn", "tn"),
@@ -513,29 +513,34 @@ def _tier_relations(stratum_size, values_of, system, definition, rules):
 
 
 def _overuse_relations(cells, overuse, stratum_size, sum_equal, implied):
+    """Per measure: imaged + not imaged are the eligible, eligible + censored the
+    measure's population, which is some of the index presentations; the age groups add
+    up to `all`."""
     system = cells.system
-    sizes: dict[tuple[str, str], int] = {}
-    for row in overuse.index:
-        kind, value = overuse.loc[row, "stratum_type"], overuse.loc[row, "stratum_value"]
-        columns = ("n_eligible", "n_imaged", "n_not_imaged", "n_censored")
-        e, i, ni, c = (cells.cell("imaging_overuse", overuse, row, x) for x in columns)
-        sizes[(kind, value)] = cells.quantity("overuse", kind, value)
-        implied.append(total(sizes[(kind, value)]))
-        sum_equal([i, ni], e)
-        sum_equal([e, c], sizes[(kind, value)])
-        if kind in ("age_band", "sex"):  # the measure's population lies within the stratum
-            system.at_most(minus(total(sizes[(kind, value)]), total(stratum_size(kind, value))))
-    for kind in ("age_band", "sex"):
-        parts = [s for (k, _), s in sizes.items() if k == kind]
-        if parts and ("all", "all") in sizes:
-            sum_equal(parts, sizes[("all", "all")])
-            for column in ("n_eligible", "n_imaged", "n_not_imaged", "n_censored"):
-                rows = [r for r in overuse.index if overuse.loc[r, "stratum_type"] == kind]
-                (whole,) = [r for r in overuse.index if overuse.loc[r, "stratum_type"] == "all"]
-                sum_equal(
-                    [cells.cell("imaging_overuse", overuse, r, column) for r in rows],
-                    cells.cell("imaging_overuse", overuse, whole, column),
-                )
+    columns = ("n_eligible", "n_imaged", "n_not_imaged", "n_censored")
+    for measure in dict.fromkeys(overuse["measure"]):
+        sizes: dict[tuple[str, str], int] = {}
+        for row in _rows(overuse, measure=measure):
+            kind, value = overuse.loc[row, "stratum_type"], overuse.loc[row, "stratum_value"]
+            e, i, ni, c = (cells.cell("imaging_overuse", overuse, row, x) for x in columns)
+            sizes[(kind, value)] = cells.quantity("overuse", measure, kind, value)
+            implied.append(total(sizes[(kind, value)]))
+            sum_equal([i, ni], e)
+            sum_equal([e, c], sizes[(kind, value)])
+        if ("all", "all") not in sizes:
+            continue
+        system.at_most(minus(total(sizes[("all", "all")]), total(stratum_size("all", "all"))))
+        parts = [s for (k, _), s in sizes.items() if k == "age_group"]
+        if not parts:
+            continue
+        sum_equal(parts, sizes[("all", "all")])
+        rows = list(_rows(overuse, measure=measure, stratum_type="age_group"))
+        (whole,) = _rows(overuse, measure=measure, stratum_type="all")
+        for column in columns:
+            sum_equal(
+                [cells.cell("imaging_overuse", overuse, r, column) for r in rows],
+                cells.cell("imaging_overuse", overuse, whole, column),
+            )
 
 
 def _rule_relations(cells, performance, stratum_size, definition, implied):

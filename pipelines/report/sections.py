@@ -142,21 +142,25 @@ def care_gap_summary(data: ReportData) -> Headline:
 
 
 def overuse_summary(data: ReportData) -> Headline:
-    """HEDIS-style share of low-tier index presentations not imaged within 28 days."""
+    """The HEDIS-aligned share of uncomplicated low-back-pain index presentations not
+    imaged within 28 days."""
     overuse = data.mart("imaging_overuse")
     if overuse is None:
-        return Headline("Imaging overuse", "not available", "no low-tier index presentations")
-    row = overuse[overuse["stratum_type"] == "all"].iloc[[0]].reset_index(drop=True)
+        return Headline("Imaging overuse", "not available", "the imaging_overuse mart is missing")
+    rows = overuse[(overuse["measure"] == "hedis_lbp") & (overuse["stratum_type"] == "all")]
+    if rows.empty:
+        return Headline("Imaging overuse", "not available", "no hedis_lbp row")
+    row = rows.iloc[[0]].reset_index(drop=True)
     blank = row["share_not_imaged"].isna() & row["suppressed"].astype(bool)
     value = fmt_share(row["share_not_imaged"], blank).iloc[0]
     detail = (
-        f"share of low-tier index presentations aged 18–75 not imaged within 28 days "
-        f"(higher is better); {fmt_count(row['n_eligible'], hidden(row['n_eligible'])).iloc[0]} "
-        "eligible"
+        "share of uncomplicated low-back-pain index presentations aged 18–75 without spine "
+        f"imaging within 28 days (HEDIS-aligned; higher is better); "
+        f"{fmt_count(row['n_eligible'], hidden(row['n_eligible'])).iloc[0]} eligible"
     )
     if not blank.iloc[0] and row["ci_low"].notna().iloc[0]:
         detail += f", 95% CI {fmt_share(row['ci_low']).iloc[0]}–{fmt_share(row['ci_high']).iloc[0]}"
-    return Headline("Not imaged (low tier)", value, detail)
+    return Headline("Not imaged (low back pain)", value, detail)
 
 
 def headline_section(data: ReportData) -> tuple[list[Headline], Section]:

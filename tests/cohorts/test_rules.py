@@ -177,7 +177,7 @@ def test_too_many_outcomes_is_a_clear_error():
     ("section", "where"),
     [
         ("care_gaps", "care_gaps.definitions[1].outcomes[0]"),
-        ("overuse", "overuse.outcomes[2]"),
+        ("overuse", "overuse.outcomes[0]"),
         ("time_to_referral", "time_to_referral.outcome"),
     ],
 )
@@ -186,16 +186,22 @@ def test_an_outcome_a_mart_names_must_be_defined(tmp_path: Path, section: str, w
     if section == "care_gaps":
         raw["care_gaps"]["definitions"][1]["outcomes"][0] = "imaging_pet"
     elif section == "overuse":
-        raw["overuse"]["outcomes"][2] = "imaging_pet"
+        raw["overuse"]["outcomes"][0] = "imaging_pet"
     else:
         raw["time_to_referral"]["outcome"] = "imaging_pet"
+    assert load_failure(tmp_path, raw).startswith(
+        f"{tmp_path / 'cohorts.yml'}: {where} = 'imaging_pet' is not one of "
+        "outcomes.definitions (imaging_any, "
+    )
+
+
+def load_failure(tmp_path: Path, raw: dict) -> str:
+    """The message load_definition gives for cohorts.yml written from `raw`."""
     path = tmp_path / "cohorts.yml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(UserError) as caught:
         load_definition(path)
-    assert str(caught.value).startswith(
-        f"{path}: {where} = 'imaging_pet' is not one of outcomes.definitions (imaging_any, "
-    )
+    return str(caught.value)
 
 
 def test_overuse_needs_an_outcome(tmp_path: Path):
@@ -384,3 +390,12 @@ def test_strata_flags_pattern_and_age_bands(tmp_path: Path):
             "pattern",
         )
     }
+
+
+def test_an_exclusion_flag_must_be_a_flag_of_the_rules(tmp_path: Path):
+    raw = yaml.safe_load((SCHEMAS_DIR / "cohorts.yml").read_text(encoding="utf-8"))
+    raw["overuse"]["hedis_lbp"]["exclusion_flags"] = ["neuro_symptom", "kown_cancer"]
+    assert load_failure(tmp_path, raw).startswith(
+        f"{tmp_path / 'cohorts.yml'}: overuse.hedis_lbp.exclusion_flags[1] = 'kown_cancer' is "
+        "not a flag of the rules (schemas/red_flags.yml); name one of "
+    )

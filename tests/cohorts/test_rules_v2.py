@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cohorts import built as build
-from tests.support.cohorts import day, patient, presentation, referral
+from tests.support.cohorts import day, definition, patient, presentation, referral
 
 
 def summary(con, outcome="imaging_any") -> dict:
@@ -150,10 +150,12 @@ def wilson(x: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def test_rule_performance_targets_follow_up_and_crosswalk(tmp_path: Path):
-    def dx(pid: str, on: int, code: str, system: str = "ICD10CM") -> dict:
-        return {"patient_id": pid, "diagnosis_date": day(on), "code": code, "code_system": system}
+def dx(pid: str, on: int, code: str, system: str = "ICD10CM") -> dict:
+    """A row of staging.diagnoses on day `on`."""
+    return {"patient_id": pid, "diagnosis_date": day(on), "code": code, "code_system": system}
 
+
+def test_rule_performance_targets_follow_up_and_crosswalk(tmp_path: Path):
     rows = [
         presentation("S0", "S", 0, tier="high"),  # SNOMED lung cancer on day 200: TP
         presentation("K0", "K", 0, tier="urgent"),  # SNOMED bone metastasis on day 30
@@ -206,3 +208,90 @@ def test_rule_performance_targets_follow_up_and_crosswalk(tmp_path: Path):
            WHERE target = 'myeloma' AND rule = 'high'"""
     ).fetchone()
     assert lr == (None, None)  # no true positive: no log
+
+
+def test_overuse_measures(tmp_path: Path):
+    cancer_flag = definition().raw["overuse"]["hedis_lbp"]["exclusion_flags"][0]
+
+    def hedis(pid: str, on: int = 0, **values) -> dict:
+        # moderate at the index: in hedis_lbp (lumbar), never in low_value_imaging
+        return presentation(f"{pid}0", pid, on, tier="moderate", **values)
+
+    def before(pid: str, days: int, **values) -> dict:
+        # an earlier presentation that is not back pain: it starts no episode
+        return presentation(f"{pid}-{days}", pid, -days, back_pain=False, tier="not_back_pain",
+                            **values)  # fmt: skip
+
+    rows = [
+        # hedis_lbp, counted (data end 100: followed for 28 days)
+        hedis("A"),  # not imaged
+        hedis("B"),  # a chest X-ray on day 3 is not back imaging: not imaged
+        hedis("C"),  # spine MRI on day 10: imaged
+        hedis("E", pain_site="cervical", dx_codes="M54.50"),  # a low-back-pain code
+        hedis("G"),
+        before("G", 100, dx_codes="S32.001A"),  # trauma 100 days before: past its 90 days
+        hedis("O"),  # osteoporosis 366 days before (diagnoses): past 365
+        hedis("Y", age_years=18),
+        hedis("S", age_years=70),  # spine X-ray on day 28: imaged, 65-75
+        hedis("LATE", 80),  # followed 20 days: censored
+        # hedis_lbp, each exclusion once
+        hedis("XT"),
+        before("XT", 60, dx_codes="S32.001A"),  # trauma within 90 days
+        hedis("XO"),  # osteoporosis M81.0 300 days before (diagnoses)
+        hedis("XS", dx_codes="M54.50;Z79.52"),  # steroid use, on the index date
+        hedis("XD"),  # IV drug use F11.20 10 days before (diagnoses)
+        hedis("XI"),  # immunosuppression B20 (diagnoses, on the index date)
+        hedis("XN"),
+        before("XN", 200, dx_codes="M46.25"),  # spinal infection (vertebral osteomyelitis)
+        hedis("XA"),  # spondylopathy M45.6 exactly 365 days before (diagnoses)
+        hedis("XL"),  # lumbar surgery Z98.1 30 days before (diagnoses)
+        hedis("XP"),  # palliative care Z51.5 5 days before (diagnoses)
+        hedis("XC"),
+        before("XC", 100, **{cancer_flag: True}),  # known cancer
+        hedis("XR", neuro_symptom=True),  # a neurological symptom at the index
+        hedis("X76", age_years=76),  # too old
+        hedis("XV", pain_site="cervical"),  # neither a low-back-pain code nor site
+        # low_value_imaging (cervical, so not hedis_lbp)
+        presentation("L1a", "L1", 0, pain_site="cervical"),
+        presentation("L1b", "L1", 0, pain_site="cervical", tier="urgent"),  # same day, MRI
+        presentation("L2a", "L2", 0, pain_site="cervical"),  # imaged day 5, urgent day 10
+        presentation("L2b", "L2", 10, pain_site="cervical", tier="urgent"),
+        presentation("L3a", "L3", 0, pain_site="cervical"),  # moderate on day 20: removed
+        presentation("L3b", "L3", 20, pain_site="cervical", tier="moderate"),
+        presentation("L4a", "L4", 0, pain_site="cervical"),  # moderate on day 30: too late
+        presentation("L4b", "L4", 30, pain_site="cervical", tier="moderate"),
+        presentation("L5a", "L5", 0, pain_site="cervical"),  # a chest CT is not overuse
+        presentation("LATE", "Z", 100, back_pain=False, tier="not_back_pain"),
+    ]
+    refs = [
+        referral("RB", "B", 3, modality="xray", body_region="chest"),
+        referral("RC", "C", 10, modality="mri", body_region="spine"),
+        referral("RS", "S", 28, modality="xray", body_region="spine"),
+        referral("RL1", "L1", 0, modality="mri", body_region="spine"),
+        referral("RL2", "L2", 5, modality="mri", body_region="spine"),
+        referral("RL5", "L5", 2, modality="ct", body_region="chest"),
+    ]
+    diagnoses = [
+        dx("O", -366, "M81.0"),
+        dx("XO", -300, "M81.0"),
+        dx("XD", -10, "F11.20"),
+        dx("XI", 0, "B20"),
+        dx("XA", -365, "M45.6"),
+        dx("XL", -30, "Z98.1"),
+        dx("XP", -5, "Z51.5"),
+    ]
+    con = build(tmp_path, rows, refs, diagnoses=diagnoses)
+    got = con.execute(
+        """SELECT measure, stratum_value, n_eligible, n_imaged, n_not_imaged, n_censored
+           FROM marts.imaging_overuse"""
+    ).fetchall()
+    assert got == [
+        # A B C E G O Y S eligible, C S imaged; LATE censored (45 years old)
+        ("hedis_lbp", "all", 8, 2, 6, 1),
+        ("hedis_lbp", "18-64", 7, 1, 6, 1),
+        ("hedis_lbp", "65-75", 1, 1, 0, 0),
+        # L2 (imaged before its escalation), L4, L5; L1 and L3 removed
+        ("low_value_imaging", "all", 3, 1, 2, 0),
+        ("low_value_imaging", "18-64", 3, 1, 2, 0),
+        ("low_value_imaging", "65-75", 0, 0, 0, 0),
+    ]

@@ -119,12 +119,12 @@ def test_kaplan_meier_against_a_hand_computed_curve(tmp_path: Path):
 
 
 def test_imaging_overuse_share_not_imaged(tmp_path: Path):
-    # Low-tier, 18-75, eligible for 28 days: L1..L4. L1 spine X-ray day 10 (imaged),
-    # L2 chest CT day 28 (imaged: CT counts), L3 imaged on day 29 (not within 28),
-    # L4 never. L5 has imaging of no listed kind on day 3 (imaging_any only: not
-    # imaged); L6 a spine MRI on day 40 but an X-ray of the hip on day 20 (imaged: the
-    # first of the listed outcomes counts). Excluded: age 76, tier moderate, index 20
-    # days before data end (censored).
+    # low_value_imaging: low-tier, 18-75, eligible for 28 days: L1..L6. L1 spine X-ray
+    # day 10 (imaged); L2 chest CT day 28 (not imaged: only spine imaging counts); L3
+    # imaged on day 29 (not within 28); L4 never; L5 imaging of an unknown region on
+    # day 3 (not spine: not imaged); L6 an X-ray of the hip on day 20 and a spine MRI on
+    # day 40 (not imaged). Excluded: age 76, tier moderate; index 20 days before data end
+    # (censored).
     rows = [
         presentation("L1", "A", 0, age_years=30),
         presentation("L2", "B", 0, age_years=75),
@@ -148,9 +148,10 @@ def test_imaging_overuse_share_not_imaged(tmp_path: Path):
     con = build(tmp_path, rows, refs, data_end=day(100))
     got = con.execute(
         """SELECT n_eligible, n_imaged, n_not_imaged, share_not_imaged, n_censored
-           FROM marts.imaging_overuse WHERE stratum_type = 'all'"""
+           FROM marts.imaging_overuse
+           WHERE measure = 'low_value_imaging' AND stratum_type = 'all'"""
     ).fetchone()
-    assert got == (6, 3, 3, 0.5, 1)
+    assert got == (6, 1, 5, 5 / 6, 1)
 
 
 def test_rule_performance_hand_counted(tmp_path: Path):

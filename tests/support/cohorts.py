@@ -118,7 +118,7 @@ def write_inputs(
     intake_cols = ["encounter_id", "patient_id", "encounter_date", "age_years", "sex"]
     intake = frame[intake_cols + ["smoking_status"]].copy()
     if "dx_codes" in frame:
-        intake["dx_codes"] = frame["dx_codes"].astype(object)
+        intake["dx_codes"] = frame["dx_codes"].astype(object).where(frame["dx_codes"].notna(), None)
     intake["smoking_status"] = intake["smoking_status"].astype(object)
     for column in ("back_pain", "prior_cancer", "night_pain", "pain_site"):
         intake[column] = frame[column]
