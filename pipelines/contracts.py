@@ -17,7 +17,7 @@ from pipelines.sqltext import identifier
 
 ColumnType = Literal["string", "integer", "boolean", "date"]
 
-TABLES: tuple[str, ...] = ("intake", "referrals", "diagnoses")
+TABLES: tuple[str, ...] = ("intake", "referrals", "diagnoses", "patients")
 
 # The one owner of "a column of this type is, in DuckDB and in pandas": contract columns
 # and every table derived from them (scored features too, which add `double`).

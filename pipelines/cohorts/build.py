@@ -74,12 +74,17 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
     outcomes = definition.outcome_names
     end = data_end or definition.data_end
     overuse = definition.section("overuse")
+    hedis = overuse["hedis_lbp"]
     documented = definition.section("documentation_quality")["fields"]
     km = definition.section("time_to_referral")
     max_window = max(definition.windows)
     return {
         "data_end": f"DATE {literal(end.isoformat())}" if end else "NULL",
         "red_flags": list(flags),
+        "imaging_excluded_regions": ", ".join(
+            literal(r) for r in definition.section("outcomes")["imaging_excluded_regions"]
+        )
+        or "NULL",
         "washout_days": str(definition.washout_days),
         "max_tier_days": str(definition.max_tier_days),
         "washout_covers_max_tier_days": str(
@@ -116,17 +121,20 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
             f" {o} AS days_to_event FROM per_index WHERE {o} <= {max_window}"
             for o in outcomes
         ),
-        # the days to the outcome a care gap expects (g.outcome) of an index presentation i
-        "days_to_gap_outcome": "CASE g.outcome "
-        + " ".join(f"WHEN {literal(o)} THEN i.days_to_{o}" for o in outcomes)
-        + " END",
         # the days to the Kaplan-Meier outcome of i (load_definition checked the name)
         "days_to_km_outcome": f"i.days_to_{km['outcome']}",
         "max_window": str(max_window),
         "z": repr(definition.z),
         "km_outcome": km["outcome"],
         "max_day": str(int(km["max_day"])),
-        "overuse_tier": overuse["index_tier"],
+        "hedis_lbp_value_set": literal(hedis["low_back_pain_value_set"]),
+        "hedis_pain_sites": ", ".join(literal(s) for s in hedis["pain_sites"]),
+        "exclusion_flag_test": " OR ".join(
+            f"coalesce(f.{identifier(flag)}, FALSE)" for flag in hedis["exclusion_flags"]
+        )
+        or "FALSE",
+        "exclusion_flag_days": str(int(hedis["exclusion_flag_days"])),
+        "low_value_tier": literal(overuse["low_value_imaging"]["tier"]),
         "overuse_min_age": str(int(overuse["min_age"])),
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
@@ -135,6 +143,11 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         + ", ".join(f"i.days_to_{o}" for o in overuse["outcomes"])
         + ")",
         "rule_within_days": str(int(definition.section("rule_performance")["within_days"])),
+        "rule_followup_days": str(int(definition.section("rule_performance")["followup_days"])),
+        "crosswalk_prefix": literal(definition.section("rule_performance")["crosswalk_prefix"]),
+        "crosswalk_code_start": str(
+            len(definition.section("rule_performance")["crosswalk_prefix"]) + 1
+        ),
         "documented_counts": ",\n        ".join(f"count(i.{c}) AS {c}" for c in documented),
         "documented_names": ", ".join(documented),
     }
@@ -149,9 +162,9 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
     bands = definition.age_bands
     gaps = definition.section("care_gaps")["definitions"]
     targets = definition.section("rule_performance")["targets"]
-    thresholds = definition.section("rule_performance").get(
-        "tier_thresholds", list(definition.tiers[:-1])
-    )
+    exclusions = definition.section("overuse")["hedis_lbp"]["exclusion_value_sets"]
+    age_groups = definition.section("overuse")["age_groups"]
+    thresholds = list(definition.tiers[:-1])
     tiers = _ranked(definition.tiers, "tier", "tier_rank")
     flags = _ranked(definition.red_flags, "flag", "flag_rank").assign(
         flag_bit=lambda frame: pd.Series(
@@ -211,8 +224,13 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         "dim_care_gaps": pd.DataFrame(
             {
                 "care_gap": [g["name"] for g in gaps],
-                "index_tier": [g["index_tier"] for g in gaps],
-                "outcome": [g["outcome"] for g in gaps],
+                "tier": [g["tier"] for g in gaps],
+                "expected_outcomes": [" or ".join(g["outcomes"]) for g in gaps],
+                # a referral qualifies when it is an event of any of the gap's outcomes
+                "outcome_mask": pd.Series(
+                    [sum(outcome_bits(definition)[o] for o in g["outcomes"]) for g in gaps],
+                    dtype="int64",
+                ),
                 "window_days": pd.Series([int(g["window_days"]) for g in gaps], dtype="int32"),
                 "gap_rank": range(1, len(gaps) + 1),
             }
@@ -224,6 +242,22 @@ def dimension_tables(definition: CohortDefinition) -> dict[str, pd.DataFrame]:
         "dim_tier_thresholds": pd.DataFrame({"tier": list(thresholds)})
         .merge(tiers, on="tier")
         .rename(columns={"tier_rank": "threshold_rank"}),
+        "dim_overuse_exclusions": pd.DataFrame(
+            {
+                "value_set": [x["value_set"] for x in exclusions],
+                "lookback_days": pd.Series(
+                    [int(x["lookback_days"]) for x in exclusions], dtype="int32"
+                ),
+            }
+        ),
+        "dim_overuse_age_groups": pd.DataFrame(
+            {
+                "age_group": [g["label"] for g in age_groups],
+                "min_age": [int(g["min"]) for g in age_groups],
+                "max_age": [int(g["max"]) for g in age_groups],
+                "group_rank": range(1, len(age_groups) + 1),
+            }
+        ),
         "dim_documentation_fields": _ranked(
             definition.section("documentation_quality")["fields"], "field", "field_rank"
         ),

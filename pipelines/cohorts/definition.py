@@ -128,9 +128,27 @@ def load_definition(path: Path | None = None) -> CohortDefinition:
         ) from exc
     for name in definition.raw["documentation_quality"]["fields"]:
         _identifier(name, "documentation_quality.fields", path)
+    _check_exclusion_flags(definition, path)
     if not definition.windows:
         raise UserError(f"{path}: windows.days is empty; give at least one window")
     return definition
+
+
+def _check_exclusion_flags(definition: CohortDefinition, path: Path) -> None:
+    """Every hedis_lbp exclusion flag is a boolean column the rules write into
+    features.presentation_flags: a name the rules do not define would fail in SQL with a
+    message that does not name this file."""
+    from pipelines.scoring.output import sql_types
+    from pipelines.scoring.rules import load_rules
+
+    flags = [name for name, type_ in sql_types(load_rules()).items() if type_ == "BOOLEAN"]
+    key = "overuse.hedis_lbp.exclusion_flags"
+    for i, flag in enumerate(definition.raw["overuse"]["hedis_lbp"]["exclusion_flags"]):
+        if _identifier(flag, f"{key}[{i}]", path) not in flags:
+            raise UserError(
+                f"{path}: {key}[{i}] = {flag!r} is not a flag of the rules "
+                f"(schemas/red_flags.yml); name one of {', '.join(flags)}"
+            )
 
 
 def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
@@ -143,8 +161,9 @@ def _check_outcome_references(definition: CohortDefinition, path: Path) -> None:
     raw = definition.raw
     references = [
         *(
-            (f"care_gaps.definitions[{i}].outcome", gap["outcome"])
+            (f"care_gaps.definitions[{i}].outcomes[{j}]", outcome)
             for i, gap in enumerate(raw["care_gaps"]["definitions"])
+            for j, outcome in enumerate(gap["outcomes"])
         ),
         *((f"overuse.outcomes[{i}]", o) for i, o in enumerate(raw["overuse"]["outcomes"])),
         ("time_to_referral.outcome", raw["time_to_referral"]["outcome"]),

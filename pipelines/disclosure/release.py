@@ -74,7 +74,7 @@ def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]
     partitioning = tuple(t for t in definition.stratum_types if t not in ("all", "flag"))
     return {
         "cohort_summary": SuppressionRules(
-            counts=("n_eligible", "n_events", "n_censored"),
+            counts=("n_eligible", "n_events", "n_censored", "n_died"),
             derived=(*_RATES, "median_days_to_event"),
             row_groups=(("n_eligible", "n_censored"),),
             total_column="stratum_type",
@@ -95,13 +95,17 @@ def aggregate_rules(definition: CohortDefinition) -> dict[str, SuppressionRules]
             derived=("share_not_imaged", "ci_low", "ci_high"),
             row_groups=(("n_imaged", "n_not_imaged"), ("n_eligible", "n_censored")),
             total_column="stratum_type",
-            keys=("window_days",),
+            keys=("measure", "window_days"),
             group_column="stratum_type",
-            part_values=("age_band", "sex"),
+            part_values=("age_group",),
         ),
         "rule_performance": SuppressionRules(
             counts=("tp", "fp", "fn", "tn"),
-            derived=("sensitivity", "specificity", "ppv", "npv", "lr_positive"),
+            derived=tuple(
+                f"{measure}{part}"
+                for measure in ("sensitivity", "specificity", "ppv", "npv", "lr_positive")
+                for part in ("", "_ci_low", "_ci_high")
+            ),
             row_groups=(("tp", "fn"), ("fp", "tn")),
         ),
         "documentation_quality": SuppressionRules(
@@ -199,7 +203,7 @@ def merge_rare_patterns(summary: pd.DataFrame, min_cell: int, z: float) -> pd.Da
     merged = (
         summary[rare]
         .groupby(["window_days", "outcome"], sort=False, as_index=False)[
-            ["n_eligible", "n_events", "n_censored"]
+            ["n_eligible", "n_events", "n_censored", "n_died"]
         ]
         .sum()
         .assign(stratum_type="pattern", stratum_value=OTHER_PATTERNS)
@@ -300,11 +304,14 @@ def relations(
         e = cells.cell("cohort_summary", summary, row, "n_eligible", ("E", kind, value, window))
         v = cells.cell("cohort_summary", summary, row, "n_events")
         c = cells.cell("cohort_summary", summary, row, "n_censored", ("C", kind, value, window))
-        if outcome == first_outcome:  # E and C are one variable for every outcome
+        d = cells.cell("cohort_summary", summary, row, "n_died", ("D", kind, value, window))
+        if outcome == first_outcome:  # E, C and D are one variable for every outcome
             cells.system.equal(minus(total(e, c), total(stratum_size(kind, value))))
+            cells.system.at_most(minus(total(d), total(c)))  # the dead are censored
+            implied.append(minus(total(c), total(d)))
         cells.system.at_most(minus(total(v), total(e)))
         implied.append(minus(total(e), total(v)))
-        by_key[(kind, value, window, outcome)] = {"e": e, "v": v, "c": c}
+        by_key[(kind, value, window, outcome)] = {"e": e, "v": v, "c": c, "d": d}
     windows = sorted(set(summary["window_days"]))
     outcomes = list(dict.fromkeys(summary["outcome"]))
     values_of: dict[str, list[str]] = {}
@@ -323,7 +330,7 @@ def relations(
         sum_equal([stratum_size(kind, v) for v in values_of[kind]], stratum_size("all", "all"))
         for window in windows:
             for outcome in outcomes:
-                for count in ("e", "v", "c") if outcome == outcomes[0] else ("v",):
+                for count in ("e", "v", "c", "d") if outcome == outcomes[0] else ("v",):
                     sum_equal(
                         [by_key[(kind, v, window, outcome)][count] for v in values_of[kind]],
                         by_key[("all", "all", window, outcome)][count],
@@ -377,16 +384,13 @@ def relations(
         [cells.cell("care_gap_counts", gaps, r, "n") for r in gap_rows],
         cells.cell("care_gap_counts", gaps, gap_total, "n"),
     )
-    for gap in definition.section("care_gaps")["definitions"]:
-        (row,) = _rows(gaps, care_gap=gap["name"])
-        key = ("index_tier", gap["index_tier"], int(gap["window_days"]), gap["outcome"])
-        if key in by_key:  # care gaps are the eligible index presentations without the event
-            cells.system.equal(
-                minus(
-                    total(cells.cell("care_gap_counts", gaps, row, "n")),
-                    minus(total(by_key[key]["e"]), total(by_key[key]["v"])),
-                )
-            )
+    # A care gap is an episode; an episode has one index presentation and at most one gap.
+    cells.system.at_most(
+        minus(
+            total(cells.cell("care_gap_counts", gaps, gap_total, "n")),
+            total(stratum_size("all", "all")),
+        )
+    )
 
     return cells, implied
 
@@ -415,7 +419,7 @@ def _flag_relations(cells, by_key, values_of, stratum_size, windows, outcomes, d
         has_other = OTHER_PATTERNS in values_of.get("pattern", [])
         for window in windows:
             for outcome in outcomes:
-                for count in ("e", "v", "c") if outcome == outcomes[0] else ("v",):
+                for count in ("e", "v", "c", "d") if outcome == outcomes[0] else ("v",):
                     terms = total(
                         *[by_key[("pattern", pat, window, outcome)][count] for pat in holding]
                     )
@@ -509,41 +513,48 @@ def _tier_relations(stratum_size, values_of, system, definition, rules):
 
 
 def _overuse_relations(cells, overuse, stratum_size, sum_equal, implied):
+    """Per measure: imaged + not imaged are the eligible, eligible + censored the
+    measure's population, which is some of the index presentations; the age groups add
+    up to `all`."""
     system = cells.system
-    sizes: dict[tuple[str, str], int] = {}
-    for row in overuse.index:
-        kind, value = overuse.loc[row, "stratum_type"], overuse.loc[row, "stratum_value"]
-        columns = ("n_eligible", "n_imaged", "n_not_imaged", "n_censored")
-        e, i, ni, c = (cells.cell("imaging_overuse", overuse, row, x) for x in columns)
-        sizes[(kind, value)] = cells.quantity("overuse", kind, value)
-        implied.append(total(sizes[(kind, value)]))
-        sum_equal([i, ni], e)
-        sum_equal([e, c], sizes[(kind, value)])
-        if kind in ("age_band", "sex"):  # the measure's population lies within the stratum
-            system.at_most(minus(total(sizes[(kind, value)]), total(stratum_size(kind, value))))
-    for kind in ("age_band", "sex"):
-        parts = [s for (k, _), s in sizes.items() if k == kind]
-        if parts and ("all", "all") in sizes:
-            sum_equal(parts, sizes[("all", "all")])
-            for column in ("n_eligible", "n_imaged", "n_not_imaged", "n_censored"):
-                rows = [r for r in overuse.index if overuse.loc[r, "stratum_type"] == kind]
-                (whole,) = [r for r in overuse.index if overuse.loc[r, "stratum_type"] == "all"]
-                sum_equal(
-                    [cells.cell("imaging_overuse", overuse, r, column) for r in rows],
-                    cells.cell("imaging_overuse", overuse, whole, column),
-                )
+    columns = ("n_eligible", "n_imaged", "n_not_imaged", "n_censored")
+    for measure in dict.fromkeys(overuse["measure"]):
+        sizes: dict[tuple[str, str], int] = {}
+        for row in _rows(overuse, measure=measure):
+            kind, value = overuse.loc[row, "stratum_type"], overuse.loc[row, "stratum_value"]
+            e, i, ni, c = (cells.cell("imaging_overuse", overuse, row, x) for x in columns)
+            sizes[(kind, value)] = cells.quantity("overuse", measure, kind, value)
+            implied.append(total(sizes[(kind, value)]))
+            sum_equal([i, ni], e)
+            sum_equal([e, c], sizes[(kind, value)])
+        if ("all", "all") not in sizes:
+            continue
+        system.at_most(minus(total(sizes[("all", "all")]), total(stratum_size("all", "all"))))
+        parts = [s for (k, _), s in sizes.items() if k == "age_group"]
+        if not parts:
+            continue
+        sum_equal(parts, sizes[("all", "all")])
+        rows = list(_rows(overuse, measure=measure, stratum_type="age_group"))
+        (whole,) = _rows(overuse, measure=measure, stratum_type="all")
+        for column in columns:
+            sum_equal(
+                [cells.cell("imaging_overuse", overuse, r, column) for r in rows],
+                cells.cell("imaging_overuse", overuse, whole, column),
+            )
 
 
 def _rule_relations(cells, performance, stratum_size, definition, implied):
     """Per target, TP + FN and FP + TN are the same in every row (with and without the
-    target); a flag's TP + FP is its stratum, a tier threshold's the tiers at or above."""
+    target); they are some of the index presentations (a prior diagnosis or too short a
+    follow-up excludes the rest), and a flag's TP + FP some of its stratum, a tier
+    threshold's some of the tiers at or above."""
     system = cells.system
     tiers = list(definition.tiers[:-1])
     for target in dict.fromkeys(performance["target"]):
         with_target = cells.quantity("target", target)
         without = cells.quantity("no_target", target)
         implied += [total(with_target), total(without)]
-        system.equal(minus(total(with_target, without), total(stratum_size("all", "all"))))
+        system.at_most(minus(total(with_target, without), total(stratum_size("all", "all"))))
         for row in _rows(performance, target=target):
             tp, fp, fn, tn = (
                 cells.cell("rule_performance", performance, row, x)
@@ -558,7 +569,7 @@ def _rule_relations(cells, performance, stratum_size, definition, implied):
                 positives = total(
                     *[stratum_size("index_tier", t) for t in tiers[: tiers.index(rule) + 1]]
                 )
-            system.equal(minus(total(tp, fp), positives))
+            system.at_most(minus(total(tp, fp), positives))
 
 
 def _documentation_relations(cells, quality, stratum_size, sum_equal):

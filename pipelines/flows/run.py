@@ -407,7 +407,7 @@ def redflags_run(
     1. wait for the warehouse's writer lock (bounded by lock_timeout), after reading
        every block of the file to make sure it is not damaged; holding it:
     2. convert_source (omop, fhir only): source folder -> canonical Parquet files
-    3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*` of the input;
+    3. find_input_files: canonical files `intake*`, `referrals*`, `diagnoses*`, `patients*`;
        none at all stops the run (exit code 65)
     4. prepare_file, per file: skip if unchanged (content hash), read in chunks, scrub
        identifiers, validate with the GX suites -> files in the run's work directory;

@@ -107,6 +107,7 @@ def headline_rows(summary: dict[str, Any]) -> list[dict[str, str]]:
         ("intake rows loaded", raw.get("intake")),
         ("referral rows loaded", raw.get("referrals")),
         ("diagnosis rows loaded", raw.get("diagnoses")),
+        ("patient rows loaded", raw.get("patients")),
         ("rows in", validation.get("rows_in")),
         ("rows accepted", validation.get("accepted")),
         ("rows quarantined", validation.get("quarantined")),

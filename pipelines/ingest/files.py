@@ -1,4 +1,4 @@
-"""Canonical input files: `intake*`, `referrals*`, `diagnoses*` in one directory.
+"""Canonical input files: `intake*`, `referrals*`, `diagnoses*`, `patients*` in one directory.
 
 Which file is which table, and which files are not read and why (every other file is
 listed, never skipped without a word); reading them is `readers.py`, loading them

@@ -31,7 +31,7 @@ RULE_SETTINGS: dict[str, str] = {
     "date_range": "date_min / date_max",
 }
 
-INPUT_NAMES = "intake*, referrals*, diagnoses* (.csv, .tsv, .csv.gz, .parquet, .jsonl)"
+INPUT_NAMES = "intake*, referrals*, diagnoses*, patients* (.csv, .tsv, .csv.gz, .parquet, .jsonl)"
 
 
 def require_input_files(found: dict[str, list], input_dir: str | Path) -> None:

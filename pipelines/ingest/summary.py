@@ -113,7 +113,7 @@ def format_summary(summary: IngestSummary, *, checked_only: bool = False) -> str
     if not lines:
         return "\n".join(
             [
-                "no input files (expected intake*, referrals*, diagnoses* "
+                "no input files (expected intake*, referrals*, diagnoses*, patients* "
                 ".csv/.tsv/.csv.gz/.parquet/.jsonl)",
                 *not_read,
             ]

@@ -142,21 +142,25 @@ def care_gap_summary(data: ReportData) -> Headline:
 
 
 def overuse_summary(data: ReportData) -> Headline:
-    """HEDIS-style share of low-tier index presentations not imaged within 28 days."""
+    """The HEDIS-aligned share of uncomplicated low-back-pain index presentations not
+    imaged within 28 days."""
     overuse = data.mart("imaging_overuse")
     if overuse is None:
-        return Headline("Imaging overuse", "not available", "no low-tier index presentations")
-    row = overuse[overuse["stratum_type"] == "all"].iloc[[0]].reset_index(drop=True)
+        return Headline("Imaging overuse", "not available", "the imaging_overuse mart is missing")
+    rows = overuse[(overuse["measure"] == "hedis_lbp") & (overuse["stratum_type"] == "all")]
+    if rows.empty:
+        return Headline("Imaging overuse", "not available", "no hedis_lbp row")
+    row = rows.iloc[[0]].reset_index(drop=True)
     blank = row["share_not_imaged"].isna() & row["suppressed"].astype(bool)
     value = fmt_share(row["share_not_imaged"], blank).iloc[0]
     detail = (
-        f"share of low-tier index presentations aged 18–75 not imaged within 28 days "
-        f"(higher is better); {fmt_count(row['n_eligible'], hidden(row['n_eligible'])).iloc[0]} "
-        "eligible"
+        "share of uncomplicated low-back-pain index presentations aged 18–75 without spine "
+        f"imaging within 28 days (HEDIS-aligned; higher is better); "
+        f"{fmt_count(row['n_eligible'], hidden(row['n_eligible'])).iloc[0]} eligible"
     )
     if not blank.iloc[0] and row["ci_low"].notna().iloc[0]:
         detail += f", 95% CI {fmt_share(row['ci_low']).iloc[0]}–{fmt_share(row['ci_high']).iloc[0]}"
-    return Headline("Not imaged (low tier)", value, detail)
+    return Headline("Not imaged (low back pain)", value, detail)
 
 
 def headline_section(data: ReportData) -> tuple[list[Headline], Section]:
@@ -486,6 +490,10 @@ SHARE_COLUMNS = {
 }
 
 
+# The columns of a measure and its 95% interval in rule_performance.
+CI_PARTS = ("", "_ci_low", "_ci_high")
+
+
 def humanise(values: pd.Series) -> pd.Series:
     """A snake_case value as words: prior_cancer -> prior cancer."""
     return values.astype("string").str.replace("_", " ")
@@ -502,8 +510,10 @@ def rule_performance_section(data: ReportData, k: int) -> Section:
         "rule_performance",
         "Rule performance",
         "How well each tier threshold (index tier at or above it) and each red flag at the "
-        "index presentation predicts lung cancer or bone metastasis diagnosed within 365 "
-        "days. Every index presentation counts; one without such a diagnosis is a negative.",
+        "index presentation predicts lung cancer, bone or spinal metastasis, myeloma, or any "
+        "of them, diagnosed within 365 days, with 95% intervals. An index presentation "
+        "counts when it was followed for 365 days or diagnosed within them; one whose "
+        "patient had the target diagnosed before it does not count for that target.",
     )
     performance = data.mart("rule_performance")
     if performance is None:
@@ -520,10 +530,15 @@ def rule_performance_section(data: ReportData, k: int) -> Section:
     for column in COUNT_COLUMNS:
         shown[column.upper()] = fmt_count(performance[column], hidden)
     for column, label in SHARE_COLUMNS.items():
-        shown[label] = fmt_share(performance[column].astype("Float64"), hidden)
-    shown["LR+"] = fmt_number(performance["lr_positive"].astype("Float64"), 2).where(
-        ~hidden, SUPPRESSED
+        shown[label] = fmt_rate_ci(
+            *(performance[f"{column}{part}"].astype("Float64") for part in CI_PARTS), hidden
+        )
+    low, high = (
+        fmt_number(performance[f"lr_positive{part}"].astype("Float64"), 2) for part in CI_PARTS[1:]
     )
+    lr = fmt_number(performance["lr_positive"].astype("Float64"), 2) + " (" + low + "–" + high
+    shown["LR+"] = (lr + ")").where(performance["lr_positive"].notna(), NOT_RECORDED)
+    shown["LR+"] = shown["LR+"].where(~hidden, SUPPRESSED)
     numeric = [c.upper() for c in COUNT_COLUMNS] + list(SHARE_COLUMNS.values()) + ["LR+"]
     section.tables.append(table(shown, numeric))
     if hidden.any():

@@ -1,6 +1,6 @@
 """The deterministic synthetic data generator behind `redflags generate`.
 
-`generate(out_dir, patients=N, seed=S)` writes intake, referrals and diagnoses in
+`generate(out_dir, patients=N, seed=S)` writes intake, referrals, diagnoses and patients in
 the canonical contracts (CSV or Parquet), chunk by chunk. Every rate, phrase and
 code comes from `profile.yml` beside this file.
 
@@ -8,6 +8,8 @@ Modules, in the order a chunk passes through them:
 - population.py: patients and presentations as they really are (truth);
 - intake.py: how each presentation is documented (structured, text, codes);
 - orders.py: imaging and biopsy orders, and cancer diagnoses;
+- followup.py: deaths and observation periods (the patients table), imaging of other
+  regions, complicating diagnoses;
 - generate.py: the chunk loop and the file writers.
 
 Scenario patterns per tier of the rules (schemas/red_flags.yml), all on back-pain

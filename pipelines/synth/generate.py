@@ -1,4 +1,4 @@
-"""Write the synthetic `intake`, `referrals` and `diagnoses` files, chunk by chunk.
+"""Write the synthetic `intake`, `referrals`, `diagnoses` and `patients` files, chunk by chunk.
 
 Patients are generated in chunks of `chunk_size`; chunk i draws from its own
 random stream, `SeedSequence(seed, spawn_key=(i,))`, and is appended to the
@@ -8,6 +8,7 @@ and the same seed and chunk size give byte-identical files.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,11 @@ import pyarrow.parquet as pq
 
 from pipelines.contracts import TABLES, load_contract
 from pipelines.errors import UserError
+from pipelines.synth.followup import (
+    generate_complicating_diagnoses,
+    generate_other_imaging,
+    generate_patients,
+)
 from pipelines.synth.intake import Numbering, document_intake
 from pipelines.synth.orders import generate_diagnoses, generate_orders
 from pipelines.synth.population import generate_population
@@ -157,7 +163,26 @@ def generate(
                 "referrals": generate_orders(rng, pop, profile, numbering, end_day=end_day),
                 "diagnoses": generate_diagnoses(rng, pop, profile, numbering),
             }
-            tables = {t: writers[t].table(columns) for t, columns in tables.items()}
+            # drawn after the tables above, so that they stay what the seed gave before
+            other = dataclasses.replace(
+                numbering,
+                first_referral=numbering.first_referral + len(tables["referrals"]["referral_id"]),
+            )
+            extra = {
+                "referrals": generate_other_imaging(rng, pop, profile, other, end_day),
+                "diagnoses": generate_complicating_diagnoses(
+                    rng, pop, profile, numbering, start_day
+                ),
+            }
+            tables["patients"] = generate_patients(rng, pop, profile, numbering, start_day, end_day)
+            tables = {
+                t: writers[t].table(
+                    {c: pa.concat_arrays([a, extra[t][c]]) for c, a in columns.items()}
+                    if t in extra
+                    else columns
+                )
+                for t, columns in tables.items()
+            }
             if pending is not None:
                 pending.result()  # at most one chunk waits in memory
                 if progress is not None:

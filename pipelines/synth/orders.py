@@ -97,7 +97,7 @@ def procedure_codes() -> dict[tuple[str, str, str | None], list[tuple[str, str]]
     return groups
 
 
-def _code_system(name: str) -> str:
+def code_system_of(name: str) -> str:
     """The code system of a value set (diagnosis codes are written in it)."""
     systems = {e.code_system for e in load_value_sets() if e.value_set == name}
     if len(systems) != 1:
@@ -279,5 +279,5 @@ def generate_diagnoses(
         "patient_id": numbering.patient_ids(patient),
         "diagnosis_date": pa.array(day.astype("datetime64[D]")),
         "code": code,
-        "code_system": labels([_code_system("lung_cancer")], np.zeros(n, dtype=np.int64)),
+        "code_system": labels([code_system_of("lung_cancer")], np.zeros(n, dtype=np.int64)),
     }

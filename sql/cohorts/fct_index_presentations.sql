@@ -1,8 +1,8 @@
 -- Rule (index presentation facts): one row per index presentation (a new back-pain
 -- episode) with its strata attributes, index and episode tiers, score, completeness,
 -- every red flag, days_to_<outcome> for each outcome (the first event on or after the
--- index, NULL if none; fct_index_outcomes) and followup_days (data end - index date;
--- int_followup). The one table every count and mart reads for the index presentations,
+-- index, NULL if none; fct_index_outcomes), followup_days (end of follow-up - index
+-- date) and followup_end_reason (int_followup). The one table every count and mart reads for the index presentations,
 -- so that none of them joins again on encounter_id.
 -- Kept in the warehouse and published as the index_presentations mart (renamed, not
 -- copied): the wide table is written once, on disk, not also held in memory. Two
@@ -34,6 +34,7 @@ SELECT
     {{ red_flag_columns_f }},
     {{ days_to_outcome_columns }},
     f.followup_days,
+    f.followup_end_reason,
     f.red_flag_mask,
     f.presentation_key
 FROM {{ ref('int_followup') }} AS f

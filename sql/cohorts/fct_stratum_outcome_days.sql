@@ -5,7 +5,9 @@
 -- Rule (summary counts, compressed): for every stratum, the number of index
 -- presentations per follow-up capped at the longest window ({{ max_window }} days; follow-up
 -- above it is eligible for every window): the rows with outcome NULL, which give every
--- window's n_eligible and n_censored (they do not depend on the outcome). And for every
+-- window's n_eligible, n_censored and n_died (they do not depend on the outcome;
+-- is_died: follow-up ended at death before the longest window, so W's n_died counts the
+-- rows with is_died and capped follow-up under W). And for every
 -- stratum and outcome, the number of index presentations per (capped follow-up, days to
 -- event) among those whose first event of the outcome is within the longest window: an
 -- event after it counts for no window, so a presentation without an event within it is
@@ -26,6 +28,7 @@ WITH per_index AS (
         smoking_status,
         red_flag_mask,
         least(followup_days, {{ max_window }}) AS followup_days_capped,
+        followup_end_reason = 'death' AND followup_days < {{ max_window }} AS is_died,
         {{ days_to_outcome_as_outcome }}
     FROM {{ ref('fct_index_presentations') }}
 ),
@@ -60,22 +63,23 @@ partitions AS (
         red_flag_mask,
         outcome,
         followup_days_capped,
+        is_died,
         days_to_event,
         count(*) AS n_index
     FROM counted
     GROUP BY GROUPING SETS (
-        (outcome, followup_days_capped, days_to_event),
-        (index_tier, outcome, followup_days_capped, days_to_event),
-        (episode_max_tier, outcome, followup_days_capped, days_to_event),
-        (age_band, outcome, followup_days_capped, days_to_event),
-        (sex, outcome, followup_days_capped, days_to_event),
-        (pain_site, outcome, followup_days_capped, days_to_event),
-        (smoking_status, outcome, followup_days_capped, days_to_event),
-        (red_flag_mask, outcome, followup_days_capped, days_to_event)
+        (outcome, followup_days_capped, is_died, days_to_event),
+        (index_tier, outcome, followup_days_capped, is_died, days_to_event),
+        (episode_max_tier, outcome, followup_days_capped, is_died, days_to_event),
+        (age_band, outcome, followup_days_capped, is_died, days_to_event),
+        (sex, outcome, followup_days_capped, is_died, days_to_event),
+        (pain_site, outcome, followup_days_capped, is_died, days_to_event),
+        (smoking_status, outcome, followup_days_capped, is_died, days_to_event),
+        (red_flag_mask, outcome, followup_days_capped, is_died, days_to_event)
     )
 ),
 per_mask AS (
-    SELECT p.pattern, p.true_flags, c.outcome, c.followup_days_capped, c.days_to_event,
+    SELECT p.pattern, p.true_flags, c.outcome, c.followup_days_capped, c.is_died, c.days_to_event,
         c.n_index
     FROM partitions AS c
     JOIN {{ ref('int_red_flag_patterns') }} AS p USING (red_flag_mask)
@@ -87,20 +91,21 @@ flags AS (
         flag AS stratum_value,
         outcome,
         followup_days_capped,
+        is_died,
         days_to_event,
         CAST(sum(n_index) AS BIGINT) AS n_index
     FROM (
-        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, days_to_event,
+        SELECT unnest(true_flags) AS flag, outcome, followup_days_capped, is_died, days_to_event,
             n_index
         FROM per_mask
     )
     GROUP BY ALL
 )
-SELECT stratum_type, stratum_value, outcome, followup_days_capped, days_to_event, n_index
+SELECT stratum_type, stratum_value, outcome, followup_days_capped, is_died, days_to_event, n_index
 FROM partitions
 WHERE stratum_type <> 'pattern'
 UNION ALL
-SELECT 'pattern', pattern, outcome, followup_days_capped, days_to_event, n_index
+SELECT 'pattern', pattern, outcome, followup_days_capped, is_died, days_to_event, n_index
 FROM per_mask
 UNION ALL
 SELECT * FROM flags

@@ -3,12 +3,14 @@
 -- the episode of the latest index at or before it in (encounter_date, encounter_id)
 -- order (patient_seq; the last index so far, one pass over the patient's
 -- presentations); the first presentation of a patient is always an index. A view: its
--- one reader, int_episode_max_tier, aggregates it as it streams.
+-- readers (int_episode_max_tier, int_care_gap_triggers, int_low_value_episodes)
+-- aggregate it as it streams.
 {{ config(materialized='view') }}
 SELECT
     presentation_key,
     patient_id,
     encounter_date,
+    patient_seq,
     tier_rank,
     is_index,
     last_value(CASE WHEN is_index THEN presentation_key END IGNORE NULLS) OVER patient_order

@@ -1,7 +1,8 @@
 -- Mart cohort_summary: per stratum x window x outcome, n_eligible (index_date + W <= data
 -- end), n_events (eligible, first event within 0..W days), rate = n_events / n_eligible
 -- with its Wilson 95% interval, the median days to the event among the n_events (the
--- middle value, or the mean of the two middle values), and n_censored (not eligible).
+-- middle value, or the mean of the two middle values), n_censored (not eligible) and,
+-- among them, n_died (follow-up ended at death before W days).
 -- Rows come in display order: stratum types as in cohorts.yml, tiers and age bands in
 -- their order, flags in their fixed order, other values most common first.
 -- The strata are named by text once, in the few denominator rows: the event counts and
@@ -16,6 +17,8 @@ WITH denominators AS (
             AS BIGINT) AS n_eligible,
         CAST(coalesce(sum(h.n_index) FILTER (WHERE h.followup_days_capped < w.window_days), 0)
             AS BIGINT) AS n_censored,
+        CAST(coalesce(sum(h.n_index) FILTER (
+            WHERE h.followup_days_capped < w.window_days AND h.is_died), 0) AS BIGINT) AS n_died,
         CAST(sum(h.n_index) AS BIGINT) AS n_stratum
     FROM {{ ref('fct_stratum_outcome_days') }} AS h
     CROSS JOIN {{ ref('dim_windows') }} AS w
@@ -86,7 +89,8 @@ counts AS (
         d.n_eligible,
         coalesce(e.n_events, 0) AS n_events,
         e.median_days_to_event,
-        d.n_censored
+        d.n_censored,
+        d.n_died
     FROM denominators AS d
     JOIN value_order AS v USING (stratum_type, stratum_value)
     CROSS JOIN {{ ref('dim_outcomes') }} AS o
@@ -105,6 +109,7 @@ SELECT
     cohorts.wilson_low(n_events, n_eligible, {{ z }}) AS ci_low,
     cohorts.wilson_high(n_events, n_eligible, {{ z }}) AS ci_high,
     median_days_to_event,
-    n_censored
+    n_censored,
+    n_died
 FROM counts
 ORDER BY stratum_rank, window_days, outcome_rank

@@ -1,53 +1,53 @@
 -- Mart rule_performance, when staging.diagnoses has rows: how well each tier threshold
--- (index tier at or above it) and each red flag (TRUE at the index) predict the target
--- (cohorts.yml rule_performance: a diagnosis in the lung_cancer or bone_metastasis value
--- set with 0 <= diagnosis_date - index_date <= {{ rule_within_days }}, on or before the data end).
--- Every index presentation counts; one without the diagnosis is a negative.
+-- (index tier at or above it) and each red flag (TRUE at the index) predict each target
+-- of cohorts.yml rule_performance (int_target_diagnoses: ICD-10-CM or SNOMED through the
+-- crosswalk). Per target, an index presentation whose patient had the target diagnosed
+-- before the index date is excluded; one whose first diagnosis on or after the index is
+-- 0..{{ rule_within_days }} days after it and within its follow-up is a target; the rest count
+-- as negatives only when followed for {{ rule_followup_days }} days, and are excluded otherwise.
 -- TP, FP, FN, TN; sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP),
--- NPV TN/(TN+FN), LR+ = sensitivity / (1 - specificity); NULL where a denominator is 0.
-WITH diagnoses AS (
-    SELECT patient_id, diagnosis_date,
-        {{ normalize_code('code') }} AS code_norm, code_system
-    FROM {{ source('staging', 'diagnoses') }}
-    WHERE diagnosis_date <= (SELECT data_end_date FROM {{ ref('int_data_end') }})
+-- NPV TN/(TN+FN), each with its Wilson 95% interval; LR+ = sensitivity / (1 -
+-- specificity) with the log-method interval exp(ln LR+ +- z sqrt(1/TP - 1/(TP+FN) +
+-- 1/FP - 1/(FP+TN))) (Simel, Samsa & Matchar 1991); NULL where a denominator is 0, and
+-- LR+ and its interval NULL when TP or FP is 0.
+WITH targets AS (
+    SELECT DISTINCT target FROM {{ ref('dim_rule_targets') }}
 ),
-target_codes AS (
-    SELECT t.target, v.code, v.code_system, v.is_prefix
-    FROM {{ ref('dim_rule_targets') }} AS t
-    JOIN {{ source('staging', 'value_sets') }} AS v USING (value_set)
-),
-target_diagnoses AS (
-    SELECT DISTINCT c.target, d.patient_id, d.diagnosis_date
-    FROM diagnoses AS d
-    JOIN target_codes AS c
-        ON d.code_system = c.code_system
-        AND (d.code_norm = c.code OR (c.is_prefix AND starts_with(d.code_norm, c.code)))
-),
--- the index presentations with the target: the few diagnoses are hashed and every index
--- presentation is looked up once, rather than testing each (target, presentation) pair
-with_target AS (
-    SELECT DISTINCT d.target, i.presentation_key
+-- per target and index presentation with a diagnosis of the target: any before the
+-- index, and the days to the first on or after it. The few diagnoses are hashed and
+-- every index presentation of their patients looked up once.
+diagnosed AS (
+    SELECT
+        d.target,
+        i.presentation_key,
+        bool_or(d.diagnosis_date < i.index_date) AS has_prior,
+        min(d.diagnosis_date - i.index_date) FILTER (WHERE d.diagnosis_date >= i.index_date)
+            AS days_to_target
     FROM {{ ref('fct_index_presentations') }} AS i
-    JOIN target_diagnoses AS d
-        ON d.patient_id = i.patient_id
-        AND d.diagnosis_date - i.index_date BETWEEN 0 AND {{ rule_within_days }}
+    JOIN {{ ref('int_target_diagnoses') }} AS d ON d.patient_id = i.patient_id
+    GROUP BY ALL
 ),
 outcomes AS (
     SELECT
         t.target,
         i.index_tier,
         i.red_flag_mask,
-        w.presentation_key IS NOT NULL AS has_target
+        coalesce(
+            d.days_to_target <= least({{ rule_within_days }}, i.followup_days), FALSE
+        ) AS has_target,
+        i.followup_days
     FROM {{ ref('fct_index_presentations') }} AS i
-    CROSS JOIN (SELECT DISTINCT target FROM {{ ref('dim_rule_targets') }}) AS t
-    LEFT JOIN with_target AS w
-        ON w.target = t.target AND w.presentation_key = i.presentation_key
+    CROSS JOIN targets AS t
+    LEFT JOIN diagnosed AS d
+        ON d.target = t.target AND d.presentation_key = i.presentation_key
+    WHERE NOT coalesce(d.has_prior, FALSE)
 ),
--- index presentations per target, index tier, red flags and outcome: the rules below
--- count positives over these few groups, not over every presentation
+-- index presentations per target, index tier, red flags and outcome, among those that
+-- count: the rules below count positives over these few groups
 outcome_groups AS (
     SELECT target, index_tier, red_flag_mask, has_target, count(*) AS n_index
     FROM outcomes
+    WHERE has_target OR followup_days >= {{ rule_followup_days }}
     GROUP BY ALL
 ),
 rules AS (
@@ -67,10 +67,12 @@ positives AS (
     JOIN {{ ref('int_red_flag_patterns') }} AS p USING (red_flag_mask)
 ),
 totals AS (
-    SELECT target,
-        coalesce(sum(n_index) FILTER (WHERE has_target), 0) AS n_target,
-        coalesce(sum(n_index) FILTER (WHERE NOT has_target), 0) AS n_non_target
-    FROM outcome_groups GROUP BY target
+    SELECT t.target,
+        coalesce(sum(o.n_index) FILTER (WHERE o.has_target), 0) AS n_target,
+        coalesce(sum(o.n_index) FILTER (WHERE NOT o.has_target), 0) AS n_non_target
+    FROM targets AS t
+    LEFT JOIN outcome_groups AS o USING (target)
+    GROUP BY t.target
 ),
 positive_counts AS (
     SELECT target, rule_type, rule,
@@ -79,25 +81,47 @@ positive_counts AS (
     FROM positives
     GROUP BY ALL
 ),
+target_order AS (
+    SELECT target, min(rowid) AS target_rank FROM {{ ref('dim_rule_targets') }} GROUP BY target
+),
 confusion AS (
     SELECT
-        t.target, r.rule_type, r.rule, r.rule_rank,
+        t.target, o.target_rank, r.rule_type, r.rule, r.rule_rank,
         CAST(coalesce(p.tp, 0) AS BIGINT) AS tp,
         CAST(coalesce(p.fp, 0) AS BIGINT) AS fp,
         CAST(t.n_target - coalesce(p.tp, 0) AS BIGINT) AS fn,
         CAST(t.n_non_target - coalesce(p.fp, 0) AS BIGINT) AS tn
     FROM totals AS t
+    JOIN target_order AS o USING (target)
     CROSS JOIN rules AS r
     LEFT JOIN positive_counts AS p USING (target, rule_type, rule)
     WHERE (SELECT count(*) FROM {{ source('staging', 'diagnoses') }}) > 0
+),
+log_lr AS (
+    SELECT
+        *,
+        CASE WHEN tp > 0 AND fp > 0 THEN
+            ln((tp / (tp + fn)) / (fp / (fp + tn))) END AS ln_lr,
+        CASE WHEN tp > 0 AND fp > 0 THEN
+            sqrt(1 / tp - 1 / (tp + fn) + 1 / fp - 1 / (fp + tn)) END AS se_ln_lr
+    FROM confusion
 )
 SELECT
     target, rule_type, rule, tp, fp, fn, tn,
     CASE WHEN tp + fn > 0 THEN tp / (tp + fn) END AS sensitivity,
+    cohorts.wilson_low(tp, tp + fn, {{ z }}) AS sensitivity_ci_low,
+    cohorts.wilson_high(tp, tp + fn, {{ z }}) AS sensitivity_ci_high,
     CASE WHEN tn + fp > 0 THEN tn / (tn + fp) END AS specificity,
+    cohorts.wilson_low(tn, tn + fp, {{ z }}) AS specificity_ci_low,
+    cohorts.wilson_high(tn, tn + fp, {{ z }}) AS specificity_ci_high,
     CASE WHEN tp + fp > 0 THEN tp / (tp + fp) END AS ppv,
+    cohorts.wilson_low(tp, tp + fp, {{ z }}) AS ppv_ci_low,
+    cohorts.wilson_high(tp, tp + fp, {{ z }}) AS ppv_ci_high,
     CASE WHEN tn + fn > 0 THEN tn / (tn + fn) END AS npv,
-    CASE WHEN tp + fn > 0 AND tn + fp > 0 AND fp > 0
-         THEN (tp / (tp + fn)) / (fp / (tn + fp)) END AS lr_positive
-FROM confusion
-ORDER BY target, rule_rank
+    cohorts.wilson_low(tn, tn + fn, {{ z }}) AS npv_ci_low,
+    cohorts.wilson_high(tn, tn + fn, {{ z }}) AS npv_ci_high,
+    exp(ln_lr) AS lr_positive,
+    exp(ln_lr - {{ z }} * se_ln_lr) AS lr_positive_ci_low,
+    exp(ln_lr + {{ z }} * se_ln_lr) AS lr_positive_ci_high
+FROM log_lr
+ORDER BY target_rank, rule_rank

@@ -1,8 +1,8 @@
 -- Mart time_to_referral: cumulative incidence of the first {{ km_outcome }} by day 0..{{ max_day }}
 -- after the index, per index tier and for `all`, by Kaplan-Meier. An index presentation
--- leaves the risk set at its first event, or, without one, is censored at its data-end
--- follow-up (followup_days; still at risk on that day, events counted before
--- censorings). n_at_risk(t) = presentations whose exit day is t or later; S(t) = product
+-- leaves the risk set at its first event, or, without one within its follow-up, is
+-- censored at the end of follow-up (followup_days: data end, death or observation end;
+-- still at risk on that day, events counted before censorings). n_at_risk(t) = presentations whose exit day is t or later; S(t) = product
 -- over s <= t of (1 - n_events(s) / n_at_risk(s)); cumulative_incidence = 1 - S(t).
 -- The 95% interval is Greenwood's variance on the log(-log S) scale (Kalbfleisch &
 -- Prentice; R survfit conf.type = "log-log"): S^exp(+-z sigma / |log S|), with
@@ -11,8 +11,8 @@
 WITH subjects AS (
     SELECT
         i.index_tier AS tier,
-        coalesce({{ days_to_km_outcome }}, i.followup_days) AS exit_day,
-        {{ days_to_km_outcome }} IS NOT NULL AS is_event
+        least({{ days_to_km_outcome }}, i.followup_days) AS exit_day,
+        coalesce({{ days_to_km_outcome }} <= i.followup_days, FALSE) AS is_event
     FROM {{ ref('fct_index_presentations') }} AS i
 ),
 exits AS (

@@ -67,7 +67,7 @@ def test_marts_are_commented_and_the_run_logged(tmp_path: Path):
     ).fetchone()
     details = json.loads(details)
     assert (rules_version, data_end) == ("test-rules", "2024-01-03")
-    assert details["windows"] == [1, 14, 28, 90]
+    assert details["windows"] == [1, 7, 14, 28, 90]
     assert details["marts"]["index_presentations"] == 1
     # no scratch table is left once published
     assert con.execute(

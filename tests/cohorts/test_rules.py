@@ -78,9 +78,11 @@ def test_window_edges_and_median(tmp_path: Path):
     refs = [referral(f"R{p}", p, t, modality="mri", body_region="spine") for p, t in days.items()]
     con = build(tmp_path, rows, refs)
     got = summary(con)
-    # W=1: days 0,1; W=14: 0,1,2,14; W=28: +15,28; W=90: +29,90 (91 is outside every window).
+    # W=1: days 0,1; W=7: 0,1,2; W=14: +14; W=28: +15,28; W=90: +29,90 (91 is outside every
+    # window).
     assert got == {
         1: (9, 2, 0, 0.5),
+        7: (9, 3, 0, 1.0),
         14: (9, 4, 0, 1.5),
         28: (9, 6, 0, 8.0),
         90: (9, 8, 0, 14.5),
@@ -106,6 +108,7 @@ def test_censoring_at_data_end(tmp_path: Path):
     # eligible when followup_days >= W
     assert summary(con) == {
         1: (3, 0, 1, None),
+        7: (3, 0, 1, None),
         14: (2, 1, 2, 14.0),
         28: (0, 0, 4, None),
         90: (0, 0, 4, None),
@@ -173,26 +176,32 @@ def test_too_many_outcomes_is_a_clear_error():
 @pytest.mark.parametrize(
     ("section", "where"),
     [
-        ("care_gaps", "care_gaps.definitions[1].outcome"),
-        ("overuse", "overuse.outcomes[2]"),
+        ("care_gaps", "care_gaps.definitions[1].outcomes[0]"),
+        ("overuse", "overuse.outcomes[0]"),
         ("time_to_referral", "time_to_referral.outcome"),
     ],
 )
 def test_an_outcome_a_mart_names_must_be_defined(tmp_path: Path, section: str, where: str):
     raw = yaml.safe_load((SCHEMAS_DIR / "cohorts.yml").read_text(encoding="utf-8"))
     if section == "care_gaps":
-        raw["care_gaps"]["definitions"][1]["outcome"] = "imaging_pet"
+        raw["care_gaps"]["definitions"][1]["outcomes"][0] = "imaging_pet"
     elif section == "overuse":
-        raw["overuse"]["outcomes"][2] = "imaging_pet"
+        raw["overuse"]["outcomes"][0] = "imaging_pet"
     else:
         raw["time_to_referral"]["outcome"] = "imaging_pet"
+    assert load_failure(tmp_path, raw).startswith(
+        f"{tmp_path / 'cohorts.yml'}: {where} = 'imaging_pet' is not one of "
+        "outcomes.definitions (imaging_any, "
+    )
+
+
+def load_failure(tmp_path: Path, raw: dict) -> str:
+    """The message load_definition gives for cohorts.yml written from `raw`."""
     path = tmp_path / "cohorts.yml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(UserError) as caught:
         load_definition(path)
-    assert str(caught.value).startswith(
-        f"{path}: {where} = 'imaging_pet' is not one of outcomes.definitions (imaging_any, "
-    )
+    return str(caught.value)
 
 
 def test_overuse_needs_an_outcome(tmp_path: Path):
@@ -236,8 +245,11 @@ def test_several_episodes_per_patient(tmp_path: Path):
         ("E1", day(0), "high", 402, 402, 402, None),
         ("E3", day(400), "moderate", 2, 2, 2, None),
     ]
-    care = con.execute("SELECT care_gap, encounter_id, days_since_index FROM marts.care_gaps")
-    assert care.fetchall() == [("high_without_imaging", "E1", 600)]
+    # E1 (high) starts its episode's clock; the chest CT on day 402 is 388 days late
+    care = con.execute(
+        "SELECT care_gap, encounter_id, days_to_imaging, days_since_trigger FROM marts.care_gaps"
+    )
+    assert care.fetchall() == [("high_without_imaging", "E1", 402, 600)]
 
 
 def test_episode_max_tier_within_90_days(tmp_path: Path):
@@ -378,3 +390,12 @@ def test_strata_flags_pattern_and_age_bands(tmp_path: Path):
             "pattern",
         )
     }
+
+
+def test_an_exclusion_flag_must_be_a_flag_of_the_rules(tmp_path: Path):
+    raw = yaml.safe_load((SCHEMAS_DIR / "cohorts.yml").read_text(encoding="utf-8"))
+    raw["overuse"]["hedis_lbp"]["exclusion_flags"] = ["neuro_symptom", "kown_cancer"]
+    assert load_failure(tmp_path, raw).startswith(
+        f"{tmp_path / 'cohorts.yml'}: overuse.hedis_lbp.exclusion_flags[1] = 'kown_cancer' is "
+        "not a flag of the rules (schemas/red_flags.yml); name one of "
+    )

@@ -119,12 +119,12 @@ def test_kaplan_meier_against_a_hand_computed_curve(tmp_path: Path):
 
 
 def test_imaging_overuse_share_not_imaged(tmp_path: Path):
-    # Low-tier, 18-75, eligible for 28 days: L1..L4. L1 spine X-ray day 10 (imaged),
-    # L2 chest CT day 28 (imaged: CT counts), L3 imaged on day 29 (not within 28),
-    # L4 never. L5 has imaging of no listed kind on day 3 (imaging_any only: not
-    # imaged); L6 a spine MRI on day 40 but an X-ray of the hip on day 20 (imaged: the
-    # first of the listed outcomes counts). Excluded: age 76, tier moderate, index 20
-    # days before data end (censored).
+    # low_value_imaging: low-tier, 18-75, eligible for 28 days: L1..L6. L1 spine X-ray
+    # day 10 (imaged); L2 chest CT day 28 (not imaged: only spine imaging counts); L3
+    # imaged on day 29 (not within 28); L4 never; L5 imaging of an unknown region on
+    # day 3 (not spine: not imaged); L6 an X-ray of the hip on day 20 and a spine MRI on
+    # day 40 (not imaged). Excluded: age 76, tier moderate; index 20 days before data end
+    # (censored).
     rows = [
         presentation("L1", "A", 0, age_years=30),
         presentation("L2", "B", 0, age_years=75),
@@ -148,14 +148,16 @@ def test_imaging_overuse_share_not_imaged(tmp_path: Path):
     con = build(tmp_path, rows, refs, data_end=day(100))
     got = con.execute(
         """SELECT n_eligible, n_imaged, n_not_imaged, share_not_imaged, n_censored
-           FROM marts.imaging_overuse WHERE stratum_type = 'all'"""
+           FROM marts.imaging_overuse
+           WHERE measure = 'low_value_imaging' AND stratum_type = 'all'"""
     ).fetchone()
-    assert got == (6, 3, 3, 0.5, 1)
+    assert got == (6, 1, 5, 5 / 6, 1)
 
 
 def test_rule_performance_hand_counted(tmp_path: Path):
-    # Index tiers urgent, high, low, low; lung cancer (C34.1) within 365 days for the
-    # urgent and one low; a C79.51 (bone metastasis) 400 days later does not count.
+    # Index tiers urgent, high, low, low, all followed for 500 days; lung cancer (C34.1)
+    # within 365 days for the urgent and one low; a C79.51 (bone metastasis) 400 days
+    # later does not count.
     rows = [
         presentation("U", "A", 0, tier="urgent", night_pain=True),
         presentation("H", "B", 0, tier="high"),
@@ -173,9 +175,11 @@ def test_rule_performance_hand_counted(tmp_path: Path):
         (r[0], r[1]): r[2:]
         for r in con.execute(
             """SELECT rule_type, rule, tp, fp, fn, tn, sensitivity, specificity, ppv, npv,
-                      lr_positive FROM marts.rule_performance"""
+                      lr_positive FROM marts.rule_performance WHERE target = 'lung_cancer'"""
         ).fetchall()
     }
+    # emergency+: nobody positive
+    assert got[("tier_at_or_above", "emergency")][:4] == (0, 0, 2, 2)
     # urgent+: U positive (TP); H, L1, L2 negative: L1 FN, H and L2 TN
     assert got[("tier_at_or_above", "urgent")] == (1, 0, 1, 2, 0.5, 1.0, 1.0, 2 / 3, None)
     # high+: U TP, H FP; L1 FN, L2 TN -> LR+ = 0.5 / 0.5 = 1
@@ -189,9 +193,10 @@ def test_rule_performance_hand_counted(tmp_path: Path):
 def test_rule_performance_counts_each_index_presentation_once(tmp_path: Path):
     # Patient A has two index presentations (day 0 urgent, day 200 low: 200 > 180 days
     # apart) and two target diagnoses (days 250 and 260), each within 365 days of both
-    # indexes: both indexes have the target, each counted once, not once per diagnosis.
-    # B (high) has none; C's diagnosis comes 50 days before its index, so C has none.
-    # The data end is set after the diagnoses (diagnoses after it are ignored).
+    # indexes and within A200's 200 days of follow-up: both indexes have the target,
+    # each counted once, not once per diagnosis. B (high, followed 400 days) has none;
+    # C's diagnosis comes 50 days before its index: C is excluded. The data end is set
+    # after the diagnoses (diagnoses after it are ignored).
     rows = [
         presentation("A0", "A", 0, tier="urgent"),
         presentation("A200", "A", 200, tier="low"),
@@ -208,15 +213,15 @@ def test_rule_performance_counts_each_index_presentation_once(tmp_path: Path):
         rule: counts
         for rule, *counts in con.execute(
             """SELECT rule, tp, fp, fn, tn FROM marts.rule_performance
-               WHERE rule_type = 'tier_at_or_above'"""
+               WHERE rule_type = 'tier_at_or_above' AND target = 'lung_cancer'"""
         ).fetchall()
     }
-    # urgent+: A0 TP; A200 FN; B0 and C100 TN
-    assert got["urgent"] == [1, 0, 1, 2]
-    # high+: A0 TP, B0 FP; A200 FN, C100 TN
-    assert got["high"] == [1, 1, 1, 1]
-    # low+: every index presentation positive: A0, A200 TP; B0, C100 FP
-    assert got["low"] == [2, 2, 0, 0]
+    # urgent+: A0 TP; A200 FN; B0 TN
+    assert got["urgent"] == [1, 0, 1, 1]
+    # high+: A0 TP, B0 FP; A200 FN
+    assert got["high"] == [1, 1, 1, 0]
+    # low+: every counted index presentation positive: A0, A200 TP; B0 FP
+    assert got["low"] == [2, 1, 0, 0]
 
 
 def test_rule_performance_is_empty_without_diagnoses(tmp_path: Path):

@@ -6,8 +6,8 @@ the same release) and the published cohort definition. They write down the ident
 any analyst knows: strata partition their total, a stratum's eligible plus censored is
 its size in every window, a flag's stratum is the sum of the patterns that hold it,
 the age_50_plus flag is the bands from 50 up, a tier's index presentations are the
-Kaplan-Meier day-0 at-risk count and the tier mix's count, TP + FP of a flag is its
-stratum, TP + FN is the same in every row, care gaps are eligible minus imaged. Then
+Kaplan-Meier day-0 at-risk count and the tier mix's count, TP + FN is the same in every
+row, care gaps add up to their total, an overuse measure's age groups to its `all`. Then
 they substitute what is published and peel: an identity left with one unknown gives it;
 an identity of unknowns with plus signs whose published remainder R is under k pins
 each of them to 0..R.
@@ -49,7 +49,7 @@ def identities(tables: dict[str, pd.DataFrame]) -> list[tuple[dict, float]]:
     summary = tables["cohort_summary"]
     cell = {}
     for row in summary.itertuples():
-        for column in ("n_eligible", "n_events", "n_censored"):
+        for column in ("n_eligible", "n_events", "n_censored", "n_died"):
             key = (row.stratum_type, row.stratum_value, row.window_days, row.outcome, column)
             cell[key] = ("cell", "cohort_summary", row.Index, column)
         size = ("size", row.stratum_type, row.stratum_value)
@@ -62,7 +62,7 @@ def identities(tables: dict[str, pd.DataFrame]) -> list[tuple[dict, float]]:
     for kind in partitions:
         eq([("size", kind, v) for v in kinds[kind]], [("size", "all", "all")])
         for window, outcome in keys:
-            for column in ("n_eligible", "n_events", "n_censored"):
+            for column in ("n_eligible", "n_events", "n_censored", "n_died"):
                 eq(
                     [cell[(kind, v, window, outcome, column)] for v in kinds[kind]],
                     [cell[("all", "all", window, outcome, column)]],
@@ -100,37 +100,28 @@ def identities(tables: dict[str, pd.DataFrame]) -> list[tuple[dict, float]]:
             eq([n], [("size", "index_tier", category)])
 
     gaps = tables["care_gap_counts"]
-    for gap in definition.section("care_gaps")["definitions"]:
-        (row,) = gaps.index[gaps["care_gap"] == gap["name"]]
-        key = ("index_tier", gap["index_tier"], int(gap["window_days"]), gap["outcome"])
-        eq([("cell", "care_gap_counts", row, "n"), cell[key + ("n_events",)]],
-           [cell[key + ("n_eligible",)]])  # fmt: skip
     kinds_of_gap = [r for r in gaps.index if gaps.loc[r, "care_gap"] != "all"]
     every_gap = gaps.index[gaps["care_gap"] == "all"][0]
     eq([("cell", "care_gap_counts", r, "n") for r in kinds_of_gap],
        [("cell", "care_gap_counts", every_gap, "n")])  # fmt: skip
 
-    tiers = list(definition.tiers[:-1])
     performance = tables["rule_performance"]
     for row in performance.itertuples():
         c = {x: ("cell", "rule_performance", row.Index, x) for x in ("tp", "fp", "fn", "tn")}
         eq([c["tp"], c["fn"]], [("size", "target", row.target)])
         eq([c["fp"], c["tn"]], [("size", "no_target", row.target)])
-        if row.rule_type == "flag":
-            eq([c["tp"], c["fp"]], [("size", "flag", row.rule)])
-        else:
-            eq([c["tp"], c["fp"]],
-               [("size", "index_tier", t) for t in tiers[: tiers.index(row.rule) + 1]])  # fmt: skip
     overuse = tables["imaging_overuse"]
     for row in overuse.itertuples():
         c = {x: ("cell", "imaging_overuse", row.Index, x)
              for x in ("n_eligible", "n_imaged", "n_not_imaged", "n_censored")}  # fmt: skip
         eq([c["n_imaged"], c["n_not_imaged"]], [c["n_eligible"]])
-        eq([c["n_eligible"], c["n_censored"]], [("size", "overuse", row.stratum_type,
-                                                  row.stratum_value)])  # fmt: skip
-    for kind in ("age_band", "sex"):
-        rows = overuse.index[overuse["stratum_type"] == kind]
-        whole = overuse.index[overuse["stratum_type"] == "all"][0]
+        size = ("size", "overuse", row.measure, row.stratum_type, row.stratum_value)
+        eq([c["n_eligible"], c["n_censored"]], [size])
+    for measure in set(overuse["measure"]):
+        rows = overuse.index[(overuse["measure"] == measure)
+                             & (overuse["stratum_type"] == "age_group")]  # fmt: skip
+        whole = overuse.index[(overuse["measure"] == measure)
+                              & (overuse["stratum_type"] == "all")][0]  # fmt: skip
         for column in ("n_eligible", "n_imaged", "n_not_imaged", "n_censored"):
             eq([("cell", "imaging_overuse", r, column) for r in rows],
                [("cell", "imaging_overuse", whole, column)])  # fmt: skip

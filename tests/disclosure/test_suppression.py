@@ -18,7 +18,8 @@ SUMMARY = aggregate_rules(load_definition())["cohort_summary"]
 
 
 def summary_rows(cells: list[tuple[str, str, int, int, int]]) -> pd.DataFrame:
-    """(stratum_type, stratum_value, n_eligible, n_events, n_censored) for W=14, imaging_any."""
+    """(stratum_type, stratum_value, n_eligible, n_events, n_censored) for W=14, imaging_any;
+    nobody died."""
     frame = pd.DataFrame(
         cells, columns=["stratum_type", "stratum_value", "n_eligible", "n_events", "n_censored"]
     )
@@ -28,6 +29,7 @@ def summary_rows(cells: list[tuple[str, str, int, int, int]]) -> pd.DataFrame:
     frame["ci_low"] = 0.0
     frame["ci_high"] = 1.0
     frame["median_days_to_event"] = 3.0
+    frame["n_died"] = 0
     return frame
 
 

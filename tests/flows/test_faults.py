@@ -69,7 +69,7 @@ def test_the_writer_cannot_read_files_after_a_hostile_ingest(
         'Permission Error: Cannot access file "/etc/passwd" - file system operations are '
         "disabled by configuration"
     ]
-    assert result["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0}
+    assert result["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0, "patients": 0}
     assert not (tmp_path / "pwned.csv").exists()
     files, rows = fetch(
         warehouse,

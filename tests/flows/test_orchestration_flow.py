@@ -82,7 +82,7 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
     )
     warehouse = tmp_path / "w.duckdb"
     first = run_flow(inputs, warehouse)
-    assert first["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0}
+    assert first["raw"] == {"intake": 3, "referrals": 2, "diagnoses": 0, "patients": 0}
     assert file_statuses(first) == {"intake_2024a.csv": "loaded", "referrals_a.csv": "loaded"}
 
     # Patient P3 of the new referral is in the new intake file, which is ingested first.
@@ -96,7 +96,7 @@ def test_files_added_later_are_ingested_and_equal_a_fresh_run(tmp_path: Path, ru
         "referrals_a.csv": "loaded",
         "referrals_b.csv": "loaded",
     }
-    assert second["raw"] == {"intake": 5, "referrals": 3, "diagnoses": 0}
+    assert second["raw"] == {"intake": 5, "referrals": 3, "diagnoses": 0, "patients": 0}
     assert intake_ids(warehouse) == ["E1", "E2", "E3", "E4", "E5"]
     # The unchanged intake file was read once, by the first run; the rechecked
     # referrals file's first load is kept in the manifest as replaced.

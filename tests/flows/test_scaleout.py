@@ -234,7 +234,7 @@ def test_a_two_worker_dask_run_equals_a_run_in_one_process(tmp_path: Path):
     ) as cluster:
         address = cluster.scheduler_address
         first = run_pipeline(parameters(on_dask, docs), dask_address=address)
-        assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0}
+        assert first["raw"] == {"intake": 3, "referrals": 3, "diagnoses": 0, "patients": 0}
         write_inputs(inputs, {"intake_2024b.csv": INTAKE_B, "referrals_b.csv": REFERRALS_B})
         # What a run killed between prepare and load would leave: removed, never loaded.
         stale = tmp_path / ".redflags-work" / "dask.duckdb" / "killed-run" / "intake" / "x"

@@ -84,6 +84,7 @@ def summary_row(
         "ci_high": high,
         "median_days_to_event": 3.0,
         "n_censored": n_stratum - n,
+        "n_died": 0,
     }
 
 
@@ -196,15 +197,16 @@ def build_warehouse(
         low, high = wilson(60, 80)
         overuse = pd.DataFrame(
             {
-                "stratum_type": ["all", "sex"],
-                "stratum_value": ["all", "F"],
+                "measure": "hedis_lbp",
+                "stratum_type": ["all", "age_group"],
+                "stratum_value": ["all", "18-64"],
                 "window_days": 28,
-                "n_eligible": [80, 40],
-                "n_imaged": [20, 5],
-                "n_not_imaged": [60, 35],
-                "share_not_imaged": [0.75, 35 / 40],
-                "ci_low": [low, 0.0],
-                "ci_high": [high, 1.0],
+                "n_eligible": [80, 80],
+                "n_imaged": [20, 20],
+                "n_not_imaged": [60, 60],
+                "share_not_imaged": [0.75, 0.75],
+                "ci_low": [low, low],
+                "ci_high": [high, high],
                 "n_censored": [0, 0],
             }
         )
@@ -224,7 +226,7 @@ def build_warehouse(
         )
         performance = pd.DataFrame(
             {
-                "target": "lung_cancer_or_bone_metastasis",
+                "target": "any_target",
                 "rule_type": ["tier_at_or_above", "flag"],
                 "rule": ["high", "prior_cancer"],
                 "tp": [12, 3],
@@ -238,6 +240,9 @@ def build_warehouse(
                 "lr_positive": [(12 / 26) / (30 / 166), (3 / 14) / (40 / 178)],
             }
         )
+        for measure in ("sensitivity", "specificity", "ppv", "npv", "lr_positive"):
+            performance[f"{measure}_ci_low"] = performance[measure] * 0.5
+            performance[f"{measure}_ci_high"] = performance[measure] * 1.5
         if not diagnoses:
             performance = performance.iloc[0:0]
         for name, frame in {

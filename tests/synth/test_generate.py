@@ -24,7 +24,7 @@ from pipelines.synth.profile import PROFILE_PATH, ProfileError, load_profile
 from pipelines.value_sets import load_value_sets, matches
 from tests.support import SAMPLE_DIR
 
-TABLES = ("intake", "referrals", "diagnoses")
+TABLES = ("intake", "referrals", "diagnoses", "patients")
 START, END = date(2023, 1, 1), date(2025, 12, 31)
 SYMPTOMS = [c.name for c in load_contract("intake").columns if c.symptom]
 # Back-pain phrases of the rules' text table, and the negation cues.
@@ -119,6 +119,11 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFra
         | positive_clauses(intake["chief_complaint"], RED_FLAG_PHRASES)
     )
     intake["date"] = pd.to_datetime(intake["encounter_date"])
+    diagnoses = frames["diagnoses"]
+    cancer = diagnoses["code"].map(
+        lambda c: matches(c, "lung_cancer") or matches(c, "bone_metastasis")
+    )
+    frames["cancer_diagnoses"] = diagnoses[cancer]
     return frames
 
 
@@ -223,6 +228,7 @@ def test_every_id_refers_to_an_intake_patient(population: dict[str, pd.DataFrame
     patients = set(population["intake"]["patient_id"])
     assert set(population["referrals"]["patient_id"]) <= patients
     assert set(population["diagnoses"]["patient_id"]) <= patients
+    assert set(population["patients"]["patient_id"]) == patients
     assert population["intake"]["patient_id"].nunique() == 5000
 
 
@@ -232,9 +238,13 @@ def test_codes_come_from_the_value_sets(population: dict[str, pd.DataFrame]):
     assert all(any(matches(c, v) for v in conditions) for c in codes)
     diagnoses = population["diagnoses"]
     assert set(diagnoses["code_system"]) == {"ICD10CM"}
+    complicating = load_profile()["followup"]["complicating_conditions"]
     assert all(
-        matches(c, "lung_cancer") or matches(c, "bone_metastasis") for c in diagnoses["code"]
+        any(matches(c, v) for v in ["lung_cancer", "bone_metastasis", *complicating])
+        for c in diagnoses["code"]
     )
+    coded = {v for c in diagnoses["code"] for v in complicating if matches(c, v)}
+    assert coded == set(complicating)
     assert diagnoses["code"].str.startswith("C34").any()
     assert (diagnoses["code"] == "C79.51").any()
     referrals = population["referrals"]
@@ -250,6 +260,13 @@ def test_codes_come_from_the_value_sets(population: dict[str, pd.DataFrame]):
 
 def test_referrals_are_written_in_every_form(population: dict[str, pd.DataFrame]):
     referrals = population["referrals"]
+    # the orders of the risk model; imaging of other regions is written without a code
+    other_region = (
+        referrals["code"].isna()
+        & referrals["body_region"].eq("other")
+        & referrals["modality"].isin(["xray", "ct", "mri"])
+    )
+    referrals = referrals[~other_region]
     code_only = referrals["code"].notna() & referrals["modality"].isna()
     no_code = referrals["code"].isna() & referrals["modality"].notna()
     full = referrals[["code", "modality", "body_region"]].notna().all(axis=1)
@@ -276,7 +293,7 @@ def test_several_presentations_per_patient(population):
 
 
 def test_malignancy_is_about_1_percent_of_back_pain_patients(population):
-    intake, diagnoses = population["intake"], population["diagnoses"]
+    intake, diagnoses = population["intake"], population["cancer_diagnoses"]
     back_pain_patients = set(intake.loc[intake["is_back_pain"], "patient_id"])
     with_cancer = set(diagnoses["patient_id"])
     assert with_cancer <= back_pain_patients
@@ -286,7 +303,7 @@ def test_malignancy_is_about_1_percent_of_back_pain_patients(population):
 
 def test_red_flags_are_far_more_common_in_cancer_patients(population):
     intake = population["intake"]
-    cancer = intake["patient_id"].isin(population["diagnoses"]["patient_id"])
+    cancer = intake["patient_id"].isin(population["cancer_diagnoses"]["patient_id"])
     back = intake["is_back_pain"]
     rate_cancer = intake.loc[back & cancer, "has_red_flag"].mean()
     rate_other = intake.loc[back & ~cancer, "has_red_flag"].mean()
@@ -294,7 +311,7 @@ def test_red_flags_are_far_more_common_in_cancer_patients(population):
 
 
 def test_cancer_diagnoses_follow_a_red_flag(population):
-    intake, diagnoses = population["intake"], population["diagnoses"]
+    intake, diagnoses = population["intake"], population["cancer_diagnoses"]
     first_dx = diagnoses.assign(date=pd.to_datetime(diagnoses["diagnosis_date"]))
     first_dx = first_dx.groupby("patient_id")["date"].min()
     flagged = intake[intake["has_red_flag"]].groupby("patient_id")["date"].min()
@@ -518,3 +535,27 @@ def test_help_describes_every_option():
     assert result.returncode == 0
     for option in ("--out", "--patients", "--seed", "--format", "--start", "--end"):
         assert option in result.stdout
+
+
+def test_deaths_and_observation_periods_end_follow_up(population: dict[str, pd.DataFrame]):
+    """Deaths come after a patient's last visit, more often with cancer; observation
+    periods cover every visit; some end before the period does; other-region imaging."""
+    intake, patients = population["intake"], population["patients"].set_index("patient_id")
+    visits = intake.groupby("patient_id")["date"].agg(["min", "max"])
+    died = pd.to_datetime(patients["death_date"]).dropna()
+    assert 0.01 < len(died) / len(patients) < 0.05
+    assert (died > visits.loc[died.index, "max"]).all()
+    start = pd.to_datetime(patients["observation_start_date"])
+    end = pd.to_datetime(patients["observation_end_date"])
+    assert (start <= visits.loc[start.index, "min"]).all()
+    ended = end.dropna()
+    assert (ended >= visits.loc[ended.index, "max"]).all()
+    assert (ended < pd.Timestamp(END)).mean() > 0.99  # ended, within the period
+    assert 0.05 < (len(ended) - len(died)) / len(patients) < 0.15
+    # the dead's observation ends at death
+    assert (end.loc[died.index] == died).all()
+    with_cancer = set(population["cancer_diagnoses"]["patient_id"])
+    assert died.index.isin(list(with_cancer)).mean() > 0.1  # far above their 1% share
+    other = population["referrals"]["body_region"].eq("other")
+    assert 0.1 < other.mean() < 0.3
+    assert population["referrals"]["referral_id"].is_unique
