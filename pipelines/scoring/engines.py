@@ -61,16 +61,20 @@ def scored_select(
 
 
 def score_frame(
-    intake: pd.DataFrame, engine: str = DEFAULT_ENGINE, rules: RuleSet | None = None
+    intake: pd.DataFrame,
+    engine: str = DEFAULT_ENGINE,
+    rules: RuleSet | None = None,
+    diagnoses: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """features.presentation_flags for an intake frame, by either engine (tests, tools)."""
+    """features.presentation_flags for an intake frame (and optionally its diagnoses),
+    by either engine (tests, tools)."""
     from pipelines.scoring.rules import load_rules
 
     rules = rules or load_rules()
     if check_engine(engine) == "pandas":
         from pipelines.scoring.pandas_engine import score_pandas
 
-        return score_pandas(intake, rules)
+        return score_pandas(intake, rules, diagnoses)
     from pipelines.scoring.duckdb_engine import score_duckdb
 
-    return score_duckdb(intake, rules)
+    return score_duckdb(intake, rules, diagnoses)
