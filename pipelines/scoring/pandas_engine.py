@@ -117,3 +117,13 @@ def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     columns = ", ".join(load_contract("intake").names)
     table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
     return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
+
+
+def diagnoses_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """staging.diagnoses as a frame (the columns the history reads)."""
+    from pipelines.scoring.history import DIAGNOSES
+
+    table = con.sql(
+        f"SELECT patient_id, diagnosis_date, code, code_system FROM {DIAGNOSES}"
+    ).to_arrow_table()
+    return table.to_pandas(types_mapper=pd.ArrowDtype, date_as_object=False)

@@ -301,6 +301,71 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     assert frame.loc["E2", "tier"] == "not_back_pain"
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_score_file_reads_a_diagnoses_file(tmp_path: Path, engine: str):
+    """`score --diagnoses`: a cancer diagnosed on or before a presentation's date, in
+    ICD-10-CM (CSV) or SNOMED through the crosswalk (Parquet)."""
+    from pipelines.scoring.jobs import score_file
+
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    icd = tmp_path / "diagnoses.csv"
+    icd.write_text(
+        "patient_id,diagnosis_date,code,code_system\nP1,2024-02-01,C34.90,ICD10CM\n",
+        encoding="utf-8",
+    )
+    snomed = tmp_path / "diagnoses.parquet"
+    pd.DataFrame(
+        {
+            "patient_id": ["P1"],
+            "diagnosis_date": [pd.Timestamp("2024-03-04")],
+            "code": ["93880001"],
+            "code_system": ["SNOMED"],
+        }
+    ).to_parquet(snomed)
+    for diagnoses in (icd, snomed):
+        out = tmp_path / "out.parquet"
+        assert score_file(tmp_path / "intake.csv", out, engine, diagnoses=diagnoses) == 3
+        frame = pd.read_parquet(out).set_index("encounter_id")
+        # E1 (2024-01-02) is before either diagnosis: known_cancer NULL, low, age_50 1.
+        # E3 (2024-03-04): known_cancer 4 + hemoptysis 3 + age_50 1 + persistent 1 = 9.
+        assert pd.isna(frame.loc["E1", "known_cancer"])
+        assert (frame.loc["E1", "tier"], frame.loc["E1", "score"]) == ("low", 1)
+        assert frame.loc["E3", "known_cancer"]
+        assert (frame.loc["E3", "tier"], frame.loc["E3", "score"]) == ("high", 9)
+
+
+def test_a_bad_diagnoses_file_is_one_line(tmp_path: Path):
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    bad = tmp_path / "dx.csv"
+    bad.write_text(
+        "patient_id,diagnosis_date,code,code_system\n"
+        "P1,2024-02-01,C34.90,ICD10CM\nP1,2024-02-01,162.9,ICD9CM\n",
+        encoding="utf-8",
+    )
+    args = ("score", str(tmp_path / "intake.csv"), "--out", str(tmp_path / "o.csv"))
+    result = _cli(*args, "--diagnoses", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"redflags: error: {bad}, line 3, column code_system: 'ICD9CM' is not one of "
+        "ICD10CM, SNOMED; correct the value and rerun"
+    )
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_score_warehouse_reads_staging_diagnoses(tmp_path: Path, engine: str):
+    con = _warehouse_with_intake(tmp_path / "w.duckdb", [{**ROW, "prior_cancer": False}])
+    con.execute(
+        "INSERT INTO staging.diagnoses VALUES "
+        "('P1', DATE '2024-01-01', 'C34.90', 'ICD10CM', 'diagnoses.csv', 2, 'r1')"
+    )
+    assert score_warehouse(con, engine) == 1
+    # prior_cancer FALSE, but a lung cancer diagnosed before: known_cancer -> high, 4 + age 1.
+    got = con.execute(
+        "SELECT prior_cancer, known_cancer, tier, score FROM features.presentation_flags"
+    ).fetchall()
+    assert got == [(False, True, "high", 5)]
+
+
 @pytest.mark.parametrize("own_column", ["", ", 0 AS file_row_number"])
 def test_score_file_keys_the_rows_of_a_parquet_intake(tmp_path: Path, own_column: str):
     """A Parquet intake's rows keep their order and keys, also when the file has a column
