@@ -699,7 +699,9 @@ def score(
             "--diagnoses",
             metavar="FILE",
             help="Canonical diagnoses file (.csv or .parquet; columns of schemas/diagnoses.yml): "
-            "a cancer diagnosed on or before a presentation's date makes known_cancer TRUE.",
+            "a cancer diagnosed on or before a presentation's date makes known_cancer TRUE.  "
+            "[default: none; history from the intake only]",
+            show_default=False,
         ),
     ] = None,
 ) -> None:

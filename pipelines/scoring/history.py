@@ -161,12 +161,14 @@ def diagnosis_match_sql(icd10_pattern: str, snomed_codes: tuple[str, ...]) -> st
     """A diagnoses row's code is in the value set (ICD-10-CM) or maps into it (SNOMED)."""
     code = codes.normalize_sql("code")
     snomed = (
-        f"code_system = 'SNOMED' AND {code} IN ({', '.join(literal(c) for c in snomed_codes)})"
+        f"code_system = {literal('SNOMED')} "
+        f"AND {code} IN ({', '.join(literal(c) for c in snomed_codes)})"
         if snomed_codes
         else "false"
     )
     return (
-        f"((code_system = 'ICD10CM' AND regexp_matches({code}, {literal(icd10_pattern)})) "
+        f"((code_system = {literal('ICD10CM')} "
+        f"AND regexp_matches({code}, {literal(icd10_pattern)})) "
         f"OR ({snomed}))"
     )
 

@@ -71,6 +71,8 @@ class RuleSet:
     features: list[Feature]
     tier: p.Expr
     tier_names: list[str]
+    tier_actions: dict[str, str]  # every tier's expected action, the outside tier's too
+    imaging_tiers: list[str]  # the tiers whose expected action is imaging
     score: p.Expr
     score_features: list[str]
     completeness: p.Expr
@@ -147,6 +149,16 @@ def read_rules(path: Path, files: tuple[Path, ...]) -> RuleSet:
 def tier_order() -> list[str]:
     """The tiers, highest first, then the tier of presentations outside the population."""
     return load_rules().tier_names
+
+
+def tier_actions() -> dict[str, str]:
+    """The expected action of each tier (the rule file's `action`)."""
+    return load_rules().tier_actions
+
+
+def imaging_tiers() -> list[str]:
+    """The tiers whose expected action is imaging, highest first."""
+    return load_rules().imaging_tiers
 
 
 def red_flags() -> list[str]:
@@ -234,6 +246,9 @@ def _build(path: Path, raw: dict, version: str) -> RuleSet:
         features=features,
         tier=tier,
         tier_names=[str(t["name"]) for t in order] + [str(tiers["outside"])],
+        tier_actions={str(t["name"]): str(t["action"]) for t in order}
+        | {str(tiers["outside"]): str(tiers["outside_action"])},
+        imaging_tiers=[str(t["name"]) for t in order if t.get("expects_imaging")],
         score=score,
         score_features=list(weights),
         completeness=completeness,

@@ -1,5 +1,5 @@
 -- Mart care_gaps: index presentations whose expected referral did not come in time
--- (cohorts.yml care_gaps): urgent ones with no spine imaging within 1 day, high ones
+-- (cohorts.yml care_gaps): emergency ones with no spine imaging within 1 day, high ones
 -- with no imaging within 14 days. Listed once the window has passed (index_date +
 -- window_days <= data end), with days_to_outcome (the first such referral, later than
 -- the window, NULL if none yet) and days_since_index at the data end.
