@@ -1,9 +1,10 @@
 """The baseline: the red-flag rules written row by row in plain Python.
 
 This is the "straightforward" implementation the engines are measured against,
-and a second method for the tests: it follows the clinical rules directly (tiers and
-weights written out by hand, text read clause by clause and word by word), and
-only takes the phrase lists, cues and value sets from schemas/. It lives in
+and a second method for the tests: it follows the clinical rules (version 2)
+directly (tiers and weights written out by hand, each mention's cues looked for
+token by token, the history by scanning the patient's earlier rows), and only
+takes the phrase lists, the cue lexicon's patterns and the value sets from schemas/. It lives in
 benchmarks/ only; the pipeline never uses it.
 
 `python -m benchmarks.baseline_scoring INPUT.parquet` scores a file and prints
@@ -19,6 +20,7 @@ from datetime import date
 import pandas as pd
 
 from pipelines.resources import active
+from pipelines.scoring.context import CueClass, load_lexicon
 from pipelines.value_sets import matches
 
 SYMPTOMS = [
@@ -48,16 +50,30 @@ LUNG = [
     "unexplained_weight_loss",
     "appetite_loss",
 ]
+COMPLICATING = [
+    "trauma",
+    "osteoporosis",
+    "steroid_use",
+    "iv_drug_use",
+    "immunosuppression",
+    "spinal_infection",
+    "spondylopathy",
+    "lumbar_surgery",
+    "palliative",
+]
 WEIGHTS = {
-    "prior_cancer": 4,
+    "known_cancer": 4,
     "hemoptysis": 3,
     "bladder_bowel_dysfunction": 3,
     "limb_weakness": 3,
     "unexplained_weight_loss": 2,
+    "suspected_cancer": 2,
     "night_pain": 1,
     "rest_pain": 1,
     "progressive": 1,
     "thoracic_pain": 1,
+    "strain_pain": 1,
+    "spinal_tenderness": 1,
     "pain_persistent": 1,
     "age_50_plus": 1,
     "ever_smoked": 1,
@@ -73,52 +89,90 @@ WEIGHTS = {
 }
 
 _RAW = active().yaml("schemas/red_flags.yml")
-PHRASES = {k: [p.lower().split() for p in v] for k, v in _RAW["phrases"].items()}
-CUES = [c.split() for c in _RAW["text"]["negation_cues"]]
-SCOPE = 5
+PHRASES = {k: [str(p) for p in v] for k, v in _RAW["phrases"].items()}
+LEXICON = load_lexicon()
+TOKEN = re.compile(r"^([MPC])([0-9]+)$")
 
 
-def clauses(text: str | None) -> list[list[str]]:
-    """Words of each clause: clauses end at . ; , but however; words are [a-z0-9']+."""
-    if not text:
+def _marked(text: str | None, name: str) -> list[str]:
+    """The text's tokens with the mentions of phrase list `name`, the pseudo-negations
+    and the cues marked, by the lexicon's own patterns (Python's re, one text)."""
+    text = LEXICON.normalise(text or "")
+    for pattern, token in LEXICON.mention_passes(PHRASES[name]):
+        text = re.sub(pattern, token, text)
+    if "M" not in text:
         return []
-    text = re.sub(r"[^a-z0-9'.;,]+", " ", text.lower())
-    out: list[list[str]] = []
-    current: list[str] = []
-    for token in re.findall(r"[a-z0-9']+|[.;,]", text):
-        if token in (".", ";", ",", "but", "however"):
-            out.append(current)
-            current = []
+    for pattern, token in LEXICON.mark_passes:
+        text = re.sub(pattern, token, text)
+    return text.split(" ")
+
+
+def reading(text: str | None, name: str) -> set[str]:
+    """The statuses of the mentions of `name` in the text, read mention by mention:
+    a cue before it reaches it within its scope in words, in the same sentence, with no
+    termination between; a cue after it reaches back to it alone."""
+    tokens = _marked(text, name)
+    words, starts, kinds = [], [], []
+    for t in tokens:
+        m = TOKEN.match(t)
+        if m is None:
+            words.append(1 if re.fullmatch("[a-z0-9]+", t) else 0)
+            kinds.append(None)
+        elif m.group(1) == "C":
+            words.append(LEXICON.classes[int(m.group(2))].words)
+            kinds.append(LEXICON.classes[int(m.group(2))])
         else:
-            current.append(token)
-    out.append(current)
-    return out
-
-
-def mentions(text: str | None, name: str) -> tuple[bool, bool]:
-    """(mentioned at all, mentioned at least once without a cue in the 5 words before).
-
-    Mentions are read left to right, the longest phrase at each word first; a
-    phrase inside a longer mention ("back pain" in "low back pain") is not a
-    mention of its own.
-    """
-    seen = affirmed = False
-    longest_first = sorted(PHRASES[name], key=len, reverse=True)
-    for words in clauses(text):
-        i = 0
-        while i < len(words):
-            phrase = next((p for p in longest_first if words[i : i + len(p)] == p), None)
-            if phrase is None:
-                i += 1
+            words.append(int(m.group(2)))
+            kinds.append(m.group(1))
+        starts.append(sum(words[:-1]))
+    found: set[str] = set()
+    for i, kind in enumerate(kinds):
+        if kind != "M":
+            continue
+        cue_before = {k: False for k in ("pre_negation", "hypothetical_before", "other_person")}
+        ended_all = ended_pre = False
+        for j in range(i - 1, -1, -1):
+            if tokens[j] == ".":
+                break
+            c = kinds[j]
+            if not isinstance(c, CueClass):
                 continue
-            seen = True
-            window = words[max(0, i - SCOPE) : i]
-            negated = any(
-                window[j : j + len(cue)] == cue for cue in CUES for j in range(len(window))
-            )
-            affirmed = affirmed or not negated
-            i += len(phrase)
-    return seen, affirmed
+            for k in cue_before:
+                ended = ended_pre or ended_all if k == "pre_negation" else ended_all
+                if c.scope(k) and not ended and starts[i] < starts[j] + words[j] + c.scope(k):
+                    cue_before[k] = True
+            ended_all = ended_all or c.ends_all
+            ended_pre = ended_pre or c.ends_pre_negation
+        cue_after = {k: False for k in ("post_negation", "hypothetical_after")}
+        for j in range(i + 1, len(tokens)):
+            c = kinds[j]
+            if tokens[j] == "." or c == "M":
+                break
+            if not isinstance(c, CueClass):
+                continue
+            if c.ends_all:
+                break
+            for k in cue_after:
+                if c.scope(k) and starts[i] + words[i] > starts[j] - c.scope(k):
+                    cue_after[k] = True
+        other = cue_before["other_person"]
+        negated = cue_before["pre_negation"] or cue_after["post_negation"]
+        hypothetical = cue_before["hypothetical_before"] or cue_after["hypothetical_after"]
+        if other:
+            found.add("other_person")
+        elif negated:
+            found.add("negated")
+        elif hypothetical:
+            found.add("hypothetical")
+        else:
+            found.add("affirmed")
+    return found
+
+
+def text_value(text: str | None, name: str) -> bool | None:
+    """TRUE when a mention is affirmed, FALSE when none is and one is negated, else None."""
+    found = reading(text, name)
+    return True if "affirmed" in found else (False if "negated" in found else None)
 
 
 def has_code(dx_codes: str | None, value_set: str) -> bool:
@@ -151,23 +205,17 @@ def _gte(value: object, n: int) -> bool | None:
 
 def effective(row: dict) -> dict:
     out: dict = {}
-    seen, affirmed = mentions(row["chief_complaint"], "back_pain")
+    text = row["chief_complaint"]
     out["back_pain"] = (
         bool(row["back_pain"])
         if _known(row["back_pain"])
-        else has_code(row["dx_codes"], "back_pain") or affirmed
+        else has_code(row["dx_codes"], "back_pain") or text_value(text, "back_pain") is True
     )
     if _known(row["pain_site"]):
         out["pain_site"] = row["pain_site"]
-    elif (
-        has_code(row["dx_codes"], "site_thoracic")
-        or mentions(row["chief_complaint"], "site_thoracic")[1]
-    ):
+    elif has_code(row["dx_codes"], "site_thoracic") or text_value(text, "site_thoracic") is True:
         out["pain_site"] = "thoracic"
-    elif (
-        has_code(row["dx_codes"], "site_lumbar")
-        or mentions(row["chief_complaint"], "site_lumbar")[1]
-    ):
+    elif has_code(row["dx_codes"], "site_lumbar") or text_value(text, "site_lumbar") is True:
         out["pain_site"] = "lumbar"
     else:
         out["pain_site"] = "unspecified"
@@ -175,10 +223,20 @@ def effective(row: dict) -> dict:
         if _known(row[name]):
             out[name] = bool(row[name])
             continue
-        seen, affirmed = mentions(row["chief_complaint"], name)
+        said = text_value(text, name)
         code = name not in NO_CODES and has_code(row["dx_codes"], name)
-        out[name] = True if (code or affirmed) else (False if seen else None)
+        out[name] = True if (code or said is True) else said
     return out
+
+
+def _cancer_here(row: dict, e: dict) -> bool:
+    return e["prior_cancer"] is True or has_code(row["dx_codes"], "prior_cancer")
+
+
+def _smoked_here(row: dict) -> bool:
+    return row["smoking_status"] in ("current", "former") or has_code(
+        row["dx_codes"], "ever_smoked"
+    )
 
 
 def score_rows(rows: list[dict]) -> list[dict]:
@@ -222,7 +280,9 @@ def score_rows(rows: list[dict]) -> list[dict]:
             1 if e["back_pain"] else 0
         )
         age = r["age_years"]
-        smoking = {"former": True, "current": True, "never": False}.get(r["smoking_status"])
+        text = r["chief_complaint"]
+        cancer_before = any(_cancer_here(rows[j], eff[j]) for j in [*earlier, i])
+        smoked_before = any(_smoked_here(rows[j]) for j in [*earlier, i])
         f = {
             **e,
             "pain_persistent": pain_persistent,
@@ -230,8 +290,15 @@ def score_rows(rows: list[dict]) -> list[dict]:
             "repeat_presentation": n_recent >= 3,
             "age_40_plus": _gte(age, 40),
             "age_50_plus": _gte(age, 50),
+            "age_70_plus": _gte(age, 70),
             "thoracic_pain": e["pain_site"] == "thoracic",
-            "ever_smoked": _or(smoking, has_code(r["dx_codes"], "ever_smoked")),
+            "strain_pain": text_value(text, "strain_pain"),
+            "spinal_tenderness": text_value(text, "spinal_tenderness"),
+            "known_cancer": True if cancer_before else e["prior_cancer"],
+            "suspected_cancer": "hypothetical" in reading(text, "prior_cancer"),
+            "ever_smoked": True
+            if smoked_before
+            else (False if r["smoking_status"] == "never" else None),
             "neuro_symptom": _or(
                 *(
                     e[n]
@@ -243,8 +310,22 @@ def score_rows(rows: list[dict]) -> list[dict]:
                     )
                 )
             ),
+            "complicated": any(has_code(r["dx_codes"], vs) for vs in COMPLICATING),
         }
         f["lung_symptom_count"] = sum(1 for n in LUNG if f[n] is True)
+        f["metastasis_pain"] = _or(
+            *(
+                f[n]
+                for n in (
+                    "thoracic_pain",
+                    "progressive",
+                    "rest_pain",
+                    "night_pain",
+                    "strain_pain",
+                    "spinal_tenderness",
+                )
+            )
+        )
         t = {k: v is True for k, v in f.items()}  # NULL counts as not present
         n_lung = f["lung_symptom_count"]
         if not f["back_pain"]:
@@ -252,11 +333,14 @@ def score_rows(rows: list[dict]) -> list[dict]:
         elif (
             t["bladder_bowel_dysfunction"]
             or t["limb_weakness"]
-            or (t["neuro_symptom"] and t["prior_cancer"])
+            or (t["known_cancer"] and t["neuro_symptom"])
         ):
+            tier = "emergency"
+        elif t["known_cancer"] and t["metastasis_pain"]:
             tier = "urgent"
         elif (
-            t["prior_cancer"]
+            t["known_cancer"]
+            or t["suspected_cancer"]
             or (t["hemoptysis"] and t["age_40_plus"])
             or (t["age_40_plus"] and (n_lung >= 2 or (t["ever_smoked"] and n_lung >= 1)))
             or (t["age_50_plus"] and t["unexplained_weight_loss"])
@@ -269,11 +353,15 @@ def score_rows(rows: list[dict]) -> list[dict]:
                 "rest_pain",
                 "progressive",
                 "thoracic_pain",
+                "strain_pain",
+                "spinal_tenderness",
                 "unexplained_weight_loss",
                 "hemoptysis",
                 "neuro_symptom",
                 "fever",
                 "repeat_presentation",
+                "complicated",
+                "age_70_plus",
             )
         ) or (t["pain_persistent"] and t["age_50_plus"]):
             tier = "moderate"

@@ -716,6 +716,17 @@ def score(
     engine: EngineOption = None,
     config: ConfigPath = None,
     site: SiteDir = None,
+    diagnoses: Annotated[
+        Path | None,
+        typer.Option(
+            "--diagnoses",
+            metavar="FILE",
+            help="Canonical diagnoses file (.csv or .parquet; columns of schemas/diagnoses.yml): "
+            "a cancer diagnosed on or before a presentation's date makes known_cancer TRUE.  "
+            "[default: none; history from the intake only]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score every presentation of an intake file for red flags (no warehouse needed).
 
@@ -726,7 +737,12 @@ def score(
 
     settings = command_settings(site, config, engine=engine)
     n = score_file(
-        input_file, out, settings.engine, memory_limit=settings.memory_limit, progress=echo_err
+        input_file,
+        out,
+        settings.engine,
+        memory_limit=settings.memory_limit,
+        progress=echo_err,
+        diagnoses=diagnoses,
     )
     typer.echo(f"scored {n:,} presentations: {input_file} -> {out}")
 

@@ -27,7 +27,7 @@ def test_every_sample_row_arrives_and_is_accepted(sample_run):
         assert scored == expected["intake"]
         tiers = {t for (t,) in con.execute("SELECT DISTINCT tier FROM features.presentation_flags")
                  .fetchall()}  # fmt: skip
-        assert tiers == {"urgent", "high", "moderate", "low", "not_back_pain"}
+        assert tiers == {"emergency", "urgent", "high", "moderate", "low", "not_back_pain"}
         for mart in ("index_presentations", "cohort_summary", "time_to_referral", "care_gaps",
                      "imaging_overuse", "rule_performance", "documentation_quality"):  # fmt: skip
             assert con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0] > 0, mart

@@ -18,7 +18,7 @@ from pipelines.report import charts
 from pipelines.report.charts import window_label
 from pipelines.report.data import ReportData
 from pipelines.report.palette import RATE_OUTCOME, index_tiers, tier_label
-from pipelines.scoring.rules import tier_order
+from pipelines.scoring.rules import imaging_tiers, tier_actions, tier_order
 
 RATE_OUTCOME_LABEL = "Imaged"
 # Patterns are ranked at the HEDIS window; the longest window when that one is absent.
@@ -193,11 +193,13 @@ def headline_section(data: ReportData) -> tuple[list[Headline], Section]:
         known = int(total.iloc[0]) if total.notna().iloc[0] else 0
         share = mix["n"].astype("Float64") / max(known, 1)
         mix_text = fmt_share(share, mix["hidden"], digits=0)
-        top = mix["category"].isin(["urgent", "high"])
+        imaging = imaging_tiers()
+        top = mix["category"].isin(imaging)
         top_share = pd.Series([share[top].sum()])
+        labels = [tier_label(t).lower() for t in imaging]
         headlines.append(
             Headline(
-                "Urgent or high tier",
+                (", ".join(labels[:-1]) + " or " + labels[-1]).capitalize() + " tier",
                 fmt_share(top_share, pd.Series([bool(mix["hidden"][top].any())]), 0).iloc[0],
                 " · ".join(
                     f"{tier_label(c)} {t}" for c, t in zip(mix["category"], mix_text, strict=True)
@@ -208,10 +210,11 @@ def headline_section(data: ReportData) -> tuple[list[Headline], Section]:
         shown = mix.assign(
             Tier=mix["category"].map(tier_label),
             **{
+                "Expected action": mix["category"].map(tier_actions()).fillna(""),
                 "Index presentations": fmt_count(mix["n"], mix["hidden"]),
                 "Share": mix_text,
             },
-        )[["Tier", "Index presentations", "Share"]]
+        )[["Tier", "Expected action", "Index presentations", "Share"]]
         section.tables.append(table(shown, ["Index presentations", "Share"]))
     headlines.append(care_gap_summary(data))
     headlines.append(overuse_summary(data))

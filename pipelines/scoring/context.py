@@ -90,6 +90,10 @@ OTHER = OTHER_PERSON  # another person's mention has the kind's name as its stat
 ABSENT = "absent"
 # A row's status is the first of these that one of its mentions has.
 STATUSES = (AFFIRMED, NEGATED, OTHER, HYPOTHETICAL, ABSENT)
+# A text's mention flags: one bit per status that at least one of its mentions has
+# (scoring reads more than the row's status: a clinician's hypothetical mention of
+# cancer counts even where another mention is another person's).
+FLAG_BITS = {AFFIRMED: 1, NEGATED: 2, OTHER: 4, HYPOTHETICAL: 8}
 
 # Tokens of the normalised text besides words.
 END_TOKEN = "."
@@ -384,7 +388,7 @@ def statuses_pandas(
     import pyarrow.compute as pc
 
     lexicon = lexicon or load_lexicon()
-    normalised = normalise_arrow(_strings(text), lexicon)
+    normalised = normalise_arrow(text_array(text), lexicon)
     if isinstance(phrase, pd.Series):
         marked = _mark_by_phrase(normalised, phrase, lexicon)
     else:
@@ -399,7 +403,7 @@ def statuses_pandas(
     return pd.Series(pd.array(statuses, dtype="string[pyarrow]"), index=text.index, name="status")
 
 
-def _strings(values: pd.Series) -> pa.Array:
+def text_array(values: pd.Series) -> pa.Array:
     """The Series as one Arrow large_string array, NULL as empty text."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -499,8 +503,8 @@ def _prefix_max_in_segments(values: np.ndarray, segment: np.ndarray) -> np.ndarr
     return np.maximum.accumulate(lifted) - segment * big
 
 
-def _row_statuses(cued: pa.Array, lexicon: Lexicon) -> np.ndarray:
-    """The status code of each marked text (each has at least one mention)."""
+def row_flags(cued: pa.Array, lexicon: Lexicon) -> np.ndarray:
+    """The mention flags (`FLAG_BITS`) of each marked text (each has at least one mention)."""
     import numpy as np
 
     t = _token_table(cued, lexicon)
@@ -533,18 +537,61 @@ def _row_statuses(cued: pa.Array, lexicon: Lexicon) -> np.ndarray:
     hypothetical = (start < reach(HYPOTHETICAL_BEFORE, segment_all)) | (
         end > back_reach(HYPOTHETICAL_AFTER)
     )
-    flags = {
+    per_mention = {
         AFFIRMED: mention & ~other & ~negation & ~hypothetical,
         NEGATED: mention & ~other & negation,
         OTHER: mention & other,
         HYPOTHETICAL: mention & ~other & ~negation & hypothetical,
     }
     rows = int(row.max()) + 1 if n else 0
-    codes = np.full(rows, STATUSES.index(ABSENT), dtype=np.int8)
-    for status in reversed(STATUSES[:-1]):  # the first status listed wins
-        has = np.bincount(row[flags[status]], minlength=rows) > 0
-        codes[has] = STATUSES.index(status)
+    flags = np.zeros(rows, dtype=np.int8)
+    for status, bit in FLAG_BITS.items():
+        flags[np.bincount(row[per_mention[status]], minlength=rows) > 0] |= bit
+    return flags
+
+
+def _row_statuses(cued: pa.Array, lexicon: Lexicon) -> np.ndarray:
+    """The status code of each marked text (each has at least one mention)."""
+    return status_codes(row_flags(cued, lexicon))
+
+
+def status_codes(flags: np.ndarray) -> np.ndarray:
+    """The index in STATUSES of each row's status: the first status one mention has."""
+    import numpy as np
+
+    codes = np.full(len(flags), STATUSES.index(ABSENT), dtype=np.int8)
+    for status in reversed(STATUSES[:-1]):
+        codes[(flags & FLAG_BITS[status]) != 0] = STATUSES.index(status)
     return codes
+
+
+def flags_pandas(
+    normalised: pa.Array, phrase_lists: Sequence[Sequence[str]], lexicon: Lexicon
+) -> list[np.ndarray]:
+    """For each phrase list, the mention flags (`FLAG_BITS`) of each normalised text.
+
+    The texts are marked for each list in turn; those that mention it are read
+    together, in one pass over all lists' marked texts.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    result = [np.zeros(len(normalised), dtype=np.int8) for _ in phrase_lists]
+    cued, owners = [], []
+    for i, phrases in enumerate(phrase_lists):
+        marked = _replaced(normalised, lexicon.mention_passes(list(phrases)))
+        rows = np.flatnonzero(pc.match_substring(marked, MENTION).to_numpy(zero_copy_only=False))
+        if rows.size:
+            cued.append(marked.take(pa.array(rows)))
+            owners.append((i, rows))
+    if cued:
+        flags = row_flags(_replaced(pa.concat_arrays(cued), lexicon.mark_passes), lexicon)
+        offset = 0
+        for i, rows in owners:
+            result[i][rows] = flags[offset : offset + rows.size]
+            offset += rows.size
+    return result
 
 
 # --- DuckDB -----------------------------------------------------------------------------
@@ -589,7 +636,7 @@ def normalised_sql(text: str, lexicon: Lexicon) -> str:
     return f"trim({s}, ' ')"
 
 
-def _replaced_sql(expr: str, passes: Sequence[tuple[str, str]]) -> str:
+def replaced_sql(expr: str, passes: Sequence[tuple[str, str]]) -> str:
     for pattern, replacement in passes:
         expr = f"regexp_replace({expr}, {literal(pattern)}, {literal(replacement)}, 'g')"
     return expr
@@ -629,9 +676,29 @@ def statuses_sql(
         source = f"{relation} AS r LEFT JOIN {PHRASES_TABLE} AS p ON r.{phrase} = p.phrase"
         marked = f"CASE WHEN p.pattern IS NOT NULL THEN {marked} ELSE '' END"
     else:
-        marked = _replaced_sql(normalised, lexicon.mention_passes(list(phrases)))
+        marked = replaced_sql(normalised, lexicon.mention_passes(list(phrases)))
         source = f"{relation} AS r"
-    cued = _replaced_sql("marked", lexicon.mark_passes)
+    marked_sql = f"""context_marked AS (
+    -- Each row's text normalised, with the mentions of its phrase marked M<words>.
+    SELECT r.{key} AS row_key, {marked} AS marked
+    FROM {source}
+)"""
+    case = " ".join(
+        f"WHEN (s.flags & {FLAG_BITS[status]}) <> 0 THEN {literal(status)}"
+        for status in STATUSES[:-1]
+    )
+    return f"""WITH
+{marked_sql},
+{reading_sql(lexicon)}
+SELECT r.{key} AS row_key, CASE {case} ELSE {literal(ABSENT)} END AS status
+FROM {relation} AS r LEFT JOIN context_flags AS s ON r.{key} = s.row_key"""
+
+
+def reading_sql(lexicon: Lexicon) -> str:
+    """CTEs that read the marked texts of `context_marked` (row_key, marked), ending in
+    `context_flags` (row_key, flags): the mention flags (`FLAG_BITS`) of each row that
+    mentions its phrase (steps 3 to 5)."""
+    cued = replaced_sql("marked", lexicon.mark_passes)
     reach = {
         k: f"CASE WHEN {k} > 0 THEN start_word + words + {k} END"
         for k in (PRE_NEGATION, HYPOTHETICAL_BEFORE, OTHER_PERSON)
@@ -641,13 +708,7 @@ def statuses_sql(
         for k in (POST_NEGATION, HYPOTHETICAL_AFTER)
     }
     upto = "ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
-    return f"""WITH
-context_marked AS (
-    -- Each row's text normalised, with the mentions of its phrase marked M<words>.
-    SELECT r.{key} AS row_key, {marked} AS marked
-    FROM {source}
-),
-context_cued AS (
+    return f"""context_cued AS (
     -- Rows that mention the phrase: pseudo-negations (P<words>) and cues (C<class>)
     -- marked, longest first.
     SELECT row_key, {cued} AS marked
@@ -726,23 +787,22 @@ context_mentions AS (
     FROM context_scopes
     WHERE is_mention
 ),
-context_statuses AS (
+context_flags AS (
     -- Another person wins over negation, negation over hypothetical (per mention);
-    -- the row takes the first status in {", ".join(STATUSES)} one of its mentions has.
+    -- a row has the flag of each status one of its mentions has.
     SELECT
         row_key,
-        CASE
-            WHEN bool_or(NOT is_other AND NOT in_negation AND NOT in_hypothetical)
-                THEN {literal(AFFIRMED)}
-            WHEN bool_or(NOT is_other AND in_negation) THEN {literal(NEGATED)}
-            WHEN bool_or(is_other) THEN {literal(OTHER)}
-            ELSE {literal(HYPOTHETICAL)}
-        END AS status
+        CAST(
+            CASE WHEN bool_or(NOT is_other AND NOT in_negation AND NOT in_hypothetical)
+                THEN {FLAG_BITS[AFFIRMED]} ELSE 0 END
+            + CASE WHEN bool_or(NOT is_other AND in_negation) THEN {FLAG_BITS[NEGATED]} ELSE 0 END
+            + CASE WHEN bool_or(is_other) THEN {FLAG_BITS[OTHER]} ELSE 0 END
+            + CASE WHEN bool_or(NOT is_other AND NOT in_negation AND in_hypothetical)
+                THEN {FLAG_BITS[HYPOTHETICAL]} ELSE 0 END
+            AS TINYINT) AS flags
     FROM context_mentions
     GROUP BY row_key
-)
-SELECT r.{key} AS row_key, coalesce(s.status, {literal(ABSENT)}) AS status
-FROM {relation} AS r LEFT JOIN context_statuses AS s ON r.{key} = s.row_key"""
+)"""
 
 
 def statuses_duckdb(

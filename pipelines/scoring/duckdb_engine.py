@@ -32,13 +32,24 @@ def _select(items: list[tuple[str, str]]) -> str:
     )
 
 
-def render_sql(rules: RuleSet, row_key: str = TABLE_ROW_KEY) -> str:
+def render_sql(rules: RuleSet, row_key: str = TABLE_ROW_KEY, diagnoses: bool = False) -> str:
     """The whole scoring query, one CTE per stage, each opening with its rule.
 
     `row_key` is an expression unique per row of SOURCE: `rowid` when SOURCE is a
     table (the warehouse, the tests); a view over a file passes its own row number.
+    With `diagnoses`, the history also reads staging.diagnoses (history.DIAGNOSES).
     """
     env = rules.env()
+    ever = [(e.name, e.here.sql(env)) for e in rules.ever]
+    diagnosed = (
+        [
+            (e.name, history.diagnosis_match_sql(e.icd10_pattern, e.snomed_codes))
+            for e in rules.ever
+            if e.icd10_pattern is not None
+        ]
+        if diagnoses
+        else None
+    )
     carried = list(ID_COLUMNS + INPUT_COLUMNS)
     raw_booleans = [f.name for f in rules.effective]
     inputs = _select(
@@ -84,7 +95,7 @@ effective AS (
 {effective}
     FROM {matches.join_sql("inputs")}
 ),
-{history.history_sql("effective", rules.window_days, rules.washout_days)},
+{history.history_sql("effective", rules.window_days, rules.washout_days, ever, diagnosed)},
 features AS (
     -- Derived features (red_flags.yml `features:`), on the rows with their history.
     SELECT
@@ -124,11 +135,30 @@ def register_intake(con: duckdb.DuckDBPyConnection, intake: pd.DataFrame) -> Non
     con.unregister("intake_frame")
 
 
-def score_duckdb(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+def register_diagnoses(con: duckdb.DuckDBPyConnection, diagnoses: pd.DataFrame) -> None:
+    """Make a DataFrame the engine's `staging.diagnoses` (typed per the contract)."""
+    from pipelines.contracts import load_contract
+
+    contract = load_contract("diagnoses")
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.register("diagnoses_frame", diagnoses)
+    select = ", ".join(f"CAST({c.name} AS {c.duckdb_type}) AS {c.name}" for c in contract.columns)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {history.DIAGNOSES} AS SELECT {select} FROM diagnoses_frame"
+    )
+    con.unregister("diagnoses_frame")
+
+
+def score_duckdb(
+    intake: pd.DataFrame, rules: RuleSet, diagnoses: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Score a frame in an in-memory database (used by tests and the CLI)."""
     con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT})
     try:
         register_intake(con, intake)
-        return cast_output(con.execute(render_sql(rules)).df(), rules)
+        if diagnoses is not None:
+            register_diagnoses(con, diagnoses)
+        sql = render_sql(rules, diagnoses=diagnoses is not None)
+        return cast_output(con.execute(sql).df(), rules)
     finally:
         con.close()

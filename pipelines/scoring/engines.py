@@ -33,23 +33,30 @@ def check_engine(engine: str | None) -> str:
 
 
 def scored_select(
-    con: duckdb.DuckDBPyConnection, engine: str, rules: RuleSet, row_key: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    engine: str,
+    rules: RuleSet,
+    row_key: str | None = None,
+    diagnoses: bool = False,
 ) -> str:
     """A SELECT of the scored rows of `staging.intake` on `con`, by either engine.
 
     DuckDB: the rendered SQL, run in place (`row_key` keys the rows of staging.intake:
     `rowid` of a table; a view over a file passes its own row number). pandas: the
-    intake fetched as a frame, scored, and registered for DuckDB to read.
+    intake fetched as a frame, scored, and registered for DuckDB to read. With
+    `diagnoses`, the history also reads staging.diagnoses.
     """
     from pipelines.scoring import duckdb_engine
 
     if check_engine(engine) == "duckdb":
-        return duckdb_engine.render_sql(rules, row_key or duckdb_engine.TABLE_ROW_KEY)
+        key = row_key or duckdb_engine.TABLE_ROW_KEY
+        return duckdb_engine.render_sql(rules, key, diagnoses)
     import pyarrow as pa
 
-    from pipelines.scoring.pandas_engine import intake_frame, score_pandas
+    from pipelines.scoring.pandas_engine import diagnoses_frame, intake_frame, score_pandas
 
-    frame = score_pandas(intake_frame(con), rules)
+    found = diagnoses_frame(con) if diagnoses else None
+    frame = score_pandas(intake_frame(con), rules, found)
     # As an Arrow table: DuckDB reads Arrow columns in place, while scanning the
     # frame's nullable pandas columns took 3.5 s per million rows. In batches of a
     # row group each: the frame's columns come out in one chunk (or a few uneven
@@ -61,16 +68,20 @@ def scored_select(
 
 
 def score_frame(
-    intake: pd.DataFrame, engine: str = DEFAULT_ENGINE, rules: RuleSet | None = None
+    intake: pd.DataFrame,
+    engine: str = DEFAULT_ENGINE,
+    rules: RuleSet | None = None,
+    diagnoses: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """features.presentation_flags for an intake frame, by either engine (tests, tools)."""
+    """features.presentation_flags for an intake frame (and optionally its diagnoses),
+    by either engine (tests, tools)."""
     from pipelines.scoring.rules import load_rules
 
     rules = rules or load_rules()
     if check_engine(engine) == "pandas":
         from pipelines.scoring.pandas_engine import score_pandas
 
-        return score_pandas(intake, rules)
+        return score_pandas(intake, rules, diagnoses)
     from pipelines.scoring.duckdb_engine import score_duckdb
 
-    return score_duckdb(intake, rules)
+    return score_duckdb(intake, rules, diagnoses)

@@ -11,7 +11,11 @@ schemas/red_flags.yml (`history:`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from pipelines import codes
+from pipelines.sqltext import literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -150,16 +154,75 @@ ROW_KEY = "row_key"
 HISTORY_INPUTS = ["patient_id", "encounter_date", "encounter_id", "back_pain", "pain_score"]
 
 
-def history_sql(source: str, window_days: int, washout_days: int) -> str:
+DIAGNOSES = "staging.diagnoses"
+
+
+def diagnosis_match_sql(icd10_pattern: str, snomed_codes: tuple[str, ...]) -> str:
+    """A diagnoses row's code is in the value set (ICD-10-CM) or maps into it (SNOMED)."""
+    code = codes.normalize_sql("code")
+    snomed = (
+        f"code_system = {literal('SNOMED')} "
+        f"AND {code} IN ({', '.join(literal(c) for c in snomed_codes)})"
+        if snomed_codes
+        else "false"
+    )
+    return (
+        f"((code_system = {literal('ICD10CM')} "
+        f"AND regexp_matches({code}, {literal(icd10_pattern)})) "
+        f"OR ({snomed}))"
+    )
+
+
+def history_sql(
+    source: str,
+    window_days: int,
+    washout_days: int,
+    ever: Sequence[tuple[str, str]] = (),
+    diagnosed: Sequence[tuple[str, str]] | None = None,
+) -> str:
     """The same helpers as window functions over `source` (a CTE name); returns CTEs.
 
     The windows sort only the few columns they read (each window ordering is a
     sort of its input), and `episodes` holds `row_key` and the helper columns, to
-    be joined back to `source` on `row_key`.
+    be joined back to `source` on `row_key`. `ever` gives (name, SQL over
+    `source`) of each ever-helper; `diagnosed` (name, match over a diagnoses row)
+    of those that also read DIAGNOSES, None when there is no diagnoses table.
     """
     order = "PARTITION BY patient_id ORDER BY encounter_date, encounter_id"
     narrow = ", ".join([ROW_KEY, *HISTORY_INPUTS])
+    heres = "".join(f", {expr} AS {name}_here" for name, expr in ever)
+    carried = "".join(f", {name}" for name, _ in ever)
+    so_far = "".join(
+        f",\n        coalesce(bool_or({name}_here) OVER so_far, false) AS {name}"
+        for name, _ in ever
+    )
+    by_diagnosis = dict(diagnosed or ())
+    ever_columns = "".join(
+        f",\n        {name} OR coalesce(first_{name} <= encounter_date, false) AS {name}"
+        if name in by_diagnosis
+        else f",\n        {name}"
+        for name, _ in ever
+    )
+    diagnoses_cte = ""
+    diagnoses_join = ""
+    if by_diagnosis:
+        firsts = ",\n        ".join(
+            f"min(CASE WHEN {match} THEN diagnosis_date END) AS first_{name}"
+            for name, match in by_diagnosis.items()
+        )
+        diagnoses_cte = f"""diagnosed AS (
+    -- Each patient's first diagnosis of each value set the history reads.
+    SELECT
+        patient_id,
+        {firsts}
+    FROM {DIAGNOSES}
+    GROUP BY patient_id
+),
+"""
+        diagnoses_join = " LEFT JOIN diagnosed USING (patient_id)"
     return f"""previous AS (
+    -- (Each ever-helper is TRUE once its condition held here or at an earlier
+    -- presentation of the patient.)
     -- Each patient's presentations in order (encounter_date, encounter_id): a
     -- same-day visit with a larger encounter_id is later. The previous back-pain
     -- presentation is the last one before this row in that order (its date and
@@ -171,8 +234,8 @@ def history_sql(source: str, window_days: int, washout_days: int) -> str:
             'pain_score': pain_score}} END IGNORE NULLS) OVER earlier AS previous_back_pain,
         sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER so_far
             - coalesce(sum(CASE WHEN back_pain THEN 1 ELSE 0 END) OVER older_than_window, 0)
-            AS n_back_pain_window
-    FROM (SELECT {narrow} FROM {source})
+            AS n_back_pain_window{so_far}
+    FROM (SELECT {narrow}{heres} FROM {source})
     WINDOW
         earlier AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
         so_far AS ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
@@ -188,9 +251,10 @@ history AS (
         {narrow},
         encounter_date - previous_back_pain.encounter_date AS days_since_previous,
         previous_back_pain.pain_score AS previous_pain_score,
-        n_back_pain_window
+        n_back_pain_window{carried}
     FROM previous
 ),
+{diagnoses_cte}
 episodes AS (
     -- Days since the index of the current back-pain episode: an index is a
     -- back-pain presentation with no earlier one in the {washout_days} days before it.
@@ -202,6 +266,47 @@ episodes AS (
         CASE WHEN back_pain THEN encounter_date - max(CASE
             WHEN back_pain AND NOT coalesce(days_since_previous <= {washout_days}, false)
             THEN encounter_date END
-        ) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS episode_days
-    FROM history
+        ) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        END AS episode_days{ever_columns}
+    FROM history{diagnoses_join}
 )"""
+
+
+def ever_so_far(start: np.ndarray, here: pd.Series) -> np.ndarray:
+    """Whether `here` was TRUE at this row or an earlier row of the same patient."""
+    return _last_position(here.to_numpy(dtype=bool, na_value=False)) >= start
+
+
+def diagnosed_by(
+    patient_id: pd.Series,
+    encounter_date: pd.Series,
+    diagnoses: pd.DataFrame | None,
+    icd10_pattern: str,
+    snomed_codes: tuple[str, ...],
+) -> np.ndarray:
+    """Whether the patient has a diagnoses row of the value set dated on or before this date.
+
+    ICD-10-CM codes are matched by the value set's pattern, SNOMED codes by the
+    crosswalk codes that map into it (both compared normalised, `pipelines.codes`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if diagnoses is None or diagnoses.empty:
+        return np.zeros(len(patient_id), dtype=bool)
+    code = codes.normalize_pandas(diagnoses["code"].astype("string").fillna(""))
+    system = diagnoses["code_system"].astype("string")
+    hit = ((system == "ICD10CM") & code.str.contains(icd10_pattern, regex=True)) | (
+        (system == "SNOMED") & code.isin(snomed_codes)
+    )
+    hit = hit.to_numpy(dtype=bool, na_value=False)
+    dates = pd.Series(diagnoses["diagnosis_date"].to_numpy(dtype="datetime64[D]")[hit])
+    first = dates.groupby(diagnoses["patient_id"].astype("string").to_numpy()[hit]).min()
+    first_date = patient_id.astype("string").map(first)
+    known = first_date.notna().to_numpy()
+    on_or_before = np.zeros(len(patient_id), dtype=bool)
+    on_or_before[known] = (
+        first_date.to_numpy()[known].astype("datetime64[D]")
+        <= (encounter_date.to_numpy(dtype="datetime64[D]")[known])
+    )
+    return on_or_before

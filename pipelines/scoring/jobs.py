@@ -22,9 +22,10 @@ from pipelines.errors import UserError
 from pipelines.outputs import csv_safe_select
 from pipelines.scoring.duckdb_engine import SOURCE, TABLE_ROW_KEY
 from pipelines.scoring.engines import DEFAULT_ENGINE, scored_select
+from pipelines.scoring.history import DIAGNOSES
 from pipelines.scoring.output import TABLE, table_ddl
 from pipelines.scoring.rules import RuleSet, load_rules
-from pipelines.sqltext import identifier
+from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
 from pipelines.validation.identifiers import capped_sql
 from pipelines.warehouse import create_ops_tables, refuse_file_access
@@ -45,43 +46,71 @@ def file_format(path: Path, role: str) -> str:
     )
 
 
-def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, str]:
-    """Load a canonical intake file into the table staging.intake, then shut file access.
+def load_intake_file(
+    con: duckdb.DuckDBPyConnection, path: Path, diagnoses: Path | None = None
+) -> tuple[int, str]:
+    """Load a canonical intake file into the table staging.intake (and a diagnoses file,
+    when given, into staging.diagnoses), then shut file access.
 
-    Bad values stop with file/row/column. Once the rows are in the table, the
+    Bad values stop with file/row/column. Once the rows are in the tables, the
     connection can read or write no file (`enable_external_access = false`, which
     cannot be turned back on): nothing the input holds can make later SQL on it read
     `/etc/passwd` or write anywhere. Returns the row count and the expression that
     keys the table's rows.
     """
-    kind = file_format(path, "input")
+    _load_file(con, path, "intake", SOURCE)
+    if diagnoses is not None:
+        _load_file(con, diagnoses, "diagnoses", DIAGNOSES, check_allowed=True)
+    refuse_file_access(con)
+    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], TABLE_ROW_KEY
+
+
+def _load_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    contract_name: str,
+    table: str,
+    check_allowed: bool = False,
+) -> None:
+    """One canonical file into `table`, typed per its contract; the first bad value stops
+    with its line and column (with `check_allowed`, a value outside `allowed` is bad too)."""
+    kind = file_format(path, f"{contract_name} file")
     if not path.is_file():
         raise UserError(
-            f"{path}: no such file; pass a canonical intake CSV or Parquet file", exit_code=2
+            f"{path}: no such file; pass a canonical {contract_name} CSV or Parquet file",
+            exit_code=2,
         )
-    contract = load_contract("intake")
+    contract = load_contract(contract_name)
     reader = (
         f"read_csv({sql_path(path)}, header = true, all_varchar = true)"
         if kind == "csv"
         else f"read_parquet({sql_path(path)})"
     )
     try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW intake_file AS SELECT * FROM {reader}")
-        described = con.execute("DESCRIBE intake_file").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP VIEW input_file AS SELECT * FROM {reader}")
+        described = con.execute("DESCRIBE input_file").fetchall()
         present = {r[0]: r[1] for r in described}
     except duckdb.Error as exc:
         raise UserError(f"{path}: cannot read the file ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in contract.required_names if c not in present]
     if missing:
-        raise UserError(f"{path}: missing required column(s) {', '.join(missing)} of intake")
+        raise UserError(
+            f"{path}: missing required column(s) {', '.join(missing)} of {contract_name}"
+        )
     # The values each column can get wrong: a typed column (Parquet) holds no value
     # of the wrong type, but a required one can still be NULL.
     named, bads = [], []
     for c in contract.columns:
-        if c.name not in present or (present[c.name] == c.duckdb_type and not c.required):
+        allowed = c.allowed if check_allowed else None
+        if c.name not in present or (
+            present[c.name] == c.duckdb_type and not c.required and not allowed
+        ):
             continue
         text = _text(c)
         bad = f"({c.name} IS NOT NULL AND TRY_CAST({text} AS {c.duckdb_type}) IS NULL)"
+        if allowed:
+            values = ", ".join(literal(v) for v in allowed)
+            bad += f" OR ({c.name} IS NOT NULL AND {text} NOT IN ({values}))"
         if c.required:
             bad += f" OR {c.name} IS NULL"
         named.append(c)
@@ -90,16 +119,14 @@ def load_intake_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, s
     # with line numbers (row_number() OVER () holds a scan to one thread).
     if bads:
         any_bad = ", ".join(f"bool_or({bad})" for bad in bads)
-        if any(con.execute(f"SELECT {any_bad} FROM intake_file").fetchone()):
+        if any(con.execute(f"SELECT {any_bad} FROM input_file").fetchone()):
             _stop_at_first_bad_value(con, path, named, bads)
     select = ", ".join(_typed(c, present.get(c.name)) for c in contract.columns)
     con.execute("CREATE SCHEMA IF NOT EXISTS staging")
     # A table of the in-memory database (it spills to the temporary directory like
     # any other): the file is read here, once, in its order, and never again.
-    con.execute(f"CREATE OR REPLACE TABLE {SOURCE} AS SELECT {select} FROM intake_file")
-    con.execute("DROP VIEW intake_file")
-    refuse_file_access(con)
-    return con.execute(f"SELECT count(*) FROM {SOURCE}").fetchall()[0][0], TABLE_ROW_KEY
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM input_file")
+    con.execute("DROP VIEW input_file")
 
 
 def _stop_at_first_bad_value(
@@ -114,7 +141,7 @@ def _stop_at_first_bad_value(
         text = f"CAST({identifier(c.name)} AS VARCHAR)"
         checks.append(f"arg_min_null({text}, CASE WHEN {bad} THEN file_line END)")
         checks.append(f"min(CASE WHEN {bad} THEN file_line END)")
-    numbered = "SELECT row_number() OVER () + 1 AS file_line, * FROM intake_file"
+    numbered = "SELECT row_number() OVER () + 1 AS file_line, * FROM input_file"
     found = con.execute(f"SELECT {', '.join(checks)} FROM ({numbered})").fetchone()
     problems = [
         (found[2 * i + 1], c, found[2 * i]) for i, c in enumerate(columns) if found[2 * i + 1]
@@ -123,6 +150,11 @@ def _stop_at_first_bad_value(
     where = f"{path}, line {line}, column {column.name}"
     if value is None:
         raise UserError(f"{where}: a value is required; fill it in or drop the row")
+    if column.allowed and (value is None or value not in column.allowed):
+        raise UserError(
+            f"{where}: {value!r} is not one of {', '.join(column.allowed)}; "
+            "correct the value and rerun"
+        )
     raise UserError(f"{where}: {value!r} is not a valid {column.type}; correct the value and rerun")
 
 
@@ -149,8 +181,11 @@ def score_file(
     rules: RuleSet | None = None,
     progress: Callable[[str], None] = lambda _: None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    diagnoses: Path | None = None,
 ) -> int:
-    """Score a canonical intake file into OUTPUT (format by extension); returns rows."""
+    """Score a canonical intake file into OUTPUT (format by extension); returns rows.
+
+    With `diagnoses` (a canonical diagnoses file), known_cancer also reads it."""
     out_kind = file_format(output_path, "output")
     rules = rules or load_rules()
     # DuckDB's default limit is 80% of RAM: on a shared machine a 10M-row score
@@ -158,9 +193,9 @@ def score_file(
     con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         progress(f"reading {input_path}")
-        n, row_key = load_intake_file(con, input_path)
+        n, row_key = load_intake_file(con, input_path, diagnoses)
         progress(f"scoring {n:,} presentations with the {engine} engine")
-        select = scored_select(con, engine, rules, row_key)
+        select = scored_select(con, engine, rules, row_key, diagnoses is not None)
         if out_kind == "csv":
             select = csv_safe_select(con, select)
         output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,9 +243,15 @@ def record_rules_version(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None
 def score_warehouse(
     con: duckdb.DuckDBPyConnection, engine: str = DEFAULT_ENGINE, rules: RuleSet | None = None
 ) -> int:
-    """staging.intake -> features.presentation_flags (replaced whole, in one transaction)."""
+    """staging.intake -> features.presentation_flags (replaced whole, in one transaction).
+
+    The history reads staging.diagnoses too when the warehouse has that table."""
     rules = rules or load_rules()
-    select = scored_select(con, engine, rules)
+    has_diagnoses = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'staging' AND table_name = 'diagnoses'"
+    ).fetchall()[0][0]
+    select = scored_select(con, engine, rules, diagnoses=bool(has_diagnoses))
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(table_ddl(rules, TABLE))

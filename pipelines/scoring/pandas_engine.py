@@ -44,7 +44,9 @@ def effective(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     return out
 
 
-def with_history(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
+def with_history(
+    frame: pd.DataFrame, rules: RuleSet, diagnoses: pd.DataFrame | None = None
+) -> pd.DataFrame:
     patient, date, bp = frame["patient_id"], frame["encounter_date"], frame["back_pain"]
     start = history.group_start(patient)
     previous = history.previous_back_pain_row(start, bp)
@@ -55,6 +57,13 @@ def with_history(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     out["episode_days"] = history.episode_days(
         start, date, bp, out["days_since_previous"], rules.washout_days
     )
+    env = rules.env()
+    env.frame = frame
+    for e in rules.ever:
+        found = history.ever_so_far(start, e.here.pandas(env))
+        if e.icd10_pattern is not None:
+            found |= history.diagnosed_by(patient, date, diagnoses, e.icd10_pattern, e.snomed_codes)
+        out[e.name] = pd.Series(found, index=frame.index, dtype="boolean")
     return out
 
 
@@ -80,10 +89,14 @@ def scored(frame: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
     return out
 
 
-def score_pandas(intake: pd.DataFrame, rules: RuleSet) -> pd.DataFrame:
-    """features.presentation_flags for an intake frame, ordered by patient and visit."""
+def score_pandas(
+    intake: pd.DataFrame, rules: RuleSet, diagnoses: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """features.presentation_flags for an intake frame, ordered by patient and visit;
+    the history also reads `diagnoses` (rows of the diagnoses contract) when given."""
     frame = inputs(intake, rules)
-    frame = scored(features(with_history(effective(frame, rules), rules), rules), rules)
+    frame = with_history(effective(frame, rules), rules, diagnoses)
+    frame = scored(features(frame, rules), rules)
     return cast_output(frame[rules.output_columns], rules)
 
 
@@ -104,3 +117,13 @@ def intake_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     columns = ", ".join(load_contract("intake").names)
     table = con.sql(f"SELECT {columns} FROM {SOURCE}").to_arrow_table()
     return table.to_pandas(types_mapper=dtypes.get, date_as_object=False)
+
+
+def diagnoses_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """staging.diagnoses as a frame (the columns the history reads)."""
+    from pipelines.scoring.history import DIAGNOSES
+
+    table = con.sql(
+        f"SELECT patient_id, diagnosis_date, code, code_system FROM {DIAGNOSES}"
+    ).to_arrow_table()
+    return table.to_pandas(types_mapper=pd.ArrowDtype, date_as_object=False)

@@ -9,10 +9,10 @@ to one engine only: a node is a class with both methods side by side.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from pipelines.scoring.text import TextRules, keywords
+from pipelines.scoring.context import AFFIRMED, FLAG_BITS, HYPOTHETICAL, NEGATED
 from pipelines.sqltext import literal
 
 if TYPE_CHECKING:
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 BOOL = "boolean"
 INT = "Int64"
+AFFIRMED_BIT, NEGATED_BIT, HYPOTHETICAL_BIT = (
+    FLAG_BITS[s] for s in (AFFIRMED, NEGATED, HYPOTHETICAL)
+)
 
 
 # numpy type of the values of each masked dtype `pick` handles (its array type is
@@ -59,10 +62,8 @@ def true_only(values: pd.Series) -> np.ndarray:
 
 @dataclass
 class Env:
-    """What nodes need besides the columns: patterns of text and codes."""
+    """What nodes need besides the columns: patterns of codes."""
 
-    text: TextRules
-    phrases: dict[str, list[str]]
     code_patterns: dict[str, str]
     frame: pd.DataFrame | None = None
 
@@ -403,12 +404,8 @@ def _literal_series(values: list, positions: np.ndarray, env: Env) -> pd.Series 
     return None
 
 
-# The normalised text and codes the match nodes below read, and the clause form
-# of the texts that hold a negation cue (built by pipelines/scoring/matches.py).
-TEXT = "complaint_text"
+# The normalised codes the value-set matches read (built by pipelines/scoring/matches.py).
 CODES = "codes"
-HAS_CUE = "has_negation_cue"
-CLAUSES = "clauses"
 
 
 def match_column_name(prefix: str, name: str) -> str:
@@ -460,83 +457,78 @@ class InValueSet(Match):
         return f"regexp_matches({CODES}, {literal(env.code_patterns[self.value_set])})"
 
 
-def contains_phrases_pandas(text: pd.Series, phrases: list[str], rules: TextRules) -> pd.Series:
-    """Whether the lower-cased text mentions a phrase: keyword pre-filter, then the regex.
-
-    The keywords are one alternation of literals (one scan of the text instead of
-    one per keyword); NULL text does not occur (the complaint is coalesced to '').
-    """
-    import numpy as np
-    import pandas as pd
-
-    any_keyword = "|".join(re.escape(w) for w in keywords(phrases))
-    rows = text.str.contains(any_keyword, regex=True).to_numpy(dtype=bool, na_value=False)
-    found = np.zeros(len(text), dtype=bool)
-    found[rows] = text[rows].str.contains(rules.raw_mention_pattern(phrases), regex=True)
-    return pd.Series(found, index=text.index, dtype=BOOL)
-
-
-def contains_phrases_sql(text: str, phrases: list[str], rules: TextRules) -> str:
-    words = " OR ".join(f"contains({text}, {literal(w)})" for w in keywords(phrases))
-    pattern = literal(rules.raw_mention_pattern(phrases))
-    return f"(CASE WHEN {words} THEN regexp_matches({text}, {pattern}) ELSE false END)"
+# How a complaint reads a phrase list (pipelines/scoring/context.py `FLAG_BITS`):
+# which of the statuses its mentions have. `text_status` is the effective reading:
+# TRUE when a mention is affirmed, FALSE when none is and one is negated, else NULL.
+READINGS = ("affirms", "negates", "hypothetical", "status")
 
 
 @dataclass
-class TextMentionsAny(Match):
-    """The complaint mentions one of the phrases, negated or not."""
+class TextRead(Match):
+    """How the complaint reads the phrase list (ConText: pipelines/scoring/context.py).
 
-    phrases: str
-
-    @property
-    def match_column(self) -> str:
-        return match_column_name("mentions", self.phrases)
-
-    def match_pandas(self, env: Env) -> pd.Series:
-        return contains_phrases_pandas(env.column(TEXT), env.phrases[self.phrases], env.text)
-
-    def match_sql(self, env: Env) -> str:
-        return contains_phrases_sql(TEXT, env.phrases[self.phrases], env.text)
-
-
-@dataclass
-class TextMentions(Match):
-    """The complaint mentions one of the phrases at least once without negation.
-
-    Reads the text's `mentions_` column (TextMentionsAny, computed first). Only
-    texts that mention a phrase and hold a negation cue need words and clauses:
-    their clause form (CLAUSES) has the negated mentions cut out (cue to mention,
-    replaced by a clause mark), and the mention is looked for again.
+    All readings of one list share its flags column, computed once per distinct
+    complaint by pipelines/scoring/matches.py: `affirms` (a mention is affirmed),
+    `negates` (none is affirmed and one is negated), `hypothetical` (a mention is
+    the clinician's hypothetical one, neither negated nor another person's) are
+    never NULL; `status` is TRUE, FALSE or NULL as `affirms` / `negates` / neither.
     """
 
     phrases: str
+    reading: str
 
     @property
     def match_column(self) -> str:
-        return match_column_name("affirms", self.phrases)
+        return match_column_name("text", self.phrases)
 
-    def match_pandas(self, env: Env) -> pd.Series:
+    def pandas(self, env: Env) -> pd.Series:
         import pandas as pd
 
-        phrases = env.phrases[self.phrases]
-        mentions = env.column(TextMentionsAny(self.phrases).match_column)
-        result = mentions.to_numpy(dtype=bool, na_value=False).copy()  # may be a view
-        check = result & env.column(HAS_CUE).to_numpy(dtype=bool, na_value=False)
-        clauses = env.column(CLAUSES)[check]
-        left = clauses.str.replace(env.text.negated_mention_pattern(phrases), " , ", regex=True)
-        result[check] = left.str.contains(env.text.mention_pattern(phrases), regex=True)
-        return pd.Series(result, index=mentions.index, dtype=BOOL)
+        flags = env.column(self.match_column).to_numpy(dtype="int8")
+        affirmed, negated = (flags & AFFIRMED_BIT) != 0, (flags & NEGATED_BIT) != 0
+        if self.reading == "status":
+            return pd.Series(
+                pd.arrays.BooleanArray(affirmed, ~affirmed & ~negated),
+                index=env.frame.index,  # type: ignore[union-attr]
+            )
+        values = {
+            "affirms": affirmed,
+            "negates": ~affirmed & negated,
+            "hypothetical": (flags & HYPOTHETICAL_BIT) != 0,
+        }[self.reading]
+        return pd.Series(values, index=env.frame.index, dtype=BOOL)  # type: ignore[union-attr]
 
-    def match_sql(self, env: Env) -> str:
-        phrases = env.phrases[self.phrases]
-        mention = literal(env.text.mention_pattern(phrases))
-        negated = literal(env.text.negated_mention_pattern(phrases))
-        return (
-            f"(CASE WHEN NOT {TextMentionsAny(self.phrases).match_column} THEN false "
-            f"WHEN NOT {HAS_CUE} THEN true "
-            f"ELSE regexp_matches(regexp_replace({CLAUSES}, {negated}, ' , ', 'g'), "
-            f"{mention}) END)"
-        )
+    def sql(self, env: Env) -> str:
+        c = self.match_column
+        affirmed = f"({c} & {AFFIRMED_BIT}) <> 0"
+        return {
+            "affirms": f"({affirmed})",
+            "negates": f"(({c} & {AFFIRMED_BIT | NEGATED_BIT}) = {NEGATED_BIT})",
+            "hypothetical": f"(({c} & {HYPOTHETICAL_BIT}) <> 0)",
+            "status": (
+                f"(CASE WHEN {affirmed} THEN true WHEN ({c} & {NEGATED_BIT}) <> 0 THEN false END)"
+            ),
+        }[self.reading]
+
+
+def substitute(expr: Expr, definitions: dict[str, Expr]) -> Expr:
+    """`expr` with each column named in `definitions` replaced by its definition.
+
+    A feature may read an earlier feature (`metastasis_pain` reads `thoracic_pain`);
+    both engines compute the features of a row side by side, so the earlier
+    feature's rule is written in place of its name.
+    """
+    if isinstance(expr, Column):
+        return definitions.get(expr.name, expr)
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, Expr):
+            return substitute(value, definitions)
+        if isinstance(value, list | tuple):
+            return type(value)(swap(v) for v in value)
+        return value
+
+    return replace(expr, **{f.name: swap(getattr(expr, f.name)) for f in fields(expr)})
 
 
 def parse(raw: Any, where: str) -> Expr:
@@ -575,8 +567,6 @@ def parse(raw: Any, where: str) -> Expr:
         return Lookup(Column(arg["column"]), {str(k): bool(v) for k, v in arg["values"].items()})
     if name == "in_value_set":
         return InValueSet(str(arg))
-    if name == "text_mentions":
-        return TextMentions(str(arg))
-    if name == "text_mentions_any":
-        return TextMentionsAny(str(arg))
+    if name.startswith("text_") and name[len("text_") :] in READINGS:
+        return TextRead(str(arg), name[len("text_") :])
     raise ValueError(f"{where}: unknown predicate {name!r}")

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipelines import resources
+from pipelines import codes, resources
 from pipelines.errors import UserError
 from pipelines.scoring import predicates as p
-from pipelines.scoring.context import lexicon_file
-from pipelines.scoring.text import TextRules
-from pipelines.value_sets import value_set, value_set_files
+from pipelines.scoring.context import Lexicon, lexicon_file, read_lexicon
+from pipelines.value_sets import load_value_sets, matches, value_set, value_set_files
 
 RULES_FILE = "schemas/red_flags.yml"
 
@@ -32,6 +31,21 @@ HISTORY_COLUMNS = (
     "n_back_pain_window",
     "episode_days",
 )
+# Value sets named `to_icd10cm:<ICD-10-CM code>` hold the codes of other systems
+# that map to that code (the crosswalk).
+CROSSWALK = "to_icd10cm:"
+
+
+@dataclass(frozen=True)
+class Ever:
+    """A history helper that is TRUE once `here` held at this or an earlier presentation,
+    or a diagnoses row dated on or before this date has a code of `value_set`."""
+
+    name: str
+    here: p.Expr
+    value_set: str | None
+    icd10_pattern: str | None  # over one normalised ICD-10-CM code
+    snomed_codes: tuple[str, ...]  # normalised SNOMED codes that map into the value set
 
 
 @dataclass(frozen=True)
@@ -46,16 +60,19 @@ class Feature:
 class RuleSet:
     path: Path
     version: str
-    text: TextRules
+    lexicon: Lexicon
     phrases: dict[str, list[str]]
     code_patterns: dict[str, str]
     effective: list[Feature]  # back_pain, pain_site, then the other 16 booleans
     symptom_names: list[str]  # the 17 booleans of completeness
     window_days: int
     washout_days: int
+    ever: list[Ever]
     features: list[Feature]
     tier: p.Expr
     tier_names: list[str]
+    tier_actions: dict[str, str]  # every tier's expected action, the outside tier's too
+    imaging_tiers: list[str]  # the tiers whose expected action is imaging
     score: p.Expr
     score_features: list[str]
     completeness: p.Expr
@@ -74,7 +91,7 @@ class RuleSet:
         ]
 
     def env(self) -> p.Env:
-        return p.Env(text=self.text, phrases=self.phrases, code_patterns=self.code_patterns)
+        return p.Env(code_patterns=self.code_patterns)
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -93,13 +110,13 @@ def code_pattern(name: str) -> str:
 
 def _effective_symptom(name: str, codes: str | None, phrases: str, *, never_null: bool) -> p.Expr:
     """Structured > code or affirmed text > negated-only text > NULL (`symptoms:`)."""
-    positive: p.Expr = p.TextMentions(phrases)
+    positive: p.Expr = p.TextRead(phrases, "affirms")
     if codes:
         positive = p.Any_([p.InValueSet(codes), positive])
     if never_null:
         return p.Coalesce([p.Column(name), positive])
     derived = p.When(
-        [(positive, p.Literal(True)), (p.TextMentionsAny(phrases), p.Literal(False))],
+        [(positive, p.Literal(True)), (p.TextRead(phrases, "negates"), p.Literal(False))],
         p.Literal(None),
     )
     return p.Coalesce([p.Column(name), derived])
@@ -108,7 +125,7 @@ def _effective_symptom(name: str, codes: str | None, phrases: str, *, never_null
 def _pain_site(raw: dict) -> p.Expr:
     branches = []
     for entry in raw["order"]:
-        found = p.Any_([p.InValueSet(entry["codes"]), p.TextMentions(entry["phrases"])])
+        found = p.Any_([p.InValueSet(entry["codes"]), p.TextRead(entry["phrases"], "affirms")])
         branches.append((found, p.Literal(str(entry["site"]))))
     return p.Coalesce([p.Column("pain_site"), p.When(branches, p.Literal(str(raw["otherwise"])))])
 
@@ -134,19 +151,22 @@ def tier_order() -> list[str]:
     return load_rules().tier_names
 
 
+def tier_actions() -> dict[str, str]:
+    """The expected action of each tier (the rule file's `action`)."""
+    return load_rules().tier_actions
+
+
+def imaging_tiers() -> list[str]:
+    """The tiers whose expected action is imaging, highest first."""
+    return load_rules().imaging_tiers
+
+
 def red_flags() -> list[str]:
     """The red flags: the weighted features of the score, in the rule file's order."""
     return load_rules().score_features
 
 
 def _build(path: Path, raw: dict, version: str) -> RuleSet:
-    text_raw = raw["text"]
-    text = TextRules(
-        cues=tuple(text_raw["negation_cues"]),
-        clause_marks=str(text_raw["clause_marks"]),
-        clause_words=tuple(text_raw["clause_words"]),
-        scope_words=int(text_raw["scope_words"]),
-    )
     phrases = {k: [str(x) for x in v] for k, v in raw["phrases"].items()}
     value_sets_used: set[str] = set()
 
@@ -169,16 +189,19 @@ def _build(path: Path, raw: dict, version: str) -> RuleSet:
     value_sets_used.update(e["codes"] for e in site["order"])
     effective.insert(1, Feature("pain_site", _pain_site(site), "string", site["evidence"]))
 
-    features = [
-        Feature(
-            f["name"],
-            p.parse(f["rule"], f"feature {f['name']}"),
-            "integer" if f.get("type") == "integer" else "boolean",
-            f["evidence"],
-        )
-        for f in raw["features"]
-    ]
+    history_known = set(ID_COLUMNS + INPUT_COLUMNS) | {f.name for f in effective}
+    ever = [_ever(e, history_known) for e in raw["history"].get("ever", [])]
+    for e in ever:
+        value_sets_used.update(_value_sets(e.here))
+
+    features: list[Feature] = []
+    for f in raw["features"]:
+        expr = p.parse(f["rule"], f"feature {f['name']}")
+        expr = p.substitute(expr, {e.name: e.expr for e in features})
+        kind = "integer" if f.get("type") == "integer" else "boolean"
+        features.append(Feature(f["name"], expr, kind, f["evidence"]))
     known = set(ID_COLUMNS + INPUT_COLUMNS + HISTORY_COLUMNS) | {f.name for f in effective}
+    known |= {e.name for e in ever}
     for f in features:
         unknown = f.expr.columns() - known
         if unknown:
@@ -212,20 +235,46 @@ def _build(path: Path, raw: dict, version: str) -> RuleSet:
     return RuleSet(
         path=path,
         version=version,
-        text=text,
+        lexicon=read_lexicon(lexicon_file()),
         phrases=phrases,
         code_patterns=code_patterns,
         effective=effective,
         symptom_names=symptom_names,
         window_days=int(raw["history"]["window_days"]),
         washout_days=int(raw["history"]["washout_days"]),
+        ever=ever,
         features=features,
         tier=tier,
         tier_names=[str(t["name"]) for t in order] + [str(tiers["outside"])],
+        tier_actions={str(t["name"]): str(t["action"]) for t in order}
+        | {str(tiers["outside"]): str(tiers["outside_action"])},
+        imaging_tiers=[str(t["name"]) for t in order if t.get("expects_imaging")],
         score=score,
         score_features=list(weights),
         completeness=completeness,
     )
+
+
+def _ever(raw: dict, known: set[str]) -> Ever:
+    name = str(raw["name"])
+    here = p.parse(raw["here"], f"history helper {name}")
+    unknown = here.columns() - known
+    if unknown:
+        raise ValueError(f"history helper {name} uses unknown column(s) {sorted(unknown)}")
+    vs = raw.get("diagnoses")
+    if not vs:
+        return Ever(name, here, None, None, ())
+    value_set(vs)  # an unknown name is an error here, not at the first diagnoses file
+    snomed = sorted(
+        {
+            codes.normalize(e.code)
+            for e in load_value_sets()
+            if e.value_set.startswith(CROSSWALK)
+            and e.code_system == "SNOMED"
+            and matches(e.value_set[len(CROSSWALK) :], vs)
+        }
+    )
+    return Ever(name, here, vs, code_pattern(vs), tuple(snomed))
 
 
 def _value_sets(expr: p.Expr) -> set[str]:

@@ -1,4 +1,4 @@
--- Rule (episode_max_tier): the highest tier (tier order of cohorts.yml, urgent first)
+-- Rule (episode_max_tier): the highest tier (tier order of the rules, emergency first)
 -- among the episode's presentations dated within {{ max_tier_days }} days of the index
 -- (0 <= encounter_date - index_date <= {{ max_tier_days }}), the index included.
 -- When the washout ({{ washout_days }} days) is at least {{ max_tier_days }} days, no

@@ -345,7 +345,7 @@ def test_modality_and_region_from_the_code_when_null(tmp_path: Path):
 
 def test_strata_flags_pattern_and_age_bands(tmp_path: Path):
     rows = [
-        presentation("E1", "A", 0, age_years=39, night_pain=True, prior_cancer=True),
+        presentation("E1", "A", 0, age_years=39, night_pain=True, known_cancer=True),
         presentation("E2", "B", 0, age_years=40, night_pain=True),
         presentation("E3", "C", 0, age_years=75, night_pain=None, smoking_status="current"),
         presentation("E4", "D", 0, age_years=17),
@@ -359,10 +359,10 @@ def test_strata_flags_pattern_and_age_bands(tmp_path: Path):
         ).fetchall()
     )
     assert counts["flag:night_pain"] == 2  # NULL is not TRUE
-    assert counts["flag:prior_cancer"] == 1
+    assert counts["flag:known_cancer"] == 1
     assert "flag:fever" not in counts
-    # prior_cancer comes before night_pain in the fixed order
-    assert counts["pattern:prior_cancer+night_pain"] == 1
+    # known_cancer comes before night_pain in the fixed order
+    assert counts["pattern:known_cancer+night_pain"] == 1
     assert counts["pattern:night_pain"] == 1
     assert counts["pattern:none"] == 2
     assert counts["age_band:18-39"] == 1

@@ -28,6 +28,7 @@ from pipelines.published import write_copy
 from pipelines.report import write_report
 from pipelines.report.palette import tier_colours
 from pipelines.report.sections import curves_to_draw
+from pipelines.scoring.rules import tier_actions
 from pipelines.warehouse import create_schemas
 from tests.support.browser import browse, page_requests
 
@@ -189,8 +190,8 @@ def build_warehouse(
         gaps = pd.DataFrame(
             {
                 "encounter_id": [f"G{i}" for i in range(12)],
-                "index_tier": ["urgent"] * 3 + ["high"] * 9,
-                "care_gap": ["urgent_without_spine_imaging"] * 3 + ["high_without_imaging"] * 9,
+                "index_tier": ["emergency"] * 3 + ["high"] * 9,
+                "care_gap": ["emergency_without_spine_imaging"] * 3 + ["high_without_imaging"] * 9,
                 "days_since_index": 30,
             }
         )
@@ -362,11 +363,15 @@ def test_report_shows_hand_worked_numbers(warehouse: Path, tmp_path: Path):
     assert "250" in head  # presentations
     assert "192" in head  # 12 + 30 + 60 + 90 index episodes
     assert "Urgent 6%" in head and "High 16%" in head  # 12/192 = 6.25%, 30/192 = 15.6%
-    assert re.search(r"Urgent or high tier\s+22%", head)  # 42/192 = 21.9%
-    # Tier mix: low split 85 well documented + 5 poorly documented.
+    # The tiers whose action is imaging (red_flags.yml): none at emergency here.
+    assert re.search(r"Emergency, urgent or high tier\s+22%", head)  # 42/192 = 21.9%
+    # Tier mix: low split 85 well documented + 5 poorly documented; each tier with its
+    # expected action from red_flags.yml.
     mix = section_text(html, "tier_mix")
-    assert re.search(r"Low\s+85\s", mix) and re.search(r"Low \(poorly documented\)\s+5\s", mix)
-    # Care gaps: 12 rows, 3 urgent and 9 high; overuse 60 of 80 not imaged.
+    assert re.search(r"Low\s+no imaging within 28 days\s+85\s", mix)
+    assert re.search(r"Low \(poorly documented\)\s+5\s", mix)
+    assert re.search(r"Urgent\s+spine imaging within 7 days", mix)
+    # Care gaps: 12 rows, 3 emergency and 9 high; overuse 60 of 80 not imaged.
     assert re.search(r"Care gaps\s+12\s", head)
     assert "75.0%" in head and "80 eligible" in head
     low, high = wilson(60, 80)
@@ -415,10 +420,12 @@ def test_the_report_shows_the_release_it_finds(tmp_path: Path):
     assert pd.isna(mix.loc["low_poorly_documented", "n"])
     shown = section_text(html, "tier_mix")
     labels = {"urgent": "Urgent", "high": "High", "moderate": "Moderate", "low": "Low"}
+    actions = tier_actions()
     for category, label in labels.items():
         n = mix.loc[category, "n"]
         expected = "suppressed" if pd.isna(n) else f"{int(n):,}"
-        assert re.search(rf"{label}\s+{expected}\s", shown), (category, expected)
+        action = re.escape(actions[category])
+        assert re.search(rf"{label}\s+{action}\s+{expected}\s", shown), (category, expected)
     assert re.search(r"Low \(poorly documented\)\s+suppressed", shown)
     rates = section_text(html, "referral_rate")
     rows = dict(

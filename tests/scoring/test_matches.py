@@ -1,9 +1,8 @@
-"""Text and code matches computed once per distinct value (complaints per piece), and the history.
+"""Text and code matches computed once per distinct value, and the history.
 
-Both engines match each distinct piece of a complaint (cut at the clause marks)
-and each distinct dx_codes string once, and join the result back to the rows;
-these cases check that a row still gets its own structured values and its own
-text's matches, whether texts repeat or not.
+Both engines read each distinct complaint and each distinct dx_codes string once,
+and join the result back to the rows; these cases check that a row still gets its
+own structured values and its own text's matches, whether texts repeat or not.
 Expectations are worked out by hand from the clinical rules and red_flags.yml.
 """
 
@@ -11,12 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import yaml
 
 from pipelines.scoring.engines import score_frame
-from pipelines.scoring.matches import piece_marks
 from pipelines.scoring.rules import load_rules
-from tests.support import RULES_PATH
 from tests.support.scoring import intake_frame
 
 RULES = load_rules()
@@ -151,28 +147,11 @@ def test_pick_keeps_nulls_from_the_side_it_takes():
         assert got.dropna().tolist() == pd.Series(expected, dtype=dtype).dropna().tolist()
 
 
-def test_complaints_are_cut_only_at_clause_marks_no_phrase_contains(tmp_path):
-    assert piece_marks(RULES) == ".;,"  # clause_marks ".;," in red_flags.yml
-
-    raw = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
-    raw["text"]["clause_marks"] = ";,"
-    raw["phrases"]["fever"].append("temp. raised")
-    path = tmp_path / "red_flags.yml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    # "." is no clause mark now; ";" and "," are, and no phrase or cue holds them.
-    assert piece_marks(load_rules(path)) == ";,"
-
-    raw["text"]["clause_marks"] = ".;,"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    # "." is a clause mark again, but the phrase "temp. raised" holds it.
-    assert piece_marks(load_rules(path)) == ";,"
-
-
 @pytest.mark.parametrize("engine", ENGINES)
-def test_clauses_matched_apart_keep_their_own_negation(engine: str):
+def test_sentences_keep_their_own_negation_and_commas_do_not_end_it(engine: str):
     rows = [
-        # Complaints made of the same clauses in other combinations: a cue
-        # negates mentions in its own clause only (within five words).
+        # Complaints made of the same words in other combinations: a cue negates
+        # mentions in its own sentence only; a comma does not end its scope.
         {"encounter_id": "E1", "patient_id": "P1", "chief_complaint": "No fever, cough"},
         {"encounter_id": "E2", "patient_id": "P2", "chief_complaint": "Denies cough. Fever"},
         {"encounter_id": "E3", "patient_id": "P3", "chief_complaint": "no fever cough"},
@@ -180,8 +159,11 @@ def test_clauses_matched_apart_keep_their_own_negation(engine: str):
         {"encounter_id": "E5", "patient_id": "P5", "chief_complaint": "fever, no fever"},
     ]
     out = _by_id(score_frame(intake_frame(rows, DEFAULTS), engine, RULES))
+    # E1 "No fever, cough": "no" reaches across the comma to cough. E4: the first
+    # cough is before the ";" (a sentence end), so affirmed. E5: the first fever is
+    # before the cue.
     assert out["fever"].tolist() == [False, True, False, False, True]
-    assert out["persistent_cough"].tolist() == [True, False, False, True, pd.NA]
+    assert out["persistent_cough"].tolist() == [False, False, False, True, pd.NA]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

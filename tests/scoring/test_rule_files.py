@@ -8,11 +8,12 @@ from pipelines.cohorts.definition import load_definition
 from pipelines.scoring.rules import load_rules
 from tests.support import SCHEMAS_DIR
 
-# The score of the clinical rules (version 1), written out by hand in its order.
+# The score of the clinical rules (version 2), written out by hand in its order.
 CLINICAL_SCORE = {
-    "prior_cancer": 4, "hemoptysis": 3, "bladder_bowel_dysfunction": 3, "limb_weakness": 3,
-    "unexplained_weight_loss": 2, "night_pain": 1, "rest_pain": 1, "progressive": 1,
-    "thoracic_pain": 1, "pain_persistent": 1, "age_50_plus": 1, "ever_smoked": 1,
+    "known_cancer": 4, "hemoptysis": 3, "bladder_bowel_dysfunction": 3, "limb_weakness": 3,
+    "unexplained_weight_loss": 2, "suspected_cancer": 2, "night_pain": 1, "rest_pain": 1,
+    "progressive": 1, "thoracic_pain": 1, "strain_pain": 1, "spinal_tenderness": 1,
+    "pain_persistent": 1, "age_50_plus": 1, "ever_smoked": 1,
     "persistent_cough": 1, "dyspnea": 1, "chest_pain": 1, "fatigue": 1, "appetite_loss": 1,
     "fever": 1, "limb_numbness": 1, "limb_tingling": 1, "repeat_presentation": 1,
 }  # fmt: skip
@@ -28,7 +29,14 @@ def test_cohort_red_flags_and_tiers_are_the_rules():
     """The cohort definition takes both from the rules, in their order."""
     definition = load_definition()
     assert list(definition.red_flags) == list(CLINICAL_SCORE)
-    assert list(definition.tiers) == ["urgent", "high", "moderate", "low", "not_back_pain"]
+    assert list(definition.tiers) == [
+        "emergency",
+        "urgent",
+        "high",
+        "moderate",
+        "low",
+        "not_back_pain",
+    ]
 
 
 def test_every_red_flag_is_an_output_column_of_scoring():

@@ -53,10 +53,17 @@ INTERFACE_COLUMNS = [
     "repeat_presentation",
     "age_40_plus",
     "age_50_plus",
+    "age_70_plus",
     "thoracic_pain",
+    "strain_pain",
+    "spinal_tenderness",
+    "known_cancer",
+    "suspected_cancer",
     "ever_smoked",
     "neuro_symptom",
     "lung_symptom_count",
+    "metastasis_pain",
+    "complicated",
     "tier",
     "score",
     "completeness",
@@ -81,7 +88,7 @@ def test_rules_version_is_the_hash_of_the_rule_files():
 def test_every_rule_has_evidence():
     raw = yaml.safe_load(RULES_PATH.read_text(encoding="utf-8"))
     entries = raw["symptoms"] + raw["features"]
-    entries += [raw[k] for k in ("text", "pain_site", "history", "tiers", "score", "completeness")]
+    entries += [raw[k] for k in ("pain_site", "history", "tiers", "score", "completeness")]
     assert all(str(e.get("evidence", "")).strip() for e in entries)
 
 
@@ -108,11 +115,11 @@ ROW = {
 
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_changing_a_weight_changes_the_score(tmp_path: Path, engine: str):
-    # Default: prior_cancer 4 + age_50_plus 1 = 5.
+    # Default: known_cancer 4 + age_50_plus 1 = 5.
     assert score_frame(intake_frame([ROW]), engine, RULES).loc[0, "score"] == 5
 
     def edit(raw: dict) -> None:
-        raw["score"]["weights"]["prior_cancer"] = 10
+        raw["score"]["weights"]["known_cancer"] = 10
 
     rules = load_rules(_copy_rules(tmp_path, edit))
     assert score_frame(intake_frame([ROW]), engine, rules).loc[0, "score"] == 11
@@ -181,35 +188,7 @@ def test_unknown_value_set_is_reported(tmp_path: Path):
         load_rules(_copy_rules(tmp_path, edit))
 
 
-# ---------------------------------------------------------------- text normalisation
-TEXTS = {
-    "Back pain.Cough": "back pain , cough",
-    "no fever but  cough": "no fever , cough",
-    "pain; ; , fever": "pain , fever",
-    "tingling\tin legs": "tingling in legs",
-    "patient's back-pain (worse) however ok": "patient's back pain worse , ok",
-    "Fièvre, back pain": "fi vre , back pain",
-    "BUTTER however": "butter , ",
-}
-
-
-def test_text_is_normalised_alike_in_both_engines():
-    series = pd.Series(list(TEXTS), dtype="string[pyarrow]")
-    lowered = normalise.complaint_text_pandas(series)
-    by_pandas = normalise.normalised_pandas(lowered, RULES.text).tolist()
-    con = duckdb.connect()
-    con.execute("CREATE TABLE t (i INTEGER, chief_complaint VARCHAR)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(TEXTS)))
-    by_sql = [
-        r[0]
-        for r in con.execute(
-            f"SELECT {normalise.normalised_sql(normalise.complaint_text_sql(), RULES.text)} "
-            "FROM t ORDER BY i"
-        ).fetchall()
-    ]
-    assert by_pandas == by_sql == list(TEXTS.values())
-
-
+# ---------------------------------------------------------------- normalisation
 def test_codes_are_normalised_alike_in_both_engines():
     codes = {"m54.5; r05": "M545;R05", " Z87.891 ;c34.1": "Z87891;C341", "R0\u00e42": "R0?2"}
     by_pandas = normalise.codes_pandas(pd.Series(list(codes), dtype="string[pyarrow]")).tolist()
@@ -266,9 +245,11 @@ def test_score_warehouse_writes_features_and_ops(tmp_path: Path, engine: str):
     got = con.execute(
         "SELECT encounter_id, tier, score FROM features.presentation_flags ORDER BY encounter_id"
     ).fetchall()
-    # E1: prior_cancer -> high, 4 + age_50_plus 1. E2: back_pain TRUE (structured), cough,
-    # episode began 22 days before (< 28), duration 21: low, age_50 1 + cough 1.
-    assert got == [("E1", "high", 5), ("E2", "low", 2)]
+    # E1: prior_cancer -> known_cancer -> high, 4 + age_50_plus 1. E2: back_pain TRUE
+    # (structured), cough, episode began 22 days before (< 28), duration 21; its own
+    # prior_cancer is NULL but E1's TRUE carries forward: known_cancer -> high,
+    # 4 + age_50 1 + cough 1.
+    assert got == [("E1", "high", 5), ("E2", "high", 6)]
     assert con.execute("SELECT rules_version FROM ops.rules_versions").fetchall() == [
         (RULES.version,)
     ]
@@ -318,6 +299,71 @@ def test_score_command_csv_and_parquet(tmp_path: Path):
     # E3: hemoptysis code at 62 -> high; 3 + age_50 1 + pain_persistent (62 days after E1) 1.
     assert (frame.loc["E3", "tier"], frame.loc["E3", "score"]) == ("high", 5)
     assert frame.loc["E2", "tier"] == "not_back_pain"
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_score_file_reads_a_diagnoses_file(tmp_path: Path, engine: str):
+    """`score --diagnoses`: a cancer diagnosed on or before a presentation's date, in
+    ICD-10-CM (CSV) or SNOMED through the crosswalk (Parquet)."""
+    from pipelines.scoring.jobs import score_file
+
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    icd = tmp_path / "diagnoses.csv"
+    icd.write_text(
+        "patient_id,diagnosis_date,code,code_system\nP1,2024-02-01,C34.90,ICD10CM\n",
+        encoding="utf-8",
+    )
+    snomed = tmp_path / "diagnoses.parquet"
+    pd.DataFrame(
+        {
+            "patient_id": ["P1"],
+            "diagnosis_date": [pd.Timestamp("2024-03-04")],
+            "code": ["93880001"],
+            "code_system": ["SNOMED"],
+        }
+    ).to_parquet(snomed)
+    for diagnoses in (icd, snomed):
+        out = tmp_path / "out.parquet"
+        assert score_file(tmp_path / "intake.csv", out, engine, diagnoses=diagnoses) == 3
+        frame = pd.read_parquet(out).set_index("encounter_id")
+        # E1 (2024-01-02) is before either diagnosis: known_cancer NULL, low, age_50 1.
+        # E3 (2024-03-04): known_cancer 4 + hemoptysis 3 + age_50 1 + persistent 1 = 9.
+        assert pd.isna(frame.loc["E1", "known_cancer"])
+        assert (frame.loc["E1", "tier"], frame.loc["E1", "score"]) == ("low", 1)
+        assert frame.loc["E3", "known_cancer"]
+        assert (frame.loc["E3", "tier"], frame.loc["E3", "score"]) == ("high", 9)
+
+
+def test_a_bad_diagnoses_file_is_one_line(tmp_path: Path):
+    (tmp_path / "intake.csv").write_text(INTAKE_CSV, encoding="utf-8")
+    bad = tmp_path / "dx.csv"
+    bad.write_text(
+        "patient_id,diagnosis_date,code,code_system\n"
+        "P1,2024-02-01,C34.90,ICD10CM\nP1,2024-02-01,162.9,ICD9CM\n",
+        encoding="utf-8",
+    )
+    args = ("score", str(tmp_path / "intake.csv"), "--out", str(tmp_path / "o.csv"))
+    result = _cli(*args, "--diagnoses", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"redflags: error: {bad}, line 3, column code_system: 'ICD9CM' is not one of "
+        "ICD10CM, SNOMED; correct the value and rerun"
+    )
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_score_warehouse_reads_staging_diagnoses(tmp_path: Path, engine: str):
+    con = _warehouse_with_intake(tmp_path / "w.duckdb", [{**ROW, "prior_cancer": False}])
+    con.execute(
+        "INSERT INTO staging.diagnoses VALUES "
+        "('P1', DATE '2024-01-01', 'C34.90', 'ICD10CM', 'diagnoses.csv', 2, 'r1')"
+    )
+    assert score_warehouse(con, engine) == 1
+    # prior_cancer FALSE, but a lung cancer diagnosed before: known_cancer -> high, 4 + age 1.
+    got = con.execute(
+        "SELECT prior_cancer, known_cancer, tier, score FROM features.presentation_flags"
+    ).fetchall()
+    assert got == [(False, True, "high", 5)]
 
 
 @pytest.mark.parametrize("own_column", ["", ", 0 AS file_row_number"])
@@ -462,7 +508,7 @@ def test_sample_data_gives_every_tier(tmp_path: Path):
     out = tmp_path / "scored.parquet"
     score_file(SAMPLE_DIR / "intake.csv", out)
     tiers = set(pd.read_parquet(out)["tier"])
-    assert tiers == {"urgent", "high", "moderate", "low", "not_back_pain"}
+    assert tiers == {"emergency", "urgent", "high", "moderate", "low", "not_back_pain"}
 
 
 def test_flow_task_scores_staging_into_features(tmp_path: Path):

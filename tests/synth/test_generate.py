@@ -445,7 +445,15 @@ CLINICAL_PHRASES = {
     "hemoptysis": ("hemoptysis", "haemoptysis", "coughing blood", "coughing up blood"),
     "limb_numbness": ("numbness", "numb"),
     "limb_tingling": ("tingling", "pins and needles"),
-    "limb_weakness": ("weakness", "weak legs", "weak arms"),
+    "limb_weakness": (
+        "leg weakness",
+        "arm weakness",
+        "weak legs",
+        "weak arms",
+        "legs feel weak",
+        "foot drop",
+        "difficulty walking",
+    ),
     "bladder_bowel_dysfunction": (
         "incontinence",
         "urinary retention",

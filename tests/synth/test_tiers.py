@@ -20,7 +20,8 @@ TIER_SHARE_RANGES = {
     "low": (0.30, 0.50),
     "moderate": (0.15, 0.35),
     "high": (0.02, 0.08),
-    "urgent": (0.003, 0.02),
+    "urgent": (0.002, 0.02),
+    "emergency": (0.003, 0.02),
 }
 
 
