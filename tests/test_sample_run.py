@@ -16,7 +16,7 @@ def csv_rows(name: str) -> int:
 
 
 def test_every_sample_row_arrives_and_is_accepted(sample_run):
-    expected = {t: csv_rows(f"{t}.csv") for t in ("intake", "referrals", "diagnoses")}
+    expected = {t: csv_rows(f"{t}.csv") for t in ("intake", "referrals", "diagnoses", "patients")}
     con = duckdb.connect(str(sample_run.warehouse), read_only=True)
     try:
         for table, n in expected.items():

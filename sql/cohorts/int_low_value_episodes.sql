@@ -3,13 +3,16 @@
 -- (int_episodes, the index included) dated 0..{{ overuse_window }} days after the index and
 -- on or before the first spine imaging (days_to_overuse_outcome, when there is one): an
 -- escalation on the imaging's day or before it removes the episode, one after it does
--- not. With the days to that imaging and the follow-up.
+-- not. With the days to that imaging and the follow-up. The index always counts (day 0,
+-- on or before any imaging), so only episodes whose index tier is {{ low_value_tier }} can qualify:
+-- the others are not looked at.
 {{ config(materialized='table') }}
 WITH candidates AS (
     SELECT i.presentation_key, i.index_date, i.age_years, i.followup_days,
         {{ days_to_overuse_outcome }} AS days_to_outcome
     FROM {{ ref('fct_index_presentations') }} AS i
     WHERE i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
+      AND i.index_tier = {{ low_value_tier }}
 ),
 highest AS (
     SELECT c.presentation_key, min(e.tier_rank) AS tier_rank
