@@ -20,8 +20,9 @@ The system splits into independent parts once the published values are substitut
 Most cells are wide enough by far, and a range at least k wide needs no exact bounds:
 two solutions k apart in the cell prove it. So a group's cells are first pushed apart
 together, a few programmes for all of them, and only those no solution proves get
-their two exact programmes (at 1M intake rows one group holds 15,000 expressions, of
-which about 45 need them).
+exact ranges (at 1M intake rows one group holds 15,000 expressions, of which about 80
+need them). In a large group those come from the constraints near the cell when they
+bound it no further than solutions already reach, else from the whole group.
 """
 
 from __future__ import annotations
@@ -320,8 +321,8 @@ class _Programme:
     def nearby(self, terms: Terms, low: float, high: float) -> tuple[int, ...] | None:
         """The constraints that pin the expression to [`low`, `high`] (both seen in
         solutions of the group), found without the whole group: the constraints near its
-        variables alone, the rest dropped, allow it no more than the group does. So when
-        their least and greatest values are `low` and `high`, those are its exact range,
+        variables alone, the rest dropped, allow it at least the range the group does. So
+        when their least and greatest values are `low` and `high`, those are its exact range,
         and the constraints with non-zero dual values bind it there. None when the
         constraints a few steps away do not pin it that far."""
         from scipy.optimize import linprog
@@ -372,8 +373,8 @@ class _Programme:
                     }
             if (
                 len(extremes) == 2
-                and abs(extremes[0] - high) <= 1e-9
-                and abs(extremes[1] - low) <= 1e-9
+                and abs(extremes[0] - high) <= 1e-6
+                and abs(extremes[1] - low) <= 1e-6
             ):
                 return tuple(sorted(binding))
         return None
@@ -483,7 +484,7 @@ def _solve_group(
     # Until two passes in a row prove fewer than two (a pass costs one programme, an
     # expression left open two).
     passes = idle = 0
-    while np.isfinite(low).all() and open_.sum() > 2 and idle < 2:
+    while np.isfinite(enough) and np.isfinite(low).all() and open_.sum() > 2 and idle < 2:
         rows = np.flatnonzero(open_)
         up = passes % 3 != 2
         caps = low[rows] + enough if up else high[rows] - enough
