@@ -105,7 +105,10 @@ def check_columns(path: Path, contract: Contract, header: Header) -> list[str]:
             )
         for other in TABLES:
             other_contract = load_contract(other)
-            if other != contract.table and set(other_contract.required_names) <= present:
+            # every column of the file is the other table's, its required ones among them
+            # (patients requires patient_id alone, which every table has)
+            fits = set(other_contract.required_names) <= present <= set(other_contract.names)
+            if other != contract.table and fits:
                 hint = (
                     f"its columns are those of {other}: rename it to start with "
                     f"'{other_contract.file_prefix}'"

@@ -51,9 +51,9 @@ def test_an_empty_input_directory_exits_65_before_prefect_starts(
         main(["run", "--input", str(tmp_path / "in"), "--warehouse", str(tmp_path / "w.duckdb")])
     assert ended.value.code == EXIT_EMPTY_RUN == 65
     assert capsys.readouterr().err.splitlines() == [
-        f"redflags: error: {tmp_path / 'in'}: no input file (intake*, referrals*, diagnoses*, patients* "
-        "(.csv, .tsv, .csv.gz, .parquet, .jsonl)); nothing to load, nothing published: check "
-        "the input_dir setting (--input)"
+        f"redflags: error: {tmp_path / 'in'}: no input file (intake*, referrals*, diagnoses*, "
+        "patients* (.csv, .tsv, .csv.gz, .parquet, .jsonl)); nothing to load, nothing "
+        "published: check the input_dir setting (--input)"
     ]
     assert not (tmp_path / "w.duckdb").exists()
 

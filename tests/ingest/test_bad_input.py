@@ -274,7 +274,7 @@ def test_tsv_is_read_and_other_files_are_listed_not_skipped_silently(tmp_path: P
         f"intake_link.csv: refused: a symbolic link to {outside}, outside the input "
         "directory; copy the file into the input directory instead",
         "intake_notes.txt: not a .csv, .tsv, .csv.gz, .parquet or .jsonl file",
-        "readme.csv: its name starts with none of intake, referrals, diagnoses",
+        "readme.csv: its name starts with none of intake, referrals, diagnoses, patients",
         "sub: a directory; files in subdirectories are not read",
     ]
     text = format_summary(summary)
