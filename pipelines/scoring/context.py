@@ -799,9 +799,8 @@ context_positions AS (
     -- pre-negation's too; a cue after a mention reaches back to that mention only.
     SELECT
         *,
-        coalesce(sum(words) OVER (
-            PARTITION BY row_key ORDER BY position
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start_word,
+        -- (all four sums over the same frame, so that one pass computes them)
+        sum(words) OVER (PARTITION BY row_key {upto}) - words AS start_word,
         sum(CAST(ends_sentence OR ends_all AS INTEGER)) OVER (
             PARTITION BY row_key {upto}) AS segment_all,
         sum(CAST(ends_sentence OR ends_all OR ends_pre_negation AS INTEGER)) OVER (
