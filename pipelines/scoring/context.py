@@ -146,6 +146,8 @@ class Lexicon:
     normalise_after_lower: tuple[tuple[str, str], ...]
     pseudo_passes: tuple[tuple[str, str], ...]  # (pattern, token), longest first
     classes: tuple[CueClass, ...]  # class i is marked C<i>
+    # The tokens of every pseudo-negation, cue and termination term.
+    cue_tokens: tuple[tuple[str, ...], ...] = ()
 
     @property
     def cue_passes(self) -> tuple[tuple[str, str], ...]:
@@ -173,6 +175,20 @@ class Lexicon:
             text = re.sub(pattern, replacement, text, flags=re.ASCII)
         return text.strip(" ")
 
+    def marks_after_cues(self, phrases: Sequence[str]) -> bool:
+        """Whether the phrases' mentions can be marked after the cues, on a text whose
+        cues are marked once for every phrase list.
+
+        True when no phrase can overlap a pseudo-negation, cue or termination term in
+        any text: both are runs of whole tokens, so they overlap only where one's
+        tokens continue into the other's, equal wherever they share a position. Then
+        marking one first changes nothing the other matches, and the result is that of
+        step 2 before steps 3 and 4. A list like rest_pain ("not relieved by rest") is
+        marked first, as the steps are written.
+        """
+        words = [self.normalise(p).split(" ") for p in phrases]
+        return not any(_can_overlap(w, c) for w in words for c in self.cue_tokens)
+
     def mention_passes(self, phrases: Sequence[str]) -> tuple[tuple[str, str], ...]:
         """(pattern, token) that mark the mentions of `phrases`, longest phrase first.
 
@@ -188,6 +204,27 @@ class Lexicon:
             (phrases_pattern(tuple(by_words[n])), f"{MENTION}{n}")
             for n in sorted(by_words, reverse=True)
         )
+
+
+def keywords(phrases: Sequence[str], lexicon: Lexicon) -> list[str]:
+    """Literal words one of which every mention of the phrases contains (a cheap
+    filter before the patterns): the longest word of each phrase, without a word that
+    holds another of them."""
+    words = set()
+    for phrase in phrases:
+        tokens = [t for t in lexicon.normalise(phrase).split(" ") if re.fullmatch(WORD, t)]
+        if tokens:
+            words.add(max(tokens, key=len))
+    return sorted(w for w in words if not any(o != w and o in w for o in words))
+
+
+def _can_overlap(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether token runs `a` and `b` can share at least one position in some text."""
+    for shift in range(-len(b) + 1, len(a)):
+        pairs = [(a[i], b[i - shift]) for i in range(max(0, shift), min(len(a), shift + len(b)))]
+        if all(x == y for x, y in pairs):
+            return True
+    return False
 
 
 def _token_count(cue_class: CueClass) -> int:
@@ -363,7 +400,10 @@ def build_lexicon(path: Path, entries: list[Entry]) -> Lexicon:
     classes = tuple(
         CueClass(tuple(sorted(phrases)), *key[1:]) for key, phrases in sorted(grouped.items())
     )
-    return Lexicon(path, before, after, pseudo_passes, classes)
+    cue_tokens = tuple(
+        sorted({tuple(tokens(e).split(" ")) for e in entries if e.kind != SENTENCE_END})
+    )
+    return Lexicon(path, before, after, pseudo_passes, classes, cue_tokens)
 
 
 def _words(phrase: str) -> int:
@@ -570,23 +610,29 @@ def flags_pandas(
 ) -> list[np.ndarray]:
     """For each phrase list, the mention flags (`FLAG_BITS`) of each normalised text.
 
-    The texts are marked for each list in turn; those that mention it are read
-    together, in one pass over all lists' marked texts.
+    The cues are marked once on every text for the lists that allow it
+    (`Lexicon.marks_after_cues`), and each list's mentions are marked on that; the
+    other lists are marked as the steps are written (mentions, then the cues). The
+    texts that mention a list are read together, in one pass over all lists.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     result = [np.zeros(len(normalised), dtype=np.int8) for _ in phrase_lists]
+    after_cues = [lexicon.marks_after_cues(p) for p in phrase_lists]
+    cue_marked = _replaced(normalised, lexicon.mark_passes) if any(after_cues) else None
     cued, owners = [], []
     for i, phrases in enumerate(phrase_lists):
-        marked = _replaced(normalised, lexicon.mention_passes(list(phrases)))
+        passes = lexicon.mention_passes(list(phrases))
+        marked = _replaced(cue_marked if after_cues[i] else normalised, passes)
         rows = np.flatnonzero(pc.match_substring(marked, MENTION).to_numpy(zero_copy_only=False))
         if rows.size:
-            cued.append(marked.take(pa.array(rows)))
+            texts = marked.take(pa.array(rows))
+            cued.append(texts if after_cues[i] else _replaced(texts, lexicon.mark_passes))
             owners.append((i, rows))
     if cued:
-        flags = row_flags(_replaced(pa.concat_arrays(cued), lexicon.mark_passes), lexicon)
+        flags = row_flags(pa.concat_arrays(cued), lexicon)
         offset = 0
         for i, rows in owners:
             result[i][rows] = flags[offset : offset + rows.size]
@@ -694,11 +740,14 @@ SELECT r.{key} AS row_key, CASE {case} ELSE {literal(ABSENT)} END AS status
 FROM {relation} AS r LEFT JOIN context_flags AS s ON r.{key} = s.row_key"""
 
 
-def reading_sql(lexicon: Lexicon) -> str:
+def reading_sql(lexicon: Lexicon, cues_marked: bool = False) -> str:
     """CTEs that read the marked texts of `context_marked` (row_key, marked), ending in
     `context_flags` (row_key, flags): the mention flags (`FLAG_BITS`) of each row that
-    mentions its phrase (steps 3 to 5)."""
+    mentions its phrase (steps 3 to 5). With `cues_marked`, `context_marked` also has a
+    column `cues_marked`, TRUE where its cues are marked already."""
     cued = replaced_sql("marked", lexicon.mark_passes)
+    if cues_marked:
+        cued = f"CASE WHEN cues_marked THEN marked ELSE {cued} END"
     reach = {
         k: f"CASE WHEN {k} > 0 THEN start_word + words + {k} END"
         for k in (PRE_NEGATION, HYPOTHETICAL_BEFORE, OTHER_PERSON)
@@ -725,19 +774,21 @@ context_roles AS (
     SELECT
         row_key,
         position,
+        -- (A token is a word of [a-z0-9], a mark: M, P or C and digits, or one
+        -- punctuation character; its first character tells which.)
         CASE
-            WHEN regexp_matches(token, {literal(f"^{WORD}$")}) THEN 1
-            WHEN regexp_matches(token, {literal(f"^[{MENTION}{PSEUDO}][0-9]+$")})
+            WHEN token[1] BETWEEN 'a' AND 'z' OR token[1] BETWEEN '0' AND '9' THEN 1
+            WHEN token[1] IN ({literal(MENTION)}, {literal(PSEUDO)})
                 THEN CAST(token[2:] AS BIGINT)
             ELSE coalesce(c.words, 0)
         END AS words,
-        regexp_matches(token, {literal(f"^{MENTION}[0-9]+$")}) AS is_mention,
+        token[1] = {literal(MENTION)} AS is_mention,
         token = {literal(END_TOKEN)} AS ends_sentence,
         coalesce(c.ends_all, false) AS ends_all,
         coalesce(c.ends_pre_negation, false) AS ends_pre_negation,
         {", ".join(f"coalesce(c.{k}, 0) AS {k}" for k in SCOPED_KINDS)}
     FROM (
-        SELECT *, CASE WHEN regexp_matches(token, {literal(f"^{CUE}[0-9]+$")})
+        SELECT *, CASE WHEN token[1] = {literal(CUE)}
             THEN CAST(token[2:] AS BIGINT) END AS class_id
         FROM context_tokens
     ) AS t LEFT JOIN ({_classes_sql(lexicon)}) AS c USING (class_id)
@@ -748,9 +799,8 @@ context_positions AS (
     -- pre-negation's too; a cue after a mention reaches back to that mention only.
     SELECT
         *,
-        coalesce(sum(words) OVER (
-            PARTITION BY row_key ORDER BY position
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start_word,
+        -- (all four sums over the same frame, so that one pass computes them)
+        sum(words) OVER (PARTITION BY row_key {upto}) - words AS start_word,
         sum(CAST(ends_sentence OR ends_all AS INTEGER)) OVER (
             PARTITION BY row_key {upto}) AS segment_all,
         sum(CAST(ends_sentence OR ends_all OR ends_pre_negation AS INTEGER)) OVER (
@@ -775,6 +825,9 @@ context_scopes AS (
         min({back[HYPOTHETICAL_AFTER]}) OVER (
             PARTITION BY row_key, segment_post) AS hypothetical_back_reach
     FROM context_positions
+    -- Only mentions and cues take part from here on (words, ends and terminations
+    -- have done their part: the positions and segments above).
+    WHERE is_mention OR {" OR ".join(f"{k} > 0" for k in SCOPED_KINDS)}
 ),
 context_mentions AS (
     SELECT

@@ -300,13 +300,16 @@ def diagnosed_by(
         (system == "SNOMED") & code.isin(snomed_codes)
     )
     hit = hit.to_numpy(dtype=bool, na_value=False)
-    dates = pd.Series(diagnoses["diagnosis_date"].to_numpy(dtype="datetime64[D]")[hit])
-    first = dates.groupby(diagnoses["patient_id"].astype("string").to_numpy()[hit]).min()
-    first_date = patient_id.astype("string").map(first)
-    known = first_date.notna().to_numpy()
     on_or_before = np.zeros(len(patient_id), dtype=bool)
+    if not hit.any():
+        return on_or_before
+    dates = diagnoses["diagnosis_date"].to_numpy(dtype="datetime64[D]")[hit]
+    patients = diagnoses["patient_id"].astype("string").to_numpy()[hit]
+    first = pd.Series(dates).groupby(patients).min()
+    where = first.index.get_indexer(patient_id.astype("string").to_numpy())
+    known = where >= 0
+    first_days = first.to_numpy(dtype="datetime64[D]")
     on_or_before[known] = (
-        first_date.to_numpy()[known].astype("datetime64[D]")
-        <= (encounter_date.to_numpy(dtype="datetime64[D]")[known])
+        first_days[where[known]] <= (encounter_date.to_numpy(dtype="datetime64[D]")[known])
     )
     return on_or_before

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pipelines.scoring import context, normalise
 from pipelines.scoring import predicates as p
 from pipelines.scoring.rules import RuleSet
+from pipelines.sqltext import literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,17 +132,27 @@ def matches_sql(rules: RuleSet, source: str) -> str:
     env = rules.env()
     nodes = text_reads(rules)
     n = max(len(nodes), 1)
-    marked = (
-        "\n    UNION ALL\n".join(
-            f"    SELECT complaint_key * {n} + {i} AS row_key, "
-            + context.replaced_sql(
-                "normalised", rules.lexicon.mention_passes(rules.phrases[node.phrases])
-            )
-            + " AS marked\n    FROM complaint_texts"
-            for i, node in enumerate(nodes)
+    lexicon = rules.lexicon
+    selects = []
+    for i, node in enumerate(nodes):
+        phrases = rules.phrases[node.phrases]
+        after_cues = lexicon.marks_after_cues(phrases)
+        text = "cue_marked" if after_cues else "normalised"
+        marked = context.replaced_sql(text, lexicon.mention_passes(phrases))
+        # Only complaints holding a word of each phrase can mention the list.
+        holds = " OR ".join(
+            f"contains(normalised, {literal(w)})" for w in context.keywords(phrases, lexicon)
         )
-        or "    SELECT CAST(NULL AS BIGINT) AS row_key, '' AS marked WHERE false"
+        selects.append(
+            f"    SELECT complaint_key * {n} + {i} AS row_key, {marked} AS marked, "
+            f"{str(after_cues).lower()} AS cues_marked\n    FROM complaint_texts\n"
+            f"    WHERE {holds or 'false'}"
+        )
+    marked = "\n    UNION ALL\n".join(selects) or (
+        f"    SELECT CAST(NULL AS BIGINT) AS row_key, {literal('')} AS marked, "
+        "false AS cues_marked WHERE false"
     )
+    normalised = context.normalised_sql("chief_complaint", lexicon)
     flags = _columns(
         [
             (
@@ -154,18 +165,25 @@ def matches_sql(rules: RuleSet, source: str) -> str:
     codes = _columns([(c.match_column, c.match_sql(env)) for c in code_matches(rules)])
     return f"""complaint_texts AS MATERIALIZED (
     -- Each distinct complaint once (complaints repeat; the matches are joined back
-    -- to the rows below), normalised, with a key.
+    -- to the rows below), normalised, with a key; and with its pseudo-negations and
+    -- cues marked, for the phrase lists that share no word with a cue.
     SELECT
         chief_complaint,
-        row_number() OVER () AS complaint_key,
-        {context.normalised_sql("chief_complaint", rules.lexicon)} AS normalised
-    FROM (SELECT DISTINCT chief_complaint FROM {source})
+        complaint_key,
+        normalised,
+        {context.replaced_sql("normalised", lexicon.mark_passes)} AS cue_marked
+    FROM (
+        SELECT chief_complaint, row_number() OVER () AS complaint_key, {normalised} AS normalised
+        FROM (SELECT DISTINCT chief_complaint FROM {source})
+    )
 ),
 context_marked AS (
-    -- Each complaint marked for each phrase list the rules read: mentions M<words>.
+    -- Each complaint marked for each phrase list the rules read: mentions M<words>
+    -- (on the cue-marked text where the list allows, pipelines/scoring/context.py
+    -- `Lexicon.marks_after_cues`).
 {marked}
 ),
-{context.reading_sql(rules.lexicon)},
+{context.reading_sql(lexicon, cues_marked=True)},
 complaint_matches AS (
     -- The flags of each complaint's reading of each phrase list (0: no mention).
     SELECT
