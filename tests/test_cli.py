@@ -446,7 +446,8 @@ def test_help_lists_choices_flags_and_every_default(
         "[default: the one --out's extension names (.txt .csv .tsv .json .parquet), else table]"
     )
     generate = options_of(help_of("generate", 120, capsys, monkeypatch))
-    assert generate["--format"] == ("<csv|parquet>", "Output file format.  [default: csv]")
+    assert generate["--format"][0] == "<csv|parquet|canonical|omop|fhir>"
+    assert generate["--format"][1].endswith("[default: csv]")
     export = options_of(help_of("export", 120, capsys, monkeypatch))
     assert settings_shown(export)["--out"] == "export_dir; default: data/exports"
     for command in COMMANDS:

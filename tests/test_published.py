@@ -111,7 +111,7 @@ def test_the_copy_holds_the_marts_release_and_ops_and_nothing_per_row(tmp_path: 
         copy,
         "SELECT comment FROM duckdb_columns() WHERE schema_name = 'marts' "
         "AND table_name = 'care_gaps' AND column_name = 'encounter_id'",
-    ) == [("The index encounter.",)]
+    ) == [("The index encounter of the episode.",)]
 
 
 def test_a_failed_copy_leaves_the_previous_one_whole(
