@@ -72,7 +72,7 @@ def diagnoses_rows(draw) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=["patient_id", "diagnosis_date", "code", "code_system"])
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(intake_rows(), diagnoses_rows())
 def test_engines_return_equal_frames(rows: list[dict], diagnoses: pd.DataFrame | None):
     table = intake_frame(rows)
