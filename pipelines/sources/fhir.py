@@ -3,8 +3,9 @@
 Input: a folder of Bundle JSON files (one per patient, as Synthea writes them) or
 of Bulk Data NDJSON files (one resource per line, one resource type per file), or
 both. DuckDB's JSON reader parses the files; the adapter pulls only the fields the
-canonical tables need (ids, references, dates, codes, gender, birth date) into the
-staging tables of pipelines.sources.mapping. Names, addresses, telecom and
+canonical tables need (ids, references, dates, codes, gender, birth date, the
+intake form's answers and the text of an Encounter's reason) into the staging
+tables of pipelines.sources.mapping. Names, addresses, telecom and
 identifiers are never selected, so they never reach the warehouse.
 
 Files are read in bounded batches (`BATCH_FILES` bundles, or one NDJSON file at a
