@@ -3,8 +3,9 @@
 Input: a folder of Bundle JSON files (one per patient, as Synthea writes them) or
 of Bulk Data NDJSON files (one resource per line, one resource type per file), or
 both. DuckDB's JSON reader parses the files; the adapter pulls only the fields the
-canonical tables need (ids, references, dates, codes, gender, birth date) into the
-staging tables of pipelines.sources.mapping. Names, addresses, telecom and
+canonical tables need (ids, references, dates, codes, gender, birth date, the
+intake form's answers and the text of an Encounter's reason) into the staging
+tables of pipelines.sources.mapping. Names, addresses, telecom and
 identifiers are never selected, so they never reach the warehouse.
 
 Files are read in bounded batches (`BATCH_FILES` bundles, or one NDJSON file at a
@@ -19,6 +20,7 @@ import duckdb
 
 from pipelines.errors import UserError
 from pipelines.sources.mapping import (
+    INTAKE_FIELD,
     TOBACCO,
     build_canonical,
     connect,
@@ -129,10 +131,21 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
         SELECT r->>'id', rf_date(r->>'deceasedDateTime'), NULL, NULL
         FROM res WHERE r->>'resourceType' = 'Patient' AND r->>'deceasedDateTime' IS NOT NULL""",
     ),
+    # The chief complaint: the text of the Encounter's first reason (R4 has no
+    # element of its own for it), staged as the answer to the question
+    # "Encounter.reasonCode" (value set intake_field:chief_complaint).
     "Encounter": (
         f"""INSERT INTO src_visit
         SELECT r->>'id', {_ref("$.subject.reference")}, {_date("$.period.start", "$.period.end")}
         FROM res WHERE r->>'resourceType' = 'Encounter'""",
+        """INSERT INTO src_answer
+        SELECT 'Encounter/' || (r->>'id'), r->>'id', NULL, NULL, r->>'$.reasonCode[0].text'
+        FROM res WHERE r->>'resourceType' = 'Encounter'
+          AND nullif(trim(r->>'$.reasonCode[0].text'), '') IS NOT NULL""",
+        """INSERT INTO src_answer_code
+        SELECT 'Encounter/' || (r->>'id'), 1, 'Encounter.reasonCode', 'FHIR_ELEMENT', NULL
+        FROM res WHERE r->>'resourceType' = 'Encounter'
+          AND nullif(trim(r->>'$.reasonCode[0].text'), '') IS NOT NULL""",
     ),
     "Condition": (
         f"""INSERT INTO src_condition
@@ -145,7 +158,11 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
               FROM res WHERE r->>'resourceType' = 'Condition')""",
     ),
     # Smoking status: Observations whose code is in the tobacco_observation value set
-    # (LOINC 72166-2); their answer codings first, then the answer's text.
+    # (LOINC 72166-2); their answer codings first, then the answer's text. One with an
+    # encounter is that visit's status.
+    # Intake form answers: Observations of an encounter whose code is in an
+    # intake_field value set; the value as a coding and as text (valueBoolean true or
+    # false, valueString, valueInteger, valueQuantity.value, the concept's text).
     "Observation": (
         f"""INSERT INTO src_smoking
         WITH obs AS (
@@ -155,16 +172,35 @@ EXTRACTS: dict[str, tuple[str, ...]] = {
                  AND v.code = rf_norm_code(coding->>'code'))
         )
         SELECT id, subject, obs_date, rank, coding->>'code',
-               {system_sql("coding->>'system'")}, NULL
+               {system_sql("coding->>'system'")}, NULL, visit
         FROM (SELECT r->>'id' AS id, {_ref("$.subject.reference")} AS subject,
                      {_date("$.effectiveDateTime", "$.effectivePeriod.start", "$.issued")}
-                     AS obs_date, {_codings("$.valueCodeableConcept.coding[*]")}
+                     AS obs_date, {_ref("$.encounter.reference")} AS visit,
+                     {_codings("$.valueCodeableConcept.coding[*]")}
               FROM obs)
         UNION ALL
         SELECT r->>'id', {_ref("$.subject.reference")},
                {_date("$.effectiveDateTime", "$.effectivePeriod.start", "$.issued")},
-               1000, NULL, NULL, coalesce(r->>'$.valueCodeableConcept.text', r->>'valueString')
+               1000, NULL, NULL, coalesce(r->>'$.valueCodeableConcept.text', r->>'valueString'),
+               {_ref("$.encounter.reference")}
         FROM obs""",
+        f"""CREATE OR REPLACE TEMP TABLE fhir_answer AS
+        SELECT r FROM res WHERE r->>'resourceType' = 'Observation'
+          AND r->>'$.encounter.reference' IS NOT NULL AND EXISTS (
+            SELECT 1 FROM unnest(json_extract(r, '$.code.coding[*]')) AS t(coding)
+            JOIN rf_vs v ON starts_with(v.value_set, {literal(INTAKE_FIELD)})
+             AND v.code = rf_norm_code(coding->>'code'))""",
+        f"""INSERT INTO src_answer
+        SELECT 'Observation/' || (r->>'id'), {_ref("$.encounter.reference")},
+               r->>'$.valueCodeableConcept.coding[0].code',
+               {system_sql("r->>'$.valueCodeableConcept.coding[0].system'")},
+               coalesce(r->>'valueBoolean', r->>'valueString', r->>'valueInteger',
+                        r->>'$.valueQuantity.value', r->>'$.valueCodeableConcept.text')
+        FROM fhir_answer""",
+        f"""INSERT INTO src_answer_code
+        SELECT key, rank, coding->>'code', {system_sql("coding->>'system'")}, NULL
+        FROM (SELECT 'Observation/' || (r->>'id') AS key, {_codings("$.code.coding[*]")}
+              FROM fhir_answer)""",
     ),
     "Procedure": _order_sql(
         "Procedure",

@@ -13,9 +13,11 @@ Staging tables an adapter creates (temporary, keys are text):
     src_visit(visit_key, person_key, visit_date)
     src_condition(condition_key, person_key, visit_key, condition_date)
     src_condition_code(condition_key, rank, code, system)
-    src_smoking(obs_key, person_key, obs_date, rank, code, system, text)
+    src_smoking(obs_key, person_key, obs_date, rank, code, system, text, visit_key)
     src_procedure(proc_key, person_key, proc_date, origin, must_map, urgency_code)
     src_procedure_code(proc_key, rank, code, system, text)
+    src_answer(answer_key, visit_key, value_code, value_system, value_text)  -- intake form
+    src_answer_code(answer_key, rank, code, system, text)        -- what the answer answers
     src_patient_period(person_key, death_date, start_date, end_date)  -- censoring
     src_code_label(code, system, vocabulary, name)  -- optional: how the source names a code
 
@@ -54,6 +56,8 @@ REFERRAL = "referral_"
 MODALITY = "modality_"
 REGION = "region_"
 URGENCY = "urgency_"
+INTAKE_FIELD = "intake_field:"
+ANSWER_YES, ANSWER_NO = "answer_yes", "answer_no"
 TEXT_SYSTEM = "TEXT"
 # A code that has the shape of ICD-10-CM (letter, digit, digit or letter) passes
 # into dx_codes unchanged when its source does not name its code system.
@@ -94,12 +98,17 @@ CREATE OR REPLACE TEMP TABLE src_condition_code (
     condition_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_smoking (
     obs_key VARCHAR, person_key VARCHAR, obs_date DATE, rank INTEGER,
-    code VARCHAR, system VARCHAR, text VARCHAR);
+    code VARCHAR, system VARCHAR, text VARCHAR, visit_key VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_procedure (
     proc_key VARCHAR, person_key VARCHAR, proc_date DATE, origin VARCHAR,
     must_map BOOLEAN, urgency_code VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_procedure_code (
     proc_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_answer (
+    answer_key VARCHAR, visit_key VARCHAR, value_code VARCHAR, value_system VARCHAR,
+    value_text VARCHAR);
+CREATE OR REPLACE TEMP TABLE src_answer_code (
+    answer_key VARCHAR, rank INTEGER, code VARCHAR, system VARCHAR, text VARCHAR);
 CREATE OR REPLACE TEMP TABLE src_patient_period (
     person_key VARCHAR, death_date DATE, start_date DATE, end_date DATE);
 CREATE OR REPLACE TEMP TABLE src_code_label (
@@ -247,6 +256,7 @@ def build_canonical(
     ident = "left(sha256({}), 16)" if pseudonymise else "{}"
     con.execute(f"CREATE OR REPLACE TEMP MACRO rf_id(x) AS {ident.format('x')}")
     _map_conditions(con)
+    _map_answers(con)
     _map_persons(con)
     _write_intake(con, out_dir, report)
     _write_referrals(con, out_dir, report)
@@ -295,6 +305,39 @@ def _map_conditions(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _map_answers(con: duckdb.DuckDBPyConnection) -> None:
+    """`rf_answer(visit_key, field, value)`: what the visit's intake form recorded.
+
+    An answer's question (its codes, then text) names the intake column it fills
+    through the `intake_field:<column>` value sets; one answer per visit and column
+    is kept (the lowest key). A yes/no answer is 'true' or 'false' when its value is
+    in `answer_yes` / `answer_no` (the SNOMED qualifier, or the words yes, no, true,
+    false), and is dropped when it is neither: an answer nobody can read is not a
+    "no". Other values are kept as text and typed by the intake contract.
+    """
+    field = best_match_sql("src_answer_code", "answer_key", INTAKE_FIELD)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_answer AS
+        WITH yes_no AS (
+            SELECT a.answer_key, bool_and(v.value_set = {literal(ANSWER_YES)}) AS yes
+            FROM src_answer a JOIN rf_vs v
+              ON v.value_set IN ({literal(ANSWER_YES)}, {literal(ANSWER_NO)})
+             AND ((v.code_system = coalesce(a.value_system, v.code_system)
+                   AND v.code = rf_norm_code(a.value_code))
+                  OR (v.code_system = 'ANSWER' AND v.code = rf_norm_code(a.value_text)))
+            GROUP BY a.answer_key HAVING count(DISTINCT v.value_set) = 1
+        )
+        SELECT a.visit_key, {_suffix("f.value_set", INTAKE_FIELD)} AS field,
+               CAST(y.yes AS VARCHAR) AS yes_no, nullif(trim(a.value_text), '') AS value
+        FROM src_answer a
+        JOIN ({field}) f ON f.key = a.answer_key
+        LEFT JOIN yes_no y USING (answer_key)
+        WHERE a.visit_key IS NOT NULL
+        QUALIFY row_number() OVER (
+            PARTITION BY a.visit_key, field ORDER BY a.answer_key) = 1"""
+    )
+
+
 def _map_persons(con: duckdb.DuckDBPyConnection) -> None:
     """Sex of each person through the sex_* value sets; U when nothing maps."""
     sex = best_match_sql("(SELECT *, NULL AS text FROM src_person_code)", "person_key", SEX)
@@ -319,7 +362,7 @@ def _age_sql() -> str:
 
 
 def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: AdapterReport) -> None:
-    """One intake row per visit with at least one condition."""
+    """One intake row per visit with at least one condition or intake-form answer."""
     contract = load_contract("intake")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE rf_visit AS
@@ -328,7 +371,8 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
                CASE WHEN p.birth_year IS NOT NULL AND v.visit_date IS NOT NULL
                     THEN {_age_sql()} END AS age_years
         FROM src_visit v LEFT JOIN rf_person p USING (person_key)
-        WHERE v.visit_key IN (SELECT visit_key FROM rf_condition)"""
+        WHERE v.visit_key IN (SELECT visit_key FROM rf_condition)
+           OR v.visit_key IN (SELECT visit_key FROM rf_answer)"""
     )
     rejected = {
         "visits_without_date": "visit_date IS NULL",
@@ -355,45 +399,58 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
         "OR visit_key NOT IN (SELECT visit_key FROM src_visit)",
     )
 
-    # Every boolean column named like a value set (back_pain, prior_cancer, symptoms)
-    # is TRUE when a dx code of the visit is in it; otherwise NULL, never FALSE: a
-    # code that is absent does not say the symptom was absent.
-    flag_sets = [c for c in contract.columns_of_type("boolean") if _has_value_set(con, c)]
-    in_list = ", ".join(literal(c) for c in flag_sets)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rf_visit_flag AS
-        WITH dx AS (
-            SELECT DISTINCT visit_key, rf_norm_code(icd10cm) AS ncode FROM rf_condition
-            WHERE icd10cm IS NOT NULL
-        ), v AS (
-            SELECT * FROM rf_vs WHERE value_set IN ({in_list}) AND code_system = 'ICD10CM'
-        )
-        SELECT DISTINCT dx.visit_key, v.value_set FROM dx JOIN v
-          ON (v.kind = 'exact' AND dx.ncode = v.code)
-          OR (v.kind = 'prefix' AND starts_with(dx.ncode, v.code))"""
-    )
-    flag_columns = ", ".join(
-        f"bool_or(value_set = {literal(c)}) OR NULL AS {identifier(c)}" for c in flag_sets
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rf_visit_flags AS
-        SELECT visit_key, {flag_columns}
-        FROM rf_visit_flag GROUP BY visit_key"""
-    )
+    # back_pain, prior_cancer and the symptom columns are what the intake form says
+    # (rf_answer), never set from a code: the contract's NULL means "derive it from the
+    # codes", which scoring does for every source alike, and a flag copied from a code
+    # would count as documented in the documentation-quality mart.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE rf_visit_dx AS
         SELECT visit_key, string_agg(DISTINCT icd10cm, ';' ORDER BY icd10cm) AS dx_codes
         FROM rf_condition WHERE icd10cm IS NOT NULL GROUP BY visit_key"""
     )
+    # Smoking: an observation recorded at a visit is that visit's status, and says
+    # nothing of later visits (a visit where nobody asked is NULL, as in the intake
+    # form). An observation recorded outside any visit carries forward: the latest
+    # on or before the visit date.
     smoking = best_match_sql("src_smoking", "obs_key", SMOKING)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE rf_smoking AS
-        SELECT s.person_key, s.obs_date, {_suffix("m.value_set", SMOKING)} AS status
+        f"""CREATE OR REPLACE TEMP TABLE rf_smoking_obs AS
+        SELECT s.person_key, s.obs_date, s.visit_key, {_suffix("m.value_set", SMOKING)} AS status,
+               s.obs_key
         FROM ({smoking}) m
-        JOIN (SELECT DISTINCT obs_key, person_key, obs_date FROM src_smoking
-              WHERE obs_date IS NOT NULL) s ON s.obs_key = m.key
-        QUALIFY row_number() OVER (
-            PARTITION BY s.person_key, s.obs_date ORDER BY s.obs_key DESC) = 1"""
+        JOIN (SELECT DISTINCT obs_key, person_key, obs_date, visit_key FROM src_smoking
+              WHERE obs_date IS NOT NULL) s ON s.obs_key = m.key"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_smoking AS
+        SELECT person_key, obs_date, status FROM rf_smoking_obs WHERE visit_key IS NULL
+        QUALIFY row_number() OVER (PARTITION BY person_key, obs_date ORDER BY obs_key DESC) = 1"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE rf_visit_smoking AS
+        SELECT visit_key, status FROM rf_smoking_obs WHERE visit_key IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY visit_key ORDER BY obs_key DESC) = 1"""
+    )
+    # The intake form's answers, one column each (_map_answers).
+    # A number written through floating point (OMOP value_as_number 7.0) is the
+    # integer it holds; a value that fits no type is NULL.
+    answered = {
+        c.name: c.duckdb_type
+        for c in contract.columns
+        if _has_value_set(con, INTAKE_FIELD + c.name)
+    }
+    typed = {
+        "BOOLEAN": "try_cast(any_value(yes_no) {} AS BOOLEAN)",
+        "INTEGER": "try_cast(try_cast(any_value(value) {} AS DOUBLE) AS INTEGER)",
+    }
+    answer_columns = ", ".join(
+        typed.get(t, "any_value(value) {}").format(f"FILTER (WHERE field = {literal(c)})")
+        + f" AS {identifier(c)}"
+        for c, t in answered.items()
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE rf_visit_answers AS
+        SELECT visit_key, {answer_columns} FROM rf_answer GROUP BY visit_key"""
     )
     report.unmapped["smoking_observations"] = _count(
         con,
@@ -406,9 +463,9 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
         "encounter_date": "v.visit_date",
         "age_years": "v.age_years",
         "sex": "coalesce(v.sex, 'U')",
-        "smoking_status": "s.status",
+        "smoking_status": "coalesce(vs.status, s.status)",
         "dx_codes": "d.dx_codes",
-        **{c: f"f.{c}" for c in flag_sets},
+        **{c: f"a.{c}" for c in answered},
     }
     select = _contract_select(contract.table, computed)
     report.mapped["intake"] = _write_parquet(
@@ -417,7 +474,8 @@ def _write_intake(con: duckdb.DuckDBPyConnection, out_dir: Path, report: Adapter
             FROM rf_visit v
             ASOF LEFT JOIN rf_smoking s
               ON s.person_key = v.person_key AND v.visit_date >= s.obs_date
-            LEFT JOIN rf_visit_flags f ON f.visit_key = v.visit_key
+            LEFT JOIN rf_visit_smoking vs ON vs.visit_key = v.visit_key
+            LEFT JOIN rf_visit_answers a ON a.visit_key = v.visit_key
             LEFT JOIN rf_visit_dx d ON d.visit_key = v.visit_key
             WHERE v.visit_date IS NOT NULL AND v.age_years >= 0 AND v.has_person
             ORDER BY encounter_date, encounter_id""",

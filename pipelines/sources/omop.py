@@ -70,8 +70,19 @@ TABLES: dict[str, dict[str, tuple[str, ...]]] = {
             "observation_source_concept_id",
             "value_as_concept_id",
             "value_as_string",
+            "value_as_number",
             "value_source_value",
             "visit_occurrence_id",
+        ),
+    },
+    "note": {
+        "required": ("note_id", "person_id", "note_text"),
+        "optional": (
+            "visit_occurrence_id",
+            "note_title",
+            "note_class_concept_id",
+            "note_type_concept_id",
+            "note_source_value",
         ),
     },
     "measurement": {
@@ -103,6 +114,7 @@ TABLES: dict[str, dict[str, tuple[str, ...]]] = {
 OPTIONAL_TABLES: frozenset[str] = frozenset(
     {
         "measurement",
+        "note",
         "death",
         "observation_period",
         "concept",
@@ -441,29 +453,28 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
         WHERE 'obs-' || trim(observation_id) IN (SELECT key FROM rf_obs_condition_code)"""
     )
     # Smoking: answer concepts (value, then the observation concept itself), then text.
+    # An observation with a visit id is that visit's status.
+    obs = "trim(o.observation_id), trim(o.person_id), rf_date(o.observation_date)"
+    visit = "nullif(trim(o.visit_occurrence_id), '')"
     con.execute(
-        """INSERT INTO src_smoking
-        SELECT trim(o.observation_id), trim(o.person_id), rf_date(o.observation_date),
-               1, c.code, c.system, NULL
+        f"""INSERT INTO src_smoking
+        SELECT {obs}, 1, c.code, c.system, NULL, {visit}
         FROM omop_observation o JOIN rf_concept c ON c.concept_id = trim(o.value_as_concept_id)
         UNION ALL
-        SELECT trim(o.observation_id), trim(o.person_id), rf_date(o.observation_date),
-               2, c.code, c.system, NULL
+        SELECT {obs}, 2, c.code, c.system, NULL, {visit}
         FROM omop_observation o JOIN rf_concept c ON c.concept_id = trim(o.observation_concept_id)
         UNION ALL
-        SELECT trim(observation_id), trim(person_id), rf_date(observation_date), 3,
-               NULL, NULL, value_as_string FROM omop_observation WHERE value_as_string <> ''
+        SELECT {obs}, 3, NULL, NULL, value_as_string, {visit}
+        FROM omop_observation o WHERE value_as_string <> ''
         UNION ALL
-        SELECT trim(observation_id), trim(person_id), rf_date(observation_date), 4,
-               NULL, NULL, value_source_value FROM omop_observation WHERE value_source_value <> ''
+        SELECT {obs}, 4, NULL, NULL, value_source_value, {visit}
+        FROM omop_observation o WHERE value_source_value <> ''
         UNION ALL
-        SELECT trim(observation_id), trim(person_id), rf_date(observation_date), 5,
-               NULL, NULL, observation_source_value FROM omop_observation
-        WHERE observation_source_value <> ''
+        SELECT {obs}, 5, NULL, NULL, observation_source_value, {visit}
+        FROM omop_observation o WHERE observation_source_value <> ''
         UNION ALL
-        SELECT trim(observation_id), trim(person_id), rf_date(observation_date), 6,
-               trim(observation_source_value), NULL, NULL FROM omop_observation
-        WHERE observation_source_value <> ''"""
+        SELECT {obs}, 6, trim(observation_source_value), NULL, NULL, {visit}
+        FROM omop_observation o WHERE observation_source_value <> ''"""
     )
     # Smoking observations are those with a smoking answer or a tobacco-status question
     # (the latter, when their answer maps to nothing, are counted as unmapped).
@@ -473,6 +484,7 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
             UNION ALL
             SELECT key FROM ({best_match_sql("src_smoking", "obs_key", TOBACCO)}))"""
     )
+    _stage_answers(con, found)
     for table, id_col, date_col, prefix, key_prefix, must_map in PROCEDURE_SOURCES:
         if table not in found:
             continue
@@ -492,6 +504,51 @@ def _stage(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
     con.execute(
         f"""DELETE FROM src_procedure WHERE NOT must_map AND proc_key NOT IN (
             SELECT key FROM ({best_match_sql("src_procedure_code", "proc_key", REFERRAL)}))"""
+    )
+
+
+def _stage_answers(con: duckdb.DuckDBPyConnection, found: dict[str, Path]) -> None:
+    """The intake form of each visit: observations and notes with a visit id.
+
+    An observation answers the question of its concepts and source value (which
+    intake column, if any, says schemas/value_sets/intake_fields.csv): yes/no by its
+    value concept or value_as_string, a number by value_as_number, a text by
+    value_as_string. A note is the chief complaint when its class concept or its title
+    says so (LOINC 10154-3, "Chief complaint"); its text is the answer.
+    """
+    key = "'obs-' || trim(o.observation_id)"
+    con.execute(
+        f"""INSERT INTO src_answer
+        SELECT {key}, nullif(trim(o.visit_occurrence_id), ''), c.code, c.system,
+               coalesce(nullif(trim(o.value_as_string), ''),
+                        CAST(try_cast(o.value_as_number AS DOUBLE) AS VARCHAR))
+        FROM omop_observation o LEFT JOIN rf_concept c
+          ON c.concept_id = nullif(trim(o.value_as_concept_id), '0')
+        WHERE nullif(trim(o.visit_occurrence_id), '') IS NOT NULL"""
+    )
+    con.execute(
+        "INSERT INTO src_answer_code SELECT * FROM ("
+        + _concept_candidates("observation", key, "observation", with_text=True)
+        + ") t(key, rank, code, system, text) WHERE key IN (SELECT answer_key FROM src_answer)"
+    )
+    if "note" not in found:
+        return
+    key = "'note-' || trim(o.note_id)"
+    con.execute(
+        f"""INSERT INTO src_answer
+        SELECT {key}, nullif(trim(o.visit_occurrence_id), ''), NULL, NULL, o.note_text
+        FROM omop_note o WHERE nullif(trim(o.visit_occurrence_id), '') IS NOT NULL"""
+    )
+    con.execute(
+        f"""INSERT INTO src_answer_code
+        SELECT {key}, 1, c.code, c.system, NULL
+        FROM omop_note o JOIN rf_concept c ON c.concept_id = trim(o.note_class_concept_id)
+        UNION ALL
+        SELECT {key}, 2, NULL, NULL, o.note_title FROM omop_note o
+        WHERE nullif(trim(o.note_title), '') IS NOT NULL
+        UNION ALL
+        SELECT {key}, 3, trim(o.note_source_value), NULL, NULL FROM omop_note o
+        WHERE nullif(trim(o.note_source_value), '') IS NOT NULL"""
     )
 
 

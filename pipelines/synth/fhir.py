@@ -1,14 +1,18 @@
 """The synthetic population as FHIR R4 Bulk Data NDJSON (`redflags generate --format fhir`).
 
 Converts the canonical files the generator wrote into one NDJSON file per resource
-type, the shape of a FHIR Bulk Data export, with DuckDB: Patient, Encounter,
-Condition (the visit's codes, and the diagnoses without a visit), Observation
-(smoking status, LOINC 72166-2 with a SNOMED answer) and ServiceRequest (imaging and
-biopsy orders, with their priority). So the FHIR adapter is tested and benchmarked
-on the same population as the canonical path.
+type, the shape of a FHIR Bulk Data export, with DuckDB: Patient, Encounter (the
+chief complaint as the text of its reasonCode), Condition (the visit's codes, and
+the diagnoses without a visit), Observation (smoking status, LOINC 72166-2 with a
+SNOMED answer, and the intake form's answers) and ServiceRequest (imaging and biopsy
+orders, with their priority). So the FHIR adapter is tested and benchmarked on the
+same population as the canonical path.
 
-As in the OMOP writer, the free-text and yes/no fields of intake are not written
-(a FHIR server keeps notes in DocumentReference, which the adapter does not read).
+Each recorded intake field of a visit is an Observation of the encounter, coded
+with the field's name in the intake form's code system; its value is valueBoolean,
+valueInteger or valueString. Bulk Data allows several files of one type: the answers
+of each value type are a file of their own (Observation.boolean.ndjson, ...), so no
+resource carries an empty value element.
 Logical ids are the canonical ids; the adapter replaces them by pseudonyms.
 """
 
@@ -18,9 +22,16 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.sqltext import literal
+from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
-from pipelines.synth.omop import SMOKING_ANSWERS, SMOKING_QUESTION, case_sql, order_text_sql
+from pipelines.synth.omop import (
+    COMPLAINT,
+    SMOKING_ANSWERS,
+    SMOKING_QUESTION,
+    case_sql,
+    intake_fields,
+    order_text_sql,
+)
 
 SYSTEMS = {
     "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
@@ -29,7 +40,10 @@ SYSTEMS = {
     "ICD10PCS": "http://www.cms.gov/Medicare/Coding/ICD10",
     "LOCAL": "urn:oid:2.16.840.1.113883.6.285",
     "LOINC": "http://loinc.org",
+    "INTAKE": "urn:redflags:intake-field",
 }
+# The FHIR element of each contract type of an intake field.
+VALUE_ELEMENTS = {"boolean": "valueBoolean", "integer": "valueInteger", "string": "valueString"}
 # ServiceRequest.priority of each urgency (schemas/value_sets/urgency.csv reads it back).
 PRIORITIES = {"routine": "routine", "urgent": "urgent", "emergency": "stat"}
 GENDERS = {"M": "male", "F": "female", "X": "other", "U": "unknown"}
@@ -78,7 +92,9 @@ def _resources() -> list[tuple[str, str]]:
             "Encounter",
             f"""SELECT 'Encounter' AS resourceType, encounter_id AS id, 'finished' AS status,
                 {subject} AS subject,
-                {{'start': strftime(encounter_date, '%Y-%m-%d')}} AS period
+                {{'start': strftime(encounter_date, '%Y-%m-%d')}} AS period,
+                CASE WHEN {COMPLAINT} IS NOT NULL THEN [{{'text': {COMPLAINT}}}] END
+                    AS reasonCode
             FROM c_intake ORDER BY encounter_id""",
         ),
         (
@@ -105,6 +121,7 @@ def _resources() -> list[tuple[str, str]]:
             "Observation",
             f"""SELECT 'Observation' AS resourceType, 'smoking-' || encounter_id AS id,
                 'final' AS status, {question} AS code, {subject} AS subject,
+                {_reference("Encounter", "encounter_id")} AS encounter,
                 strftime(encounter_date, '%Y-%m-%d') AS effectiveDateTime,
                 {_coding(literal(SYSTEMS["SNOMED"]), answer)} AS valueCodeableConcept
             FROM c_intake WHERE smoking_status IS NOT NULL ORDER BY encounter_id""",
@@ -121,7 +138,29 @@ def _resources() -> list[tuple[str, str]]:
                 {case_sql("urgency", PRIORITIES, "NULL")} AS priority
             FROM c_referrals ORDER BY referral_id""",
         ),
+        *_answers(subject),
     ]
+
+
+def _answers(subject: str) -> list[tuple[str, str]]:
+    """(file name, SELECT) of the intake form's Observations, one file per value type."""
+    fields = {f: t for f, t in intake_fields().items() if f != COMPLAINT}
+    files = []
+    for kind, element in VALUE_ELEMENTS.items():
+        selects = [
+            f"""SELECT 'Observation' AS resourceType, encounter_id || '-' || {literal(f)} AS id,
+                'final' AS status,
+                {_coding(literal(SYSTEMS["INTAKE"]), literal(f))} AS code, {subject} AS subject,
+                {_reference("Encounter", "encounter_id")} AS encounter,
+                strftime(encounter_date, '%Y-%m-%d') AS effectiveDateTime,
+                {identifier(f)} AS {element}
+            FROM c_intake WHERE {identifier(f)} IS NOT NULL"""
+            for f, t in fields.items()
+            if t == kind
+        ]
+        if selects:
+            files.append((f"Observation.{kind}", "\nUNION ALL\n".join(selects) + " ORDER BY id"))
+    return files
 
 
 def _write(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:

@@ -2,13 +2,18 @@
 
 Converts the canonical files the generator wrote (intake, referrals, diagnoses) into
 the CDM tables the OMOP adapter reads, with DuckDB: person, visit_occurrence,
-condition_occurrence, procedure_occurrence, observation (smoking status) and a
-small concept table holding every concept used. So the
-adapter is tested and benchmarked on the same population as the canonical path.
+condition_occurrence, procedure_occurrence, observation (smoking status and the
+intake form's answers), note (the chief complaint) and a small concept table holding
+every concept used. So the adapter is tested and benchmarked on the same population
+as the canonical path.
 
-What a CDM has no place for is not written: the chief complaint and the other
-free-text or yes/no fields of intake (the CDM keeps notes in NOTE, which the adapter
-does not read), and the urgency of an order. No observation_period or death either:
+The intake form is written as a site's EHR feeds a CDM: each recorded field of a
+visit is one observation with the visit's id, the field's name as its source value
+(a local code, concept 0), and the answer as the value (yes/no as the SNOMED Yes and
+No concepts, numbers as value_as_number, text as value_as_string); the chief
+complaint is a note of class LOINC 10154-3 ("Chief complaint Narrative - Reported").
+What a CDM has no place for is not written: the urgency of an order.
+No observation_period or death either:
 the canonical population has no patients table, and a period would end follow-up.
 Ids become integers (OMOP keys are surrogate integers); persons and visits keep the
 canonical id as their source value.
@@ -22,8 +27,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.sqltext import literal
+from pipelines.contracts import load_contract
+from pipelines.sources.mapping import INTAKE_FIELD
+from pipelines.sqltext import identifier, literal
 from pipelines.sqltext import path as sql_path
+from pipelines.value_sets import value_set_names
 
 LOCAL_CONCEPT_BASE = 2_000_000_000
 EHR_TYPE_CONCEPT = 32817  # type concept "EHR": where a record came from
@@ -45,6 +53,22 @@ SMOKING_ANSWERS = {
     "never": ("266919005", "Never smoker"),
     "unknown": ("266927001", "Unknown if ever smoked"),
 }
+# The answers of a yes/no field, and the class of a chief-complaint note.
+ANSWERS = {True: ("373066001", "Yes"), False: ("373067005", "No")}
+COMPLAINT_NOTE = ("LOINC", "10154-3", "Chief complaint Narrative - Reported")
+COMPLAINT = "chief_complaint"
+
+
+def intake_fields() -> dict[str, str]:
+    """The intake columns written as a record of their own (an observation, or a note
+    for the complaint), with their contract type: those an intake_field value set
+    reads back."""
+    names = set(value_set_names())
+    return {
+        c.name: c.type for c in load_contract("intake").columns if INTAKE_FIELD + c.name in names
+    }
+
+
 # How an order without a code is written as text: its modality and body region in the
 # words of OMOP concept names, which the adapter's keyword list reads back.
 MODALITY_WORDS = {
@@ -107,8 +131,9 @@ def _concepts(con: duckdb.DuckDBPyConnection) -> None:
     question = ", ".join(literal(v) for v in SMOKING_QUESTION)
     answers = " UNION ALL ".join(
         f"SELECT 'SNOMED', {literal(code)}, {literal(name)}"
-        for code, name in SMOKING_ANSWERS.values()
+        for code, name in (*SMOKING_ANSWERS.values(), *ANSWERS.values())
     )
+    note_class = ", ".join(literal(v) for v in COMPLAINT_NOTE)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE g_concept AS
         WITH used(vocabulary_id, concept_code, concept_name) AS (
@@ -116,6 +141,7 @@ def _concepts(con: duckdb.DuckDBPyConnection) -> None:
             UNION SELECT DISTINCT {vocab}, code, code FROM c_diagnoses
             UNION SELECT DISTINCT {vocab}, code, code FROM c_referrals WHERE code IS NOT NULL
             UNION SELECT {question}
+            UNION SELECT {note_class}
             UNION {answers}
         )
         SELECT {LOCAL_CONCEPT_BASE} + row_number() OVER (ORDER BY vocabulary_id, concept_code)
@@ -204,17 +230,52 @@ def _write_tables(con: duckdb.DuckDBPyConnection, out_dir: Path) -> dict[str, in
                      THEN {concept_of.format(v="'ICD10PCS'", c="r.code")} ELSE 0 END
                     AS procedure_source_concept_id
             FROM c_referrals r JOIN c_person p USING (patient_id)""",
-        "observation": f"""SELECT visit_id AS observation_id, person_id,
-                {concept_of.format(v=literal(SMOKING_QUESTION[0]), c=literal(SMOKING_QUESTION[1]))}
-                    AS observation_concept_id,
-                encounter_date AS observation_date, {ehr} AS observation_type_concept_id,
-                {
-            concept_of.format(
-                v="'SNOMED'",
-                c=case_sql("smoking_status", {k: v[0] for k, v in SMOKING_ANSWERS.items()}),
-            )
-        } AS value_as_concept_id,
-                visit_id AS visit_occurrence_id, smoking_status AS value_source_value
-            FROM c_visit WHERE smoking_status IS NOT NULL ORDER BY visit_id""",
+        "observation": f"""SELECT row_number() OVER (ORDER BY visit_id, kind) AS observation_id,
+                person_id, observation_concept_id, encounter_date AS observation_date,
+                {ehr} AS observation_type_concept_id, value_as_number, value_as_string,
+                value_as_concept_id, visit_id AS visit_occurrence_id, observation_source_value,
+                value_source_value
+            FROM ({_observations_sql(concept_of)})""",
+        "note": f"""SELECT visit_id AS note_id, person_id, encounter_date AS note_date,
+                {ehr} AS note_type_concept_id,
+                {concept_of.format(v=literal(COMPLAINT_NOTE[0]), c=literal(COMPLAINT_NOTE[1]))}
+                    AS note_class_concept_id,
+                'Chief complaint' AS note_title, {COMPLAINT} AS note_text,
+                0 AS encoding_concept_id, 0 AS language_concept_id,
+                visit_id AS visit_occurrence_id
+            FROM c_visit WHERE {COMPLAINT} IS NOT NULL ORDER BY visit_id""",
     }
     return {name: _copy(con, select, out_dir / f"{name}.csv") for name, select in tables.items()}
+
+
+def _observations_sql(concept_of: str) -> str:
+    """SQL: the observation rows of every visit: its smoking status (kind 0), then one
+    row per recorded intake field (kind 1, 2, ... in contract order).
+
+    `concept_of` is the concept-id lookup of _write_tables ({v} vocabulary, {c} code).
+    """
+    status = case_sql("smoking_status", {k: v[0] for k, v in SMOKING_ANSWERS.items()})
+    smoking_question = concept_of.format(
+        v=literal(SMOKING_QUESTION[0]), c=literal(SMOKING_QUESTION[1])
+    )
+    parts = [
+        f"""SELECT visit_id, 0 AS kind, person_id, encounter_date,
+            {smoking_question} AS observation_concept_id,
+            {concept_of.format(v="'SNOMED'", c=status)} AS value_as_concept_id,
+            NULL::DOUBLE AS value_as_number, NULL AS value_as_string,
+            NULL AS observation_source_value, smoking_status AS value_source_value
+        FROM c_visit WHERE smoking_status IS NOT NULL"""
+    ]
+    fields = {f: t for f, t in intake_fields().items() if f != COMPLAINT}
+    for kind, (field, kind_type) in enumerate(fields.items(), start=1):
+        column = identifier(field)
+        yes, no = (concept_of.format(v="'SNOMED'", c=literal(ANSWERS[b][0])) for b in (True, False))
+        concept = f"CASE WHEN {column} THEN {yes} ELSE {no} END" if kind_type == "boolean" else "0"
+        number = f"{column}::DOUBLE" if kind_type == "integer" else "NULL::DOUBLE"
+        text = f"{column}::VARCHAR" if kind_type == "string" else "NULL"
+        parts.append(
+            f"""SELECT visit_id, {kind}, person_id, encounter_date, 0, {concept}, {number},
+                {text}, {literal(field)}, NULL
+            FROM c_visit WHERE {column} IS NOT NULL"""
+        )
+    return "\nUNION ALL\n".join(parts)

@@ -51,8 +51,6 @@ EXPECTED_INTAKE = [
         age_years=90,
         sex="F",
         dx_codes="C34.10;C79.51;M54.9",
-        back_pain=True,
-        prior_cancer=True,
     ),
     intake(
         encounter_id="101",
@@ -62,7 +60,6 @@ EXPECTED_INTAKE = [
         sex="M",
         smoking_status="current",
         dx_codes="M54.50",
-        back_pain=True,
     ),
     intake(
         encounter_id="107",
@@ -80,9 +77,6 @@ EXPECTED_INTAKE = [
         sex="F",
         smoking_status="never",
         dx_codes="M54.50;R05.1;R63.4",
-        back_pain=True,
-        persistent_cough=True,
-        unexplained_weight_loss=True,
     ),
     intake(
         encounter_id="102",
@@ -92,9 +86,6 @@ EXPECTED_INTAKE = [
         sex="M",
         smoking_status="former",
         dx_codes="M54.6;R05.9;R63.4",
-        back_pain=True,
-        persistent_cough=True,
-        unexplained_weight_loss=True,
     ),
 ]
 

@@ -50,7 +50,6 @@ EXPECTED_INTAKE = [
         age_years=73,
         sex="M",
         dx_codes="F17.200;M54.9",
-        back_pain=True,
     ),
     canonical(
         "intake",
@@ -60,10 +59,6 @@ EXPECTED_INTAKE = [
         age_years=51,
         sex="F",
         dx_codes="M54.50;R06.02;R53.83;Z85.9;Z87.891",
-        back_pain=True,
-        prior_cancer=True,
-        dyspnea=True,
-        fatigue=True,
     ),
     canonical(
         "intake",
@@ -73,8 +68,6 @@ EXPECTED_INTAKE = [
         age_years=83,
         sex="M",
         dx_codes="C80.1;M54.50",
-        back_pain=True,
-        prior_cancer=True,
     ),
 ]
 
