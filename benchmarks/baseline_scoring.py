@@ -110,7 +110,8 @@ def _marked(text: str | None, name: str) -> list[str]:
 def reading(text: str | None, name: str) -> set[str]:
     """The statuses of the mentions of `name` in the text, read mention by mention:
     a cue before it reaches it within its scope in words, in the same sentence, with no
-    termination between; a cue after it reaches back to it alone."""
+    termination between; a cue after it reaches back to it alone, and not across a
+    comma."""
     tokens = _marked(text, name)
     words, starts, kinds = [], [], []
     for t in tokens:
@@ -146,7 +147,7 @@ def reading(text: str | None, name: str) -> set[str]:
         cue_after = {k: False for k in ("post_negation", "hypothetical_after")}
         for j in range(i + 1, len(tokens)):
             c = kinds[j]
-            if tokens[j] == "." or c == "M":
+            if tokens[j] in (".", ",") or c == "M":
                 break
             if not isinstance(c, CueClass):
                 continue

@@ -32,7 +32,8 @@ kernels), and then the same arithmetic over the tokens, so they agree row for ro
      ends only a pre-negation's scope);
    - a cue after it (post-negation, hypothetical after) reaches it when the
      mention's last word is among the `scope_words` words before the cue, in the
-     same sentence, with no other mention and no contrast termination between;
+     same sentence, with no other mention, no comma and no contrast termination
+     between;
    - another person wins over negation, negation over hypothetical; a mention
      reached by none is affirmed.
 6. **The row's status**: affirmed when any mention is affirmed, else negated when
@@ -41,6 +42,15 @@ kernels), and then the same arithmetic over the tokens, so they agree row for ro
    text, or a NULL phrase or one without a word).
 
 Only rows that mention the phrase go through steps 3 to 5.
+
+A comma ends a cue's reach back but not its reach forward. The clinical rules say a
+post-negation negates "the mention just before" it; each phrase list is read on its
+own, so without this "absent" in "back pain, fever absent" would reach back over
+"fever" (another list's mention, unseen by the back-pain list) and negate back pain.
+Where the rules leave it open, the comma is taken as the end of the item a cue after
+it belongs to, as clinicians write lists ("Night pain: no, weight loss: no"); a cue
+before its mentions still reaches across commas ("denies fever, chills, night sweats
+or weight loss" negates all four).
 """
 
 from __future__ import annotations
@@ -99,6 +109,7 @@ FLAG_BITS = {AFFIRMED: 1, NEGATED: 2, OTHER: 4, HYPOTHETICAL: 8}
 END_TOKEN = "."
 QUESTION_TOKEN = "?"  # a ? standing alone or written against the next word
 QUESTION_AFTER_TOKEN = "^"  # a ? written against the end of a word
+COMMA_TOKEN = ","  # ends a cue's reach back, not its reach forward
 LINE_BREAK = "\\n"  # how the lexicon writes a line break (CR or LF)
 WORD = "[a-z0-9]+"
 # Mark tokens (upper case never survives normalisation): a mention, a
@@ -522,6 +533,7 @@ def _token_table(cued: pa.Array, lexicon: Lexicon) -> dict[str, np.ndarray]:
         "words": words,
         "is_mention": kind == MENTION,
         "ends_sentence": (pc.equal(tokens, END_TOKEN)).to_numpy(zero_copy_only=False),
+        "is_comma": (pc.equal(tokens, COMMA_TOKEN)).to_numpy(zero_copy_only=False),
         "ends_all": attribute([c.ends_all for c in classes]).astype(bool),
         "ends_pre_negation": attribute([c.ends_pre_negation for c in classes]).astype(bool),
     }
@@ -557,7 +569,7 @@ def row_flags(cued: pa.Array, lexicon: Lexicon) -> np.ndarray:
     ends_all = row_start | t["ends_sentence"] | t["ends_all"]
     segment_all = np.cumsum(ends_all)
     segment_pre_negation = np.cumsum(ends_all | t["ends_pre_negation"])
-    post_start = ends_all | t["is_mention"]
+    post_start = ends_all | t["is_mention"] | t["is_comma"]
     segment_post = np.cumsum(post_start) - 1
 
     def reach(kind: str, segment: np.ndarray) -> np.ndarray:
@@ -784,6 +796,7 @@ context_roles AS (
         END AS words,
         token[1] = {literal(MENTION)} AS is_mention,
         token = {literal(END_TOKEN)} AS ends_sentence,
+        token = {literal(COMMA_TOKEN)} AS is_comma,
         coalesce(c.ends_all, false) AS ends_all,
         coalesce(c.ends_pre_negation, false) AS ends_pre_negation,
         {", ".join(f"coalesce(c.{k}, 0) AS {k}" for k in SCOPED_KINDS)}
@@ -796,7 +809,8 @@ context_roles AS (
 context_positions AS (
     -- Words before each token in its row, and the segments a scope cannot leave: a
     -- sentence end or a contrast termination ends every scope, a relative word a
-    -- pre-negation's too; a cue after a mention reaches back to that mention only.
+    -- pre-negation's too; a cue after a mention reaches back to that mention only,
+    -- and not across a comma.
     SELECT
         *,
         -- (all four sums over the same frame, so that one pass computes them)
@@ -805,7 +819,7 @@ context_positions AS (
             PARTITION BY row_key {upto}) AS segment_all,
         sum(CAST(ends_sentence OR ends_all OR ends_pre_negation AS INTEGER)) OVER (
             PARTITION BY row_key {upto}) AS segment_pre_negation,
-        sum(CAST(ends_sentence OR ends_all OR is_mention AS INTEGER)) OVER (
+        sum(CAST(ends_sentence OR ends_all OR is_mention OR is_comma AS INTEGER)) OVER (
             PARTITION BY row_key {upto}) AS segment_post
     FROM context_roles
 ),

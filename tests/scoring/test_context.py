@@ -72,6 +72,17 @@ CASES = [
     ("post cue not across a sentence", "Back pain. Absent ankle reflexes.", "back pain",
      "affirmed"),
     ("contrast term stops a post cue", "back pain but cough resolved", "back pain", "affirmed"),
+    # A comma ends a cue's reach back (a choice where the rules are open: "the mention
+    # just before" it), not its reach forward ("list across commas" above).
+    ("post cue not across a comma", "back pain, fever absent", "back pain", "affirmed"),
+    ("post cue before the comma", "back pain, fever absent", "fever", "negated"),
+    ("colon form not across a comma", "back pain, night pain: no", "back pain", "affirmed"),
+    ("hypothetical after not across a comma", "back pain, metastases not excluded",
+     "back pain", "affirmed"),
+    ("hypothetical after before the comma", "back pain, metastases not excluded",
+     "metastases", "hypothetical"),
+    # Read literally, a cue written after a comma negates nothing.
+    ("post cue right after a comma", "Weight loss, absent", "weight loss", "affirmed"),
     # --- pseudo-negations are matched first; their words are no cue
     ("no increase", "no increase in back pain", "back pain", "affirmed"),
     ("no change", "No change in night pain", "night pain", "affirmed"),
