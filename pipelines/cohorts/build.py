@@ -138,6 +138,9 @@ def render_context(definition: CohortDefinition, data_end: date | None) -> dict[
         "overuse_min_age": str(int(overuse["min_age"])),
         "overuse_max_age": str(int(overuse["max_age"])),
         "overuse_window": str(int(overuse["window_days"])),
+        "washout_covers_overuse_window": str(
+            definition.washout_days >= int(overuse["window_days"])
+        ).upper(),
         # the days to the first of the overuse outcomes of i (NULL when none of them)
         "days_to_overuse_outcome": "least("
         + ", ".join(f"i.days_to_{o}" for o in overuse["outcomes"])

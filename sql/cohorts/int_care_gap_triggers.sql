@@ -4,17 +4,27 @@
 -- (index_key), the trigger's presentation_key, date and tier, and the definition it
 -- starts (care_gap, its qualifying outcome_mask and window_days).
 {{ config(materialized='table') }}
-WITH candidates AS (
+WITH indexes AS (
+    SELECT patient_id, patient_seq, presentation_key AS index_key
+    FROM {{ ref('int_washout') }}
+    WHERE is_index
+),
+-- the presentations at a tier with a definition, each placed in its episode: the latest
+-- index at or before it in patient_seq order (an ASOF join over these few, rather than
+-- a window pass over every back-pain presentation); the first presentation of a
+-- patient is an index, so each has one
+candidates AS (
     SELECT
-        e.index_key,
-        e.patient_id,
-        e.patient_seq,
-        e.presentation_key,
-        e.encounter_date,
+        x.index_key,
+        w.patient_id,
+        w.patient_seq,
+        w.presentation_key,
+        w.encounter_date,
         g.care_gap
-    FROM {{ ref('int_episodes') }} AS e
-    JOIN {{ ref('dim_tiers') }} AS t ON t.tier_rank = e.tier_rank
+    FROM {{ ref('int_washout') }} AS w
+    JOIN {{ ref('dim_tiers') }} AS t ON t.tier_rank = w.tier_rank
     JOIN {{ ref('dim_care_gaps') }} AS g ON g.tier = t.tier
+    ASOF JOIN indexes AS x ON x.patient_id = w.patient_id AND w.patient_seq >= x.patient_seq
 ),
 firsts AS (
     SELECT

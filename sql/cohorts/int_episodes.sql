@@ -2,10 +2,11 @@
 -- presentations after it until the next index. Every back-pain presentation belongs to
 -- the episode of the latest index at or before it in (encounter_date, encounter_id)
 -- order (patient_seq; the last index so far, one pass over the patient's
--- presentations); the first presentation of a patient is always an index. A table: two
--- readers (int_care_gap_triggers, int_low_value_episodes; int_episode_max_tier too when
--- the washout is shorter than its days) would each run the window pass of a view.
-{{ config(materialized='table') }}
+-- presentations); the first presentation of a patient is always an index. A view: its
+-- readers (int_episode_max_tier, int_low_value_episodes) read it only when the washout
+-- is shorter than their days; int_care_gap_triggers places its few presentations in
+-- their episodes itself (an ASOF join).
+{{ config(materialized='view') }}
 SELECT
     presentation_key,
     patient_id,

@@ -10,20 +10,24 @@ WITH lbp_codes AS (
     WHERE value_set = {{ hedis_lbp_value_set }} AND code_system = 'ICD10CM'
 ),
 candidates AS (
-    SELECT i.presentation_key, i.patient_id, i.index_date, i.age_years, i.pain_site,
-        i.followup_days, {{ days_to_overuse_outcome }} AS days_to_outcome, s.dx_codes
+    SELECT i.presentation_key, i.encounter_id, i.patient_id, i.index_date, i.age_years,
+        coalesce(i.pain_site IN ({{ hedis_pain_sites }}), FALSE) AS lbp_site,
+        i.followup_days, {{ days_to_overuse_outcome }} AS days_to_outcome
     FROM {{ ref('fct_index_presentations') }} AS i
-    JOIN {{ source('staging', 'intake') }} AS s ON s.encounter_id = i.encounter_id
     WHERE i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
 ),
+-- the codes are looked up only for candidates that the pain site does not already
+-- take in, and only in intake rows with codes: the join to staging.intake is then
+-- over a few rows, not every index presentation
 coded_lbp AS (
     SELECT DISTINCT c.presentation_key
     FROM (
         SELECT presentation_key, {{ normalize_code('code') }} AS icd10cm
         FROM (
-            SELECT presentation_key, unnest(string_split(dx_codes, ';')) AS code
-            FROM candidates
-            WHERE dx_codes IS NOT NULL
+            SELECT c.presentation_key, unnest(string_split(s.dx_codes, ';')) AS code
+            FROM candidates AS c
+            JOIN {{ source('staging', 'intake') }} AS s ON s.encounter_id = c.encounter_id
+            WHERE NOT c.lbp_site AND s.dx_codes IS NOT NULL
         )
     ) AS c
     JOIN lbp_codes AS l
@@ -39,6 +43,6 @@ excluded AS (
 )
 SELECT c.presentation_key, c.age_years, c.followup_days, c.days_to_outcome
 FROM candidates AS c
-WHERE (c.pain_site IN ({{ hedis_pain_sites }})
+WHERE (c.lbp_site
        OR c.presentation_key IN (SELECT presentation_key FROM coded_lbp))
   AND c.presentation_key NOT IN (SELECT presentation_key FROM excluded)

@@ -8,17 +8,32 @@
 -- the others are not looked at.
 {{ config(materialized='table') }}
 WITH candidates AS (
-    SELECT i.presentation_key, i.index_date, i.age_years, i.followup_days,
+    SELECT i.presentation_key, i.patient_id, i.index_date, i.age_years, i.followup_days,
         {{ days_to_overuse_outcome }} AS days_to_outcome
     FROM {{ ref('fct_index_presentations') }} AS i
     WHERE i.age_years BETWEEN {{ overuse_min_age }} AND {{ overuse_max_age }}
       AND i.index_tier = {{ low_value_tier }}
 ),
+-- When the washout ({{ washout_days }} days) is at least {{ overuse_window }} days, no presentation dated within
+-- {{ overuse_window }} days of an index starts a new episode and none dated on the index's day comes
+-- before it (as in int_episode_max_tier): the episode's presentations in those days are
+-- all the patient's back-pain presentations then (int_washout), joined by date without
+-- placing every presentation in its episode first. Otherwise through int_episodes.
 highest AS (
+    SELECT c.presentation_key, min(w.tier_rank) AS tier_rank
+    FROM candidates AS c
+    JOIN {{ ref('int_washout') }} AS w
+        ON w.patient_id = c.patient_id
+        AND w.encounter_date BETWEEN c.index_date AND c.index_date + {{ overuse_window }}
+    WHERE {{ washout_covers_overuse_window }}
+      AND (c.days_to_outcome IS NULL OR w.encounter_date - c.index_date <= c.days_to_outcome)
+    GROUP BY c.presentation_key
+    UNION ALL
     SELECT c.presentation_key, min(e.tier_rank) AS tier_rank
     FROM candidates AS c
     JOIN {{ ref('int_episodes') }} AS e ON e.index_key = c.presentation_key
-    WHERE e.encounter_date - c.index_date BETWEEN 0 AND {{ overuse_window }}
+    WHERE NOT {{ washout_covers_overuse_window }}
+      AND e.encounter_date - c.index_date BETWEEN 0 AND {{ overuse_window }}
       AND (c.days_to_outcome IS NULL OR e.encounter_date - c.index_date <= c.days_to_outcome)
     GROUP BY c.presentation_key
 )

@@ -20,35 +20,55 @@ diagnosed AS (
     SELECT
         d.target,
         i.presentation_key,
+        any_value(i.index_tier) AS index_tier,
+        any_value(i.red_flag_mask) AS red_flag_mask,
+        any_value(i.followup_days) AS followup_days,
         bool_or(d.diagnosis_date < i.index_date) AS has_prior,
         min(d.diagnosis_date - i.index_date) FILTER (WHERE d.diagnosis_date >= i.index_date)
             AS days_to_target
     FROM {{ ref('fct_index_presentations') }} AS i
     JOIN {{ ref('int_target_diagnoses') }} AS d ON d.patient_id = i.patient_id
+    GROUP BY d.target, i.presentation_key
+),
+-- index presentations per index tier and red flags among those followed for
+-- {{ rule_followup_days }} days: without a diagnosis of a target, these are its negatives
+followed_groups AS (
+    SELECT index_tier, red_flag_mask, count(*) AS n_index
+    FROM {{ ref('fct_index_presentations') }}
+    WHERE followup_days >= {{ rule_followup_days }}
     GROUP BY ALL
 ),
-outcomes AS (
-    SELECT
-        t.target,
-        i.index_tier,
-        i.red_flag_mask,
-        coalesce(
-            d.days_to_target <= least({{ rule_within_days }}, i.followup_days), FALSE
-        ) AS has_target,
-        i.followup_days
-    FROM {{ ref('fct_index_presentations') }} AS i
+-- per target, the followed index presentations counted as negatives, less those with a
+-- diagnosis of the target, plus those again as they count: excluded when diagnosed before
+-- the index, a target when first diagnosed 0..{{ rule_within_days }} days after it within the
+-- follow-up, else a negative when followed. Only the few diagnosed presentations are
+-- looked at per target, not every index presentation once per target.
+counted AS (
+    SELECT t.target, g.index_tier, g.red_flag_mask, FALSE AS has_target, g.n_index
+    FROM followed_groups AS g
     CROSS JOIN targets AS t
-    LEFT JOIN diagnosed AS d
-        ON d.target = t.target AND d.presentation_key = i.presentation_key
-    WHERE NOT coalesce(d.has_prior, FALSE)
+    UNION ALL
+    SELECT target, index_tier, red_flag_mask, FALSE, -1
+    FROM diagnosed
+    WHERE followup_days >= {{ rule_followup_days }}
+    UNION ALL
+    SELECT target, index_tier, red_flag_mask, has_target, 1
+    FROM (
+        SELECT *, coalesce(
+            days_to_target <= least({{ rule_within_days }}, followup_days), FALSE
+        ) AS has_target
+        FROM diagnosed
+        WHERE NOT has_prior
+    )
+    WHERE has_target OR followup_days >= {{ rule_followup_days }}
 ),
 -- index presentations per target, index tier, red flags and outcome, among those that
 -- count: the rules below count positives over these few groups
 outcome_groups AS (
-    SELECT target, index_tier, red_flag_mask, has_target, count(*) AS n_index
-    FROM outcomes
-    WHERE has_target OR followup_days >= {{ rule_followup_days }}
+    SELECT target, index_tier, red_flag_mask, has_target, CAST(sum(n_index) AS BIGINT) AS n_index
+    FROM counted
     GROUP BY ALL
+    HAVING sum(n_index) > 0
 ),
 rules AS (
     SELECT 'tier_at_or_above' AS rule_type, tier AS rule, threshold_rank AS rule_rank
