@@ -112,6 +112,11 @@ QUESTION_AFTER_TOKEN = "^"  # a ? written against the end of a word
 COMMA_TOKEN = ","  # ends a cue's reach back, not its reach forward
 LINE_BREAK = "\\n"  # how the lexicon writes a line break (CR or LF)
 WORD = "[a-z0-9]+"
+# A whole token that begins with a letter or digit (a word, or a number with a decimal
+# point), with the space or text start before it kept as group 1; and the one word
+# the DuckDB reading writes for each (`reading_sql`).
+WORD_TOKEN = "(^| )[a-z0-9][^ ]*"
+PLAIN_WORD = "w"
 # Mark tokens (upper case never survives normalisation): a mention, a
 # pseudo-negation, a cue class, each followed by a number.
 MENTION, PSEUDO, CUE = "M", "P", "C"
@@ -769,16 +774,25 @@ def reading_sql(lexicon: Lexicon, cues_marked: bool = False) -> str:
         for k in (POST_NEGATION, HYPOTHETICAL_AFTER)
     }
     upto = "ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    # Every word token becomes this one word: a word's only part in the reading is
+    # that it counts one word, so texts that differ only in their words read alike.
+    word = literal(f"\\1{PLAIN_WORD}")
     return f"""context_cued AS (
     -- Rows that mention the phrase: pseudo-negations (P<words>) and cues (C<class>)
-    -- marked, longest first.
-    SELECT row_key, {cued} AS marked
+    -- marked, longest first; then each word written as {PLAIN_WORD} (its shape).
+    SELECT row_key, regexp_replace({cued}, {literal(WORD_TOKEN)}, {word}, 'g') AS shape
     FROM context_marked
     WHERE contains(marked, {literal(MENTION)})
 ),
+context_shapes AS MATERIALIZED (
+    -- Each distinct shape once (many texts share one: "no M2" is every "no <mention>"),
+    -- with a key; the steps below read the shapes, and context_flags joins them back.
+    SELECT shape, row_number() OVER () AS shape_key
+    FROM (SELECT DISTINCT shape FROM context_cued)
+),
 context_tokens AS (
     SELECT row_key, unnest(tokens) AS token, generate_subscripts(tokens, 1) AS position
-    FROM (SELECT row_key, string_split(marked, ' ') AS tokens FROM context_cued)
+    FROM (SELECT shape_key AS row_key, string_split(shape, ' ') AS tokens FROM context_shapes)
 ),
 context_roles AS (
     -- What each token does: its words, whether it is a mention, ends a sentence or a
@@ -854,9 +868,9 @@ context_mentions AS (
     FROM context_scopes
     WHERE is_mention
 ),
-context_flags AS (
+context_shape_flags AS (
     -- Another person wins over negation, negation over hypothetical (per mention);
-    -- a row has the flag of each status one of its mentions has.
+    -- a shape has the flag of each status one of its mentions has.
     SELECT
         row_key,
         CAST(
@@ -869,6 +883,13 @@ context_flags AS (
             AS TINYINT) AS flags
     FROM context_mentions
     GROUP BY row_key
+),
+context_flags AS (
+    -- Each row has the flags of its shape.
+    SELECT context_cued.row_key, context_shape_flags.flags
+    FROM context_cued
+        JOIN context_shapes USING (shape)
+        JOIN context_shape_flags ON context_shape_flags.row_key = context_shapes.shape_key
 )"""
 
 
