@@ -117,6 +117,8 @@ WORD = "[a-z0-9]+"
 # the DuckDB reading writes for each (`reading_sql`).
 WORD_TOKEN = "(^| )[a-z0-9][^ ]*"
 PLAIN_WORD = "w"
+# A run of plain words (one token of the reading), else any other token.
+RUN_OR_TOKEN = f"{PLAIN_WORD}(?: {PLAIN_WORD})*|[^ ]+"
 # Mark tokens (upper case never survives normalisation): a mention, a
 # pseudo-negation, a cue class, each followed by a number.
 MENTION, PSEUDO, CUE = "M", "P", "C"
@@ -777,7 +779,7 @@ def reading_sql(lexicon: Lexicon, cues_marked: bool = False) -> str:
     # Every word token becomes this one word: a word's only part in the reading is
     # that it counts one word, so texts that differ only in their words read alike.
     word = literal(f"\\1{PLAIN_WORD}")
-    return f"""context_cued AS (
+    return f"""context_cued AS MATERIALIZED (
     -- Rows that mention the phrase: pseudo-negations (P<words>) and cues (C<class>)
     -- marked, longest first; then each word written as {PLAIN_WORD} (its shape).
     SELECT row_key, regexp_replace({cued}, {literal(WORD_TOKEN)}, {word}, 'g') AS shape
@@ -791,8 +793,13 @@ context_shapes AS MATERIALIZED (
     FROM (SELECT DISTINCT shape FROM context_cued)
 ),
 context_tokens AS (
+    -- The tokens of each shape in order, a run of words being one token (the words
+    -- between two marks or punctuation tokens only add up).
     SELECT row_key, unnest(tokens) AS token, generate_subscripts(tokens, 1) AS position
-    FROM (SELECT shape_key AS row_key, string_split(shape, ' ') AS tokens FROM context_shapes)
+    FROM (
+        SELECT shape_key AS row_key, regexp_extract_all(shape, {literal(RUN_OR_TOKEN)}) AS tokens
+        FROM context_shapes
+    )
 ),
 context_roles AS (
     -- What each token does: its words, whether it is a mention, ends a sentence or a
@@ -800,10 +807,11 @@ context_roles AS (
     SELECT
         row_key,
         position,
-        -- (A token is a word of [a-z0-9], a mark: M, P or C and digits, or one
-        -- punctuation character; its first character tells which.)
+        -- (A token is a run of n words, {PLAIN_WORD} n times with n - 1 spaces, a mark:
+        -- M, P or C and digits, or one punctuation character; its first character
+        -- tells which.)
         CASE
-            WHEN token[1] BETWEEN 'a' AND 'z' OR token[1] BETWEEN '0' AND '9' THEN 1
+            WHEN token[1] = {literal(PLAIN_WORD)} THEN (length(token) + 1) // 2
             WHEN token[1] IN ({literal(MENTION)}, {literal(PSEUDO)})
                 THEN CAST(token[2:] AS BIGINT)
             ELSE coalesce(c.words, 0)
