@@ -112,6 +112,13 @@ QUESTION_AFTER_TOKEN = "^"  # a ? written against the end of a word
 COMMA_TOKEN = ","  # ends a cue's reach back, not its reach forward
 LINE_BREAK = "\\n"  # how the lexicon writes a line break (CR or LF)
 WORD = "[a-z0-9]+"
+# A whole token that begins with a letter or digit (a word, or a number with a decimal
+# point), with the space or text start before it kept as group 1; and the one word
+# the DuckDB reading writes for each (`reading_sql`).
+WORD_TOKEN = "(^| )[a-z0-9][^ ]*"
+PLAIN_WORD = "w"
+# A run of plain words (one token of the reading), else any other token.
+RUN_OR_TOKEN = f"{PLAIN_WORD}(?: {PLAIN_WORD})*|[^ ]+"
 # Mark tokens (upper case never survives normalisation): a mention, a
 # pseudo-negation, a cue class, each followed by a number.
 MENTION, PSEUDO, CUE = "M", "P", "C"
@@ -769,16 +776,30 @@ def reading_sql(lexicon: Lexicon, cues_marked: bool = False) -> str:
         for k in (POST_NEGATION, HYPOTHETICAL_AFTER)
     }
     upto = "ORDER BY position ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
-    return f"""context_cued AS (
+    # Every word token becomes this one word: a word's only part in the reading is
+    # that it counts one word, so texts that differ only in their words read alike.
+    word = literal(f"\\1{PLAIN_WORD}")
+    return f"""context_cued AS MATERIALIZED (
     -- Rows that mention the phrase: pseudo-negations (P<words>) and cues (C<class>)
-    -- marked, longest first.
-    SELECT row_key, {cued} AS marked
+    -- marked, longest first; then each word written as {PLAIN_WORD} (its shape).
+    SELECT row_key, regexp_replace({cued}, {literal(WORD_TOKEN)}, {word}, 'g') AS shape
     FROM context_marked
     WHERE contains(marked, {literal(MENTION)})
 ),
+context_shapes AS MATERIALIZED (
+    -- Each distinct shape once (many texts share one: "no M2" is every "no <mention>"),
+    -- with a key; the steps below read the shapes, and context_flags joins them back.
+    SELECT shape, row_number() OVER () AS shape_key
+    FROM (SELECT DISTINCT shape FROM context_cued)
+),
 context_tokens AS (
+    -- The tokens of each shape in order, a run of words being one token (the words
+    -- between two marks or punctuation tokens only add up).
     SELECT row_key, unnest(tokens) AS token, generate_subscripts(tokens, 1) AS position
-    FROM (SELECT row_key, string_split(marked, ' ') AS tokens FROM context_cued)
+    FROM (
+        SELECT shape_key AS row_key, regexp_extract_all(shape, {literal(RUN_OR_TOKEN)}) AS tokens
+        FROM context_shapes
+    )
 ),
 context_roles AS (
     -- What each token does: its words, whether it is a mention, ends a sentence or a
@@ -786,10 +807,11 @@ context_roles AS (
     SELECT
         row_key,
         position,
-        -- (A token is a word of [a-z0-9], a mark: M, P or C and digits, or one
-        -- punctuation character; its first character tells which.)
+        -- (A token is a run of n words, {PLAIN_WORD} n times with n - 1 spaces, a mark:
+        -- M, P or C and digits, or one punctuation character; its first character
+        -- tells which.)
         CASE
-            WHEN token[1] BETWEEN 'a' AND 'z' OR token[1] BETWEEN '0' AND '9' THEN 1
+            WHEN token[1] = {literal(PLAIN_WORD)} THEN (length(token) + 1) // 2
             WHEN token[1] IN ({literal(MENTION)}, {literal(PSEUDO)})
                 THEN CAST(token[2:] AS BIGINT)
             ELSE coalesce(c.words, 0)
@@ -854,9 +876,9 @@ context_mentions AS (
     FROM context_scopes
     WHERE is_mention
 ),
-context_flags AS (
+context_shape_flags AS (
     -- Another person wins over negation, negation over hypothetical (per mention);
-    -- a row has the flag of each status one of its mentions has.
+    -- a shape has the flag of each status one of its mentions has.
     SELECT
         row_key,
         CAST(
@@ -869,6 +891,13 @@ context_flags AS (
             AS TINYINT) AS flags
     FROM context_mentions
     GROUP BY row_key
+),
+context_flags AS (
+    -- Each row has the flags of its shape.
+    SELECT context_cued.row_key, context_shape_flags.flags
+    FROM context_cued
+        JOIN context_shapes USING (shape)
+        JOIN context_shape_flags ON context_shape_flags.row_key = context_shapes.shape_key
 )"""
 
 

@@ -145,7 +145,7 @@ def matches_sql(rules: RuleSet, source: str) -> str:
         )
         selects.append(
             f"    SELECT complaint_key * {n} + {i} AS row_key, {marked} AS marked, "
-            f"{str(after_cues).lower()} AS cues_marked\n    FROM complaint_texts\n"
+            f"{str(after_cues).lower()} AS cues_marked\n    FROM normalised_texts\n"
             f"    WHERE {holds or 'false'}"
         )
     marked = "\n    UNION ALL\n".join(selects) or (
@@ -165,16 +165,21 @@ def matches_sql(rules: RuleSet, source: str) -> str:
     codes = _columns([(c.match_column, c.match_sql(env)) for c in code_matches(rules)])
     return f"""complaint_texts AS MATERIALIZED (
     -- Each distinct complaint once (complaints repeat; the matches are joined back
-    -- to the rows below), normalised, with a key; and with its pseudo-negations and
+    -- to the rows below), normalised.
+    SELECT chief_complaint, {normalised} AS normalised
+    FROM (SELECT DISTINCT chief_complaint FROM {source})
+),
+normalised_texts AS MATERIALIZED (
+    -- Each distinct normalised complaint once (complaints that differ in case or
+    -- punctuation only read alike), with a key; and with its pseudo-negations and
     -- cues marked, for the phrase lists that share no word with a cue.
     SELECT
-        chief_complaint,
         complaint_key,
         normalised,
         {context.replaced_sql("normalised", lexicon.mark_passes)} AS cue_marked
     FROM (
-        SELECT chief_complaint, row_number() OVER () AS complaint_key, {normalised} AS normalised
-        FROM (SELECT DISTINCT chief_complaint FROM {source})
+        SELECT normalised, row_number() OVER () AS complaint_key
+        FROM (SELECT DISTINCT normalised FROM complaint_texts)
     )
 ),
 context_marked AS (
@@ -184,14 +189,20 @@ context_marked AS (
 {marked}
 ),
 {context.reading_sql(lexicon, cues_marked=True)},
-complaint_matches AS (
-    -- The flags of each complaint's reading of each phrase list (0: no mention).
+normalised_matches AS (
+    -- The flags of each normalised complaint's reading of each phrase list (0: no
+    -- mention).
     SELECT
-        chief_complaint,
+        normalised,
 {flags}
-    FROM complaint_texts LEFT JOIN context_flags
-        ON context_flags.row_key // {n} = complaint_texts.complaint_key
-    GROUP BY chief_complaint
+    FROM normalised_texts LEFT JOIN context_flags
+        ON context_flags.row_key // {n} = normalised_texts.complaint_key
+    GROUP BY normalised
+),
+complaint_matches AS (
+    -- Each complaint has the flags of its normalised text.
+    SELECT complaint_texts.chief_complaint, normalised_matches.* EXCLUDE (normalised)
+    FROM complaint_texts JOIN normalised_matches USING (normalised)
 ),
 code_matches AS (
     -- Each distinct dx_codes once, normalised (upper case, no dots or spaces):
