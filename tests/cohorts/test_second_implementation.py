@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import duckdb
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pipelines.cohorts.build import build_cohorts, publish_marts
+from pipelines.cohorts.definition import CohortDefinition
 from pipelines.value_sets import load_value_sets
 from tests.support.cohorts import TIERS, definition, presentation, write_inputs
 
@@ -196,8 +197,8 @@ def wilson(x: int, n: int, z: float) -> tuple[float, float]:
 class Reference:
     """Index presentations, episodes, follow-up and events, walked row by row."""
 
-    def __init__(self, data: Inputs):
-        self.cohort = definition()
+    def __init__(self, data: Inputs, cohort: CohortDefinition | None = None):
+        self.cohort = cohort or definition()
         self.data = data
         self.rank = {t: i for i, t in enumerate(self.cohort.tiers)}
         self.data_end = max(
@@ -534,4 +535,27 @@ def test_rule_performance_agrees_with_a_plain_python_reference(built):
     }
     expected = reference.rule_performance()
     assert expected[("any_target", "tier_at_or_above", "low")][0] > 30
+    assert got == expected
+
+
+@pytest.mark.slow
+def test_episodes_with_a_washout_shorter_than_the_overuse_window_agree_too(tmp_path):
+    """With a 20-day washout (shorter than the 28-day overuse window) the build reads
+    low_value_imaging's episodes through int_episodes instead of joining the 0-28-day
+    presentations by date; the reference walks the episodes the same way either way."""
+    cohort = replace(definition(), washout_days=20)
+    data = generate(1000, seed=20240502)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_inputs(con, data.presentations, data.referrals, data.diagnoses, data.patients)
+    build_cohorts(con, definition=cohort)
+    publish_marts(con, "reference-run", definition=cohort)
+    got = {
+        (measure, value): tuple(counts)
+        for measure, value, *counts in con.execute(
+            """SELECT measure, stratum_value, n_eligible, n_imaged, n_censored
+               FROM marts.imaging_overuse"""
+        ).fetchall()
+    }
+    expected = Reference(data, cohort).overuse()
+    assert expected[("low_value_imaging", "all")][0] > 30
     assert got == expected
