@@ -513,7 +513,8 @@ def _solve_group(
         if np.isfinite(greatest):
             binding += programme.binding()
             seen()
-        if greatest - low[row] >= enough - 1e-9:
+        # (no solution seen yet: the least is not known, so it is solved below)
+        if np.isfinite(low[row]) and greatest - low[row] >= enough - 1e-9:
             cache[key] = (float(low[row]), greatest, ())
             continue
         least = programme.extreme(pending[key], maximise=False)
